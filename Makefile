@@ -1,0 +1,40 @@
+# Attune Pack Installer — every target bootstraps the project virtualenv it needs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench build deploy clean reset-local
+
+$(STAMP): requirements-dev.lock pyproject.toml layers/shared/requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+## run: install the example packs end to end on the embedded local AWS stack
+run: $(STAMP)
+	$(BIN)/attune-packs install --registry examples/index.json core_utils http_tools notify_slack
+
+## test: the whole test suite (unit, contract, infrastructure, integration, e2e)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+reset-local: $(STAMP)
+	$(BIN)/attune-packs local reset
+
+build:
+	sam build
+
+deploy:
+	sam deploy --guided
+
+clean:
+	rm -rf $(VENV) .attune .aws-sam .pytest_cache
