@@ -1,0 +1,117 @@
+"""Where the CLI's commands run: the embedded local stack, or a stack deployed on AWS.
+
+Both backends start the same state machine with the same input and read the same table through
+the same service code; only the endpoints differ.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attune_packs.adapters.dynamodb import DynamoPackTable
+from attune_packs.models import InstallRequest
+from attune_packs.services import catalog
+
+
+@dataclass
+class Execution:
+    arn: str
+    name: str
+
+
+@dataclass
+class ExecutionResult:
+    status: str
+    output: dict[str, Any] | None
+    error: str | None = None
+    cause: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Backend:
+    """The operations the CLI needs, over boto3 clients (moto's or AWS's)."""
+
+    def __init__(self, sfn: Any, table: DynamoPackTable, state_machine_arn: str) -> None:
+        self.sfn = sfn
+        self.table = table
+        self.state_machine_arn = state_machine_arn
+
+    def start_install(self, request: InstallRequest) -> Execution:
+        name = f"install-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        response = self.sfn.start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(request.model_dump(mode="json")))
+        return Execution(response["executionArn"], name)
+
+    def execution_arn(self, installation_id: str) -> str:
+        if installation_id.startswith("arn:"):
+            return installation_id
+        base = self.state_machine_arn.replace(":stateMachine:", ":execution:")
+        return f"{base}:{installation_id}"
+
+    def follow(self, execution_arn: str, on_event: Callable[[dict[str, Any]], None], *,
+               poll_seconds: float = 0.5, timeout: float = 7200) -> ExecutionResult:
+        seen = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            description = self.sfn.describe_execution(executionArn=execution_arn)
+            events = self._history(execution_arn)
+            for event in events[seen:]:
+                on_event(event)
+            seen = len(events)
+            status = description["status"]
+            if status != "RUNNING":
+                output = json.loads(description["output"]) if description.get("output") else None
+                return ExecutionResult(status, output, description.get("error"), description.get("cause"), events)
+            if time.monotonic() > deadline:
+                return ExecutionResult("TIMED_OUT_WAITING", None, "the CLI stopped waiting", None, events)
+            time.sleep(poll_seconds)
+
+    def _history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = self.sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return sorted(events, key=lambda e: e["id"])
+            kwargs["nextToken"] = page["nextToken"]
+
+    def list_packs(self) -> list[dict[str, Any]]:
+        return catalog.list_packs(self.table)
+
+    def show_pack(self, ref: str) -> dict[str, Any]:
+        return catalog.show_pack(self.table, ref)
+
+
+@contextmanager
+def local_backend(state_dir: Path | None) -> Iterator[Backend]:
+    from attune_cli.local_stack import LocalStack
+
+    with LocalStack(state_dir) as stack:
+        table = DynamoPackTable(stack.client("dynamodb"), stack.table)
+        yield Backend(stack.client("stepfunctions"), table, stack.state_machine_arn)
+
+
+@contextmanager
+def aws_backend(stack_name: str) -> Iterator[Backend]:
+    import boto3
+
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])
+    }
+    table = DynamoPackTable(boto3.client("dynamodb"), outputs["PacksTableName"])
+    yield Backend(boto3.client("stepfunctions"), table, outputs["InstallPacksStateMachineArn"])
+
+
+def open_backend(*, stack_name: str | None, state_dir: Path | None) -> AbstractContextManager[Backend]:
+    if stack_name:
+        return aws_backend(stack_name)
+    return local_backend(state_dir)

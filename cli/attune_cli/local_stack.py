@@ -1,0 +1,410 @@
+"""The embedded local AWS stack: moto on loopback, the real handlers, the real ASL and buildspec.
+
+* moto's server runs in a thread of this process on 127.0.0.1 (S3, DynamoDB, Step Functions,
+  Lambda, CodeBuild, IAM). Step Functions executes the real ``statemachine/install_packs.asl.json``.
+* Resources are created from ``template.yaml``: table keys and indexes, function environments,
+  the state machine's definition substitutions.
+* Lambda invocations are answered by the real handler modules, in-process, each with its own
+  function environment (the one seam: moto's ``LambdaFunction.invoke``).
+* CodeBuild builds run the real buildspec on this machine (:mod:`attune_cli.build_runner`);
+  builds that end badly are delivered, as CodeBuild's state-change event, to the functions the
+  template subscribes to it.
+* S3 objects and DynamoDB items are kept in a project-local folder between runs.
+
+Only endpoints and runners differ from AWS; every line of business logic is the deployed one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import io
+import json
+import os
+import shutil
+import sys
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from attune_cli.build_runner import BuildRecord, LocalBuildRunner, state_change_event
+from attune_cli.template import FunctionSpec, Resolver, StackResources
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+PREFIX = "attune-local"
+_SKIP_PERSIST = ("staging/",)
+
+
+@dataclass
+class LocalContext:
+    """The parts of Lambda's context object that powertools and the handlers read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "local"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+@dataclass
+class HostedFunction:
+    spec: FunctionSpec
+    name: str
+    environment: dict[str, str]
+    module: ModuleType
+    handler: Callable[[Any, Any], Any]
+
+
+def _load_handler(spec: FunctionSpec, name: str) -> tuple[ModuleType, Callable[[Any, Any], Any]]:
+    module_name, _, attribute = spec.handler.rpartition(".")
+    path = spec.code_uri / f"{module_name.replace('.', '/')}.py"
+    loader_spec = importlib.util.spec_from_file_location(f"attune_fn_{spec.logical_id}", path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise FileNotFoundError(f"handler {spec.handler} of {spec.logical_id} not found at {path}")
+    module = importlib.util.module_from_spec(loader_spec)
+    loader_spec.loader.exec_module(module)
+    return module, getattr(module, attribute)
+
+
+class LocalStack:
+    def __init__(self, state_dir: Path | None = None, *, root: Path = PROJECT_ROOT,
+                 parameters: dict[str, str] | None = None, persist: bool = True) -> None:
+        self.root = root
+        self.state_dir = state_dir or root / ".attune" / "local"
+        self.persist = persist
+        self.parameters = {"Stage": "dev", "RegistryIndexUrls": "", "LogRetentionDays": "30", **(parameters or {})}
+        self.stack = StackResources.load(root)
+        self.functions: dict[str, HostedFunction] = {}
+        self.invocations: dict[str, int] = {}
+        self._lock_file: io.TextIOWrapper | None = None
+        self._server: Any = None
+        self._saved_env: dict[str, str | None] = {}
+        self._patches: list[tuple[Any, str, Any]] = []
+        self.names: dict[str, str] = {}
+        self.arns: dict[str, str] = {}
+        self.endpoint = ""
+        self.runner: LocalBuildRunner | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = (self.state_dir / ".lock").open("w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RuntimeError(f"another attune-packs process is using the local stack in {self.state_dir}") from exc
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self._set_env({
+            "AWS_ENDPOINT_URL": self.endpoint, "MOTO_PORT": str(port), "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": None, "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION, "AWS_PROFILE": None, "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "NO_PROXY": "127.0.0.1,localhost",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        })
+        import requests
+
+        requests.post(f"{self.endpoint}/moto-api/config", timeout=10, json={
+            "stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+        from attune_packs import wiring
+
+        wiring.reset()
+        self._install_patches()
+        self._create_resources()
+        self._restore()
+
+    def stop(self) -> None:
+        try:
+            if self.runner is not None:
+                self.runner.wait_all(timeout=1800)
+            if self.persist and self._server is not None:
+                self._save()
+        finally:
+            for owner, name, original in reversed(self._patches):
+                setattr(owner, name, original)
+            self._patches.clear()
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+            for key, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            from attune_packs import wiring
+
+            wiring.reset()
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
+
+    def _set_env(self, values: dict[str, str | None]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    # -- clients ---------------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
+                            aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+
+    @property
+    def bucket(self) -> str:
+        return self.names[self.stack.single("AWS::S3::Bucket")[0]]
+
+    @property
+    def table(self) -> str:
+        return self.names[self.stack.single("AWS::DynamoDB::Table")[0]]
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self.arns[self.stack.state_machine()[0]]
+
+    @property
+    def build_project(self) -> str:
+        return self.names[self.stack.single("AWS::CodeBuild::Project")[0]]
+
+    # -- resources from template.yaml ------------------------------------------------------------
+    def _create_resources(self) -> None:
+        bucket_id, _ = self.stack.single("AWS::S3::Bucket")
+        table_id, table_args = self.stack.table_definition()
+        project_id, project = self.stack.single("AWS::CodeBuild::Project")
+        machine_id, asl_path, substitutions = self.stack.state_machine()
+        self.names[bucket_id] = f"{PREFIX}-{bucket_id.lower()}"
+        self.names[table_id] = f"{PREFIX}-{table_id}"
+        self.names[project_id] = f"{PREFIX}-{project_id}"
+        self.names[machine_id] = "attune-local-install-packs"
+        self.arns[machine_id] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.names[machine_id]}"
+        self.arns[bucket_id] = f"arn:aws:s3:::{self.names[bucket_id]}"
+        for spec in self.stack.functions():
+            self.names[spec.logical_id] = f"{PREFIX}-{spec.logical_id}"
+            self.arns[spec.logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{PREFIX}-{spec.logical_id}"
+        resolve = Resolver(self.names, self.arns, self.parameters)
+
+        self.client("s3").create_bucket(Bucket=self.names[bucket_id])
+        self.client("dynamodb").create_table(TableName=self.names[table_id], **table_args)
+        role = self.client("iam").create_role(
+            RoleName=f"{PREFIX}-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )["Role"]["Arn"]
+        environment = project["Properties"]["Environment"]
+        self.client("codebuild").create_project(
+            name=self.names[project_id], source={"type": "NO_SOURCE", "buildspec": project["Properties"]["Source"]["BuildSpec"]},
+            artifacts={"type": "NO_ARTIFACTS"}, serviceRole=role,
+            environment={"type": environment["Type"], "image": environment["Image"], "computeType": environment["ComputeType"]},
+        )
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("app.py", "# hosted in-process by the local stack\n")
+        lambda_client = self.client("lambda")
+        for spec in self.stack.functions():
+            name = self.names[spec.logical_id]
+            env = {k: str(resolve(v)) for k, v in spec.environment.items()}
+            env["ALLOW_LOCAL_SOURCES"] = "true"  # local paths as sources: the local stack only
+            lambda_client.create_function(
+                FunctionName=name, Runtime="python3.12", Role=role, Handler=spec.handler,
+                Code={"ZipFile": code.getvalue()}, Timeout=spec.timeout, Environment={"Variables": env},
+            )
+            module, handler = _load_handler(spec, name)
+            self.functions[name] = HostedFunction(spec, name, env, module, handler)
+        definition = asl_path.read_text()
+        for key, value in substitutions.items():
+            definition = definition.replace("${" + key + "}", str(resolve(value)))
+        self.client("stepfunctions").create_state_machine(
+            name=self.names[machine_id], definition=definition, roleArn=role, type="STANDARD")
+        base_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        base_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base_env.get('PATH', '')}"
+        self.runner = LocalBuildRunner(base_env, self.state_dir / "builds", self._build_finished)
+
+    # -- the Lambda seam -------------------------------------------------------------------------
+    def invoke(self, function_name: str, event: Any) -> Any:
+        """Call a hosted function's real handler in its own environment (raises what it raises)."""
+        from attune_packs import wiring
+
+        hosted = self.functions[function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name]
+        self.invocations[hosted.spec.logical_id] = self.invocations.get(hosted.spec.logical_id, 0) + 1
+        with wiring.function_environment(hosted.environment):
+            return hosted.handler(event, LocalContext(hosted.name))
+
+    def _install_patches(self) -> None:
+        from moto.awslambda.models import LambdaFunction
+        from moto.codebuild.models import CodeBuildBackend
+        from moto.codebuild.responses import CodeBuildResponse
+
+        stack = self
+        original_invoke = LambdaFunction.invoke
+
+        def invoke(function: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+            if function.function_name not in stack.functions:
+                return original_invoke(function, body, request_headers, response_headers)
+            event = json.loads(body) if body else {}
+            if request_headers.get("x-amz-invocation-type", request_headers.get("X-Amz-Invocation-Type")) == "Event":
+                threading.Thread(target=stack._invoke_quietly, args=(function.function_name, event), daemon=True).start()
+                return ""
+            try:
+                result = stack.invoke(function.function_name, event)
+            except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda does
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []})
+            return json.dumps(result)
+
+        original_start = CodeBuildResponse.start_build
+        tokens: dict[str, dict[str, Any]] = {}
+
+        def start_build(response: Any) -> Any:
+            token = response._get_param("idempotencyToken")
+            if token and token in tokens:
+                from moto.core.responses import ActionResult
+
+                return ActionResult({"build": tokens[token]})
+            result = original_start(response)
+            project = response._get_param("projectName")
+            metadata = response.codebuild_backend.build_metadata[project].build_metadata
+            if token:
+                tokens[token] = metadata
+            assert stack.runner is not None
+            stack.runner.submit(
+                metadata,
+                response._get_param("environmentVariablesOverride") or [],
+                response._get_param("buildspecOverride") or "",
+                int(response._get_param("timeoutInMinutesOverride") or 60),
+            )
+            return result
+
+        def batch_get_builds(backend: Any, ids: list[str]) -> list[dict[str, Any]]:
+            return [b for history in backend.build_metadata_history.values() for b in history if b["id"] in ids]
+
+        self._patch(LambdaFunction, "invoke", invoke)
+        self._patch(CodeBuildResponse, "start_build", start_build)
+        self._patch(CodeBuildBackend, "batch_get_builds", batch_get_builds)
+
+    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
+        self._patches.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, replacement)
+
+    def _invoke_quietly(self, function_name: str, event: Any) -> None:
+        try:
+            self.invoke(function_name, event)
+        except Exception as exc:  # noqa: BLE001 - an async invocation has nobody to raise to
+            print(f"[local stack] async invocation of {function_name} failed: {exc!r}", file=sys.stderr)
+
+    # -- EventBridge for build-state changes -----------------------------------------------------
+    def _build_finished(self, record: BuildRecord) -> None:
+        event = state_change_event(record)
+        for hosted in self.functions.values():
+            for subscription in hosted.spec.events.values():
+                if subscription.get("Type") != "EventBridgeRule":
+                    continue
+                pattern = _resolve_pattern(subscription["Properties"]["Pattern"], Resolver(self.names, self.arns, self.parameters))
+                if matches(pattern, event):
+                    self._invoke_quietly(hosted.name, event)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def _save(self) -> None:
+        s3_dir = self.state_dir / "s3"
+        tmp = self.state_dir / "s3.new"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        s3 = self.client("s3")
+        index: dict[str, Any] = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for entry in page.get("Contents", []):
+                key = entry["Key"]
+                if key.startswith(_SKIP_PERSIST) or "/tmp/" in key:
+                    continue
+                obj = s3.get_object(Bucket=self.bucket, Key=key)
+                name = f"{len(index):06d}"
+                (tmp / name).write_bytes(obj["Body"].read())
+                index[key] = {"file": name, "metadata": obj.get("Metadata", {}),
+                              "content_type": obj.get("ContentType", "binary/octet-stream")}
+        (tmp / "index.json").write_text(json.dumps(index, indent=1))
+        shutil.rmtree(s3_dir, ignore_errors=True)
+        tmp.rename(s3_dir)
+        items = []
+        for page in self.client("dynamodb").get_paginator("scan").paginate(TableName=self.table):
+            items.extend(page.get("Items", []))
+        (self.state_dir / "dynamodb.json").write_text(json.dumps(items))
+
+    def _restore(self) -> None:
+        index_path = self.state_dir / "s3" / "index.json"
+        if index_path.exists():
+            s3 = self.client("s3")
+            for key, entry in json.loads(index_path.read_text()).items():
+                s3.put_object(Bucket=self.bucket, Key=key, Body=(self.state_dir / "s3" / entry["file"]).read_bytes(),
+                              Metadata=entry["metadata"], ContentType=entry["content_type"])
+        items_path = self.state_dir / "dynamodb.json"
+        if items_path.exists():
+            dynamodb = self.client("dynamodb")
+            items = json.loads(items_path.read_text())
+            for start in range(0, len(items), 25):
+                batch = [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]
+                dynamodb.batch_write_item(RequestItems={self.table: batch})
+
+
+def reset_state(state_dir: Path) -> None:
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _resolve_pattern(pattern: Any, resolve: Resolver) -> Any:
+    if isinstance(pattern, dict) and ("Ref" in pattern or any(k.startswith("Fn::") for k in pattern)):
+        return resolve(pattern)
+    if isinstance(pattern, dict):
+        return {k: _resolve_pattern(v, resolve) for k, v in pattern.items()}
+    if isinstance(pattern, list):
+        return [_resolve_pattern(v, resolve) for v in pattern]
+    return pattern
+
+
+def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """EventBridge matching for the pattern forms the template uses: lists of exact values,
+    nested objects."""
+    for key, expected in pattern.items():
+        if key not in event:
+            return False
+        actual = event[key]
+        if isinstance(expected, dict):
+            if not isinstance(actual, dict) or not matches(expected, actual):
+                return False
+        elif isinstance(expected, list):
+            if actual not in expected:
+                return False
+        elif actual != expected:
+            return False
+    return True
+
+
+@contextmanager
+def running(state_dir: Path | None = None, **kwargs: Any) -> Iterator[LocalStack]:
+    stack = LocalStack(state_dir, **kwargs)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -1,0 +1,155 @@
+"""What the CLI shows a person: progress while an installation runs, and readable summaries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, TextIO
+
+from attune_cli.backends import ExecutionResult
+
+STAGES = {
+    "DownloadPacks": "download",
+    "ResolveDependencies": "dependencies",
+    "DownloadDependencies": "download dependencies",
+    "BuildEnvironments": "build environments",
+    "BuildPackEnvironment": "build",
+    "RegisterPacks": "register",
+}
+
+
+class Progress:
+    """Prints one line per stage started and finished, from the execution's history."""
+
+    def __init__(self, *, enabled: bool, stream: TextIO) -> None:
+        self.enabled = enabled
+        self.stream = stream
+        self._entered: dict[str, datetime] = {}
+
+    def _say(self, text: str) -> None:
+        if self.enabled:
+            print(text, file=self.stream, flush=True)
+
+    def started(self, name: str) -> None:
+        self._say(f"installation {name}")
+
+    def event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            if name in STAGES:
+                self._entered[name] = event["timestamp"]
+                item = ""
+                if name == "BuildPackEnvironment":
+                    payload = json.loads(event["stateEnteredEventDetails"].get("input") or "{}")
+                    item = f" {payload.get('item', {}).get('pack_ref', '')}"
+                self._say(f"  → {STAGES[name]}{item}")
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            if name in STAGES and name in self._entered:
+                seconds = (event["timestamp"] - self._entered[name]).total_seconds()
+                self._say(f"  ✓ {STAGES[name]} ({seconds:.1f}s)")
+        elif kind in {"TaskFailed", "LambdaFunctionFailed", "ExecutionFailed"}:
+            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            self._say(f"  ✗ {details.get('error', 'failed')}: {str(details.get('cause', ''))[:300]}")
+
+
+def install_report(installation_id: str, result: ExecutionResult) -> dict[str, Any]:
+    output = result.output or {}
+    download = output.get("download") or {}
+    dependency_download = output.get("dependency_download") or {}
+    dependencies = output.get("dependencies") or {}
+    register = output.get("register") or {}
+    environments, failed_environments = [], []
+    for build in output.get("builds") or []:
+        if build.get("failed"):
+            failed_environments.append({"pack_ref": build["pack_ref"], "error_type": build.get("error_type"),
+                                        "error": build.get("error")})
+            continue
+        for kind, env in (build.get("environments") or {}).items():
+            environments.append({"pack_ref": build["pack_ref"], "kind": kind, "env_hash": env["env_hash"],
+                                 "cached": env["cached"], "package_count": env["package_count"],
+                                 "artifact": env["artifact"]})
+    failures = (
+        [{"stage": "download", **f} for f in download.get("failed_packs", [])]
+        + [{"stage": "download dependencies", **f} for f in dependency_download.get("failed_packs", [])]
+        + [{"stage": "dependencies", **f} for f in dependencies.get("errors", [])]
+        + [{"stage": "dependencies", "source": c["pack_ref"], **c} for c in dependencies.get("conflicts", [])]
+        + [{"stage": "build", "source": f["pack_ref"], "error_code": "BUILD_FAILED", **f} for f in failed_environments]
+        + [{"stage": "register", **f} for f in register.get("failed_packs", [])]
+    )
+    registered = register.get("registered_packs", [])
+    if result.status != "SUCCEEDED" or output.get("status") != "COMPLETED" or not registered:
+        outcome = "failed"
+    else:
+        outcome = "partial" if failures else "ok"
+    return {
+        "installation_id": installation_id,
+        "status": result.status,
+        "outcome": outcome,
+        "downloaded": download.get("downloaded_packs", []) + dependency_download.get("downloaded_packs", []),
+        "install_order": dependencies.get("install_order", []),
+        "environments": environments,
+        "registered": registered,
+        "failures": failures,
+        "error": result.error,
+        "cause": result.cause,
+    }
+
+
+def install_summary(report: dict[str, Any]) -> str:
+    lines = [f"Installation {report['installation_id']}: {report['status'].lower()} ({report['outcome']})"]
+    if report["downloaded"]:
+        lines.append("Downloaded:")
+        for d in report["downloaded"]:
+            note = "new" if d.get("stored") else "already stored"
+            lines.append(f"  {d['pack_ref']} {d['pack_version']}  from {d['source']} ({d['source_type']}, {note})")
+    if report["install_order"]:
+        lines.append("Install order: " + " → ".join(report["install_order"]))
+    if report["environments"]:
+        lines.append("Environments:")
+        for env in report["environments"]:
+            how = "cache hit" if env["cached"] else "built"
+            lines.append(f"  {env['pack_ref']} {env['kind']} {env['env_hash'][:12]}  {how}, "
+                         f"{env['package_count']} package(s)")
+    if report["registered"]:
+        lines.append("Registered:")
+        for r in report["registered"]:
+            counts = ", ".join(f"{n} {k}" for k, n in r["components_registered"].items() if n)
+            lines.append(f"  {r['pack_ref']} {r['pack_version']}  {r['status']}: {counts or 'no components'}")
+    if report["failures"]:
+        lines.append("Problems:")
+        for f in report["failures"]:
+            lines.append(f"  [{f['stage']}] {f.get('source') or f.get('pack_ref')}: {f.get('error_code')}: "
+                         f"{f.get('error') or f.get('message')}")
+    if report["error"]:
+        lines.append(f"Execution failed: {report['error']}: {report['cause']}")
+    return "\n".join(lines)
+
+
+def pack_table(packs: list[dict[str, Any]]) -> str:
+    if not packs:
+        return "no packs installed"
+    rows = [("REF", "VERSION", "COMPONENTS", "DESCRIPTION")]
+    for pack in sorted(packs, key=lambda p: p["ref"]):
+        total = sum((pack.get("component_counts") or {}).values())
+        rows.append((pack["ref"], str(pack["version"]), str(total), str(pack.get("description", ""))[:60]))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows)
+
+
+def pack_details(pack: dict[str, Any]) -> str:
+    lines = [f"{pack['ref']} {pack['version']}  {pack.get('label') or ''}".rstrip(),
+             f"  {pack.get('description', '')}",
+             f"  archive: {pack.get('archive')} ({pack.get('checksum')})"]
+    if pack.get("dependencies"):
+        lines.append("  dependencies: " + ", ".join(f"{k} {v}" for k, v in pack["dependencies"].items()))
+    for kind, env in (pack.get("environments") or {}).items():
+        lines.append(f"  {kind} environment: {env['artifact']} ({env['package_count']} packages)")
+    for kind, components in pack["components"].items():
+        if components:
+            lines.append(f"  {kind}:")
+            for c in components:
+                lines.append(f"    {c['ref']:<32} {c.get('description', '')[:60]}")
+    lines.append("  history: " + ", ".join(f"{h['version']} ({h.get('registered_at', '')[:19]})" for h in pack["history"]))
+    return "\n".join(lines)

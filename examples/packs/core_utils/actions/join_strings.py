@@ -1,0 +1,2 @@
+def run(items: list[str], separator: str = ", ") -> str:
+    return separator.join(items)

@@ -1,0 +1,3 @@
+def poll(urls: list[str]):
+    for url in urls:
+        yield {"url": url}

@@ -1,0 +1,173 @@
+"""Object storage adapter: streamed, hashed uploads and streamed reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+from urllib.parse import urlparse
+
+from attune_packs.errors import SourceError, SourceGoneError, ThrottledError, TransientError
+
+PART_SIZE = 8 * 2**20  # S3 multipart parts (min 5 MiB); memory stays at about one part
+_THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"}
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_s3_uri(uri: str) -> S3Location:
+    parsed = urlparse(uri)
+    key = parsed.path.lstrip("/")
+    if parsed.scheme != "s3" or not parsed.netloc or not key:
+        raise SourceError(f"{uri!r} is not an s3://bucket/key URI", error_code="SOURCE_URL_INVALID")
+    return S3Location(parsed.netloc, key)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    location: S3Location
+    sha256: str
+    size: int
+
+
+class ObjectStore(Protocol):
+    bucket: str
+
+    def upload_stream(
+        self, key: str, stream: BinaryIO, *, max_bytes: int, metadata: dict[str, str] | None = None
+    ) -> StoredObject: ...
+    def head(self, location: S3Location) -> dict[str, Any] | None: ...
+    def open(self, location: S3Location) -> BinaryIO: ...
+    def copy(self, src: S3Location, dst_key: str, metadata: dict[str, str] | None = None) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def put_bytes(self, key: str, body: bytes, content_type: str = ...) -> None: ...
+    def get_json(self, location: S3Location) -> Any: ...
+
+
+def _is_throttle(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    return code in _THROTTLE_CODES
+
+
+class S3ObjectStore:
+    """The bucket of this installation, through a boto3 S3 client."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._s3 = client
+        self.bucket = bucket
+
+    def upload_stream(
+        self, key: str, stream: BinaryIO, *, max_bytes: int, metadata: dict[str, str] | None = None
+    ) -> StoredObject:
+        """Stream ``stream`` to ``key`` in parts while hashing it; never holds more than one part."""
+        digest = hashlib.sha256()
+        size = 0
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        try:
+            for chunk in _chunks(stream, PART_SIZE):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise SourceError(
+                        f"the archive is larger than the {max_bytes // 2**20} MiB limit",
+                        error_code="DOWNLOAD_TOO_LARGE",
+                    )
+                digest.update(chunk)
+                if upload_id is None and len(chunk) < PART_SIZE:
+                    # Small object: one PUT, no multipart bookkeeping.
+                    self._s3.put_object(Bucket=self.bucket, Key=key, Body=chunk, Metadata=metadata or {})
+                    return StoredObject(S3Location(self.bucket, key), digest.hexdigest(), size)
+                if upload_id is None:
+                    upload_id = self._s3.create_multipart_upload(
+                        Bucket=self.bucket, Key=key, Metadata=metadata or {}
+                    )["UploadId"]
+                number = len(parts) + 1
+                etag = self._s3.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+                )["ETag"]
+                parts.append({"ETag": etag, "PartNumber": number})
+            if upload_id is None:  # empty stream
+                self._s3.put_object(Bucket=self.bucket, Key=key, Body=b"", Metadata=metadata or {})
+            else:
+                self._s3.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+        except BaseException:
+            if upload_id is not None:
+                self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
+        return StoredObject(S3Location(self.bucket, key), digest.hexdigest(), size)
+
+    def head(self, location: S3Location) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self._s3.head_object(Bucket=location.bucket, Key=location.key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            if _is_throttle(exc):
+                raise ThrottledError(f"S3 throttled a read of {location.uri}") from exc
+            raise
+
+    def open(self, location: S3Location) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in {"NoSuchKey", "404", "NotFound"}:
+                raise SourceGoneError(
+                    f"{location.uri} no longer exists; download the pack again"
+                ) from exc
+            if code in {"AccessDenied", "403", "NoSuchBucket"}:
+                raise SourceError(
+                    f"{location.uri} cannot be read ({code})", error_code="SOURCE_FORBIDDEN"
+                ) from exc
+            if _is_throttle(exc):
+                raise ThrottledError(f"S3 throttled a read of {location.uri}") from exc
+            raise TransientError(f"reading {location.uri} failed: {code}") from exc
+
+    def copy(self, src: S3Location, dst_key: str, metadata: dict[str, str] | None = None) -> None:
+        extra: dict[str, Any] = {}
+        if metadata is not None:
+            extra = {"Metadata": metadata, "MetadataDirective": "REPLACE"}
+        self._s3.copy(
+            {"Bucket": src.bucket, "Key": src.key}, self.bucket, dst_key, ExtraArgs=extra or None
+        )
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def put_bytes(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def get_json(self, location: S3Location) -> Any:
+        with self.open(location) as body:
+            return json.loads(body.read(4 * 2**20 + 1))
+
+
+def _chunks(stream: BinaryIO, size: int) -> Iterator[bytes]:
+    """Yield exactly ``size``-byte chunks (the last may be shorter) from a stream of any read sizes."""
+    buffer = bytearray()
+    while True:
+        data = stream.read(size - len(buffer))
+        if not data:
+            break
+        buffer += data
+        if len(buffer) >= size:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)

@@ -1,0 +1,48 @@
+"""The edge of every stage handler: parse the event into its model, log, shape the result.
+
+Errors are mapped here once: an invalid event becomes ``InvalidRequestError``; every
+:class:`AttuneError` propagates with its class name as Lambda's ``errorType`` so the state
+machine's Retry/Catch can match it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ValidationError
+
+from attune_packs.errors import InvalidRequestError
+
+logger = Logger(service="attune-pack-installer")
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+
+
+def parse_request(model: type[RequestT], event: Any) -> RequestT:
+    try:
+        return model.model_validate(event)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        raise InvalidRequestError(f"invalid request: {summary}", details=problems) from exc
+
+
+def stage_handler(model: type[RequestT]) -> Callable[[Callable[[RequestT, Any], BaseModel | dict[str, Any]]],
+                                                      Callable[[dict[str, Any], Any], dict[str, Any]]]:
+    def decorate(func: Callable[[RequestT, Any], BaseModel | dict[str, Any]]
+                 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+        @functools.wraps(func)
+        def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            request = parse_request(model, event)
+            result = func(request, context)
+            return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+
+        return logger.inject_lambda_context(handler, clear_state=True)  # type: ignore[no-any-return]
+
+    return decorate

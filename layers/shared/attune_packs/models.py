@@ -1,0 +1,310 @@
+"""Pydantic contracts of the four stages (DESIGN.md section 3) and of the state machine's items.
+
+Requests ignore nothing silently: unknown fields are refused (``extra="forbid"``) so a typo in a
+client is a 400, not a default. Responses are plain data; the state machine passes them between
+stages as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+COMPONENT_TYPES: tuple[str, ...] = (
+    "actions",
+    "sensors",
+    "triggers",
+    "rules",
+    "workflows",
+    "policies",
+)
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PackFailure(Response):
+    """One pack that a stage could not handle, with a stable code and an actionable message."""
+
+    source: str
+    pack_ref: str | None = None
+    error: str
+    error_code: str
+    retriable: bool = False
+    details: Any = None
+
+
+# --- Download -----------------------------------------------------------------------------------
+
+
+class DownloadRequest(Request):
+    packs: list[str] = Field(min_length=1, max_length=200)
+    registry_url: str | None = None
+    ref_spec: str | None = None
+    timeout: int = Field(default=300, ge=1, le=900)
+    verify_ssl: bool = True
+    destination: str | None = None
+    allow_unpinned: bool = False
+    # Archives already downloaded by an earlier round (the dependency loop); they are carried
+    # into ``pack_paths`` of the response so the next stage sees the whole set.
+    known_pack_paths: list[str] = Field(default_factory=list, max_length=500)
+
+    @field_validator("destination")
+    @classmethod
+    def _content_addressed_only(cls, value: str | None) -> str | None:
+        if value not in (None, "", "archives/"):
+            raise ValueError(
+                "destination cannot be chosen: archives are stored content-addressed under archives/sha256/"
+            )
+        return value
+
+    @field_validator("packs")
+    @classmethod
+    def _no_blank_sources(cls, packs: list[str]) -> list[str]:
+        if any(not p.strip() for p in packs):
+            raise ValueError("a pack source must not be empty")
+        return [p.strip() for p in packs]
+
+
+SourceType = Literal["registry", "git", "archive", "s3", "local"]
+
+
+class DownloadedPack(Response):
+    source: str
+    source_type: SourceType
+    pack_ref: str
+    pack_version: str
+    archive: str
+    checksum: str
+    git_commit: str | None = None
+    size_bytes: int
+    stored: bool = Field(description="False when identical content was already stored")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class DownloadResponse(Response):
+    downloaded_packs: list[DownloadedPack]
+    failed_packs: list[PackFailure]
+    pack_paths: list[str]
+    total_count: int
+    success_count: int
+    failure_count: int
+
+
+# --- Dependencies -------------------------------------------------------------------------------
+
+
+class DependenciesRequest(Request):
+    pack_paths: list[str] = Field(min_length=1, max_length=500)
+    skip_validation: bool = False
+    force: bool = False
+
+
+class Dependency(Response):
+    pack_ref: str
+    version_spec: str
+    required_by: str
+    already_installed: bool
+    installed_version: str | None = None
+    satisfied: bool
+    provided_by: str | None = Field(default=None, description="archive in this batch that satisfies it")
+
+
+class PythonRequirements(Response):
+    version: str | None = None
+    requirements_file: str | None = None
+    packages: list[str] = Field(default_factory=list)
+
+
+class NodeRequirements(Response):
+    version: str | None = None
+    package_file: str | None = None
+    lockfile: str | None = None
+
+
+class RuntimeRequirements(Response):
+    python: PythonRequirements | None = None
+    nodejs: NodeRequirements | None = None
+
+
+class AnalyzedPack(Response):
+    pack_ref: str
+    pack_version: str
+    archive: str
+    needs_python: bool
+    needs_nodejs: bool
+
+
+class Conflict(Response):
+    pack_ref: str
+    message: str
+    error_code: str
+    chain: list[str] = Field(default_factory=list)
+
+
+class DependenciesResponse(Response):
+    dependencies: list[Dependency]
+    runtime_requirements: dict[str, RuntimeRequirements]
+    missing_dependencies: list[str]
+    conflicts: list[Conflict]
+    install_order: list[str]
+    analyzed_packs: list[AnalyzedPack]
+    build_items: list[AnalyzedPack] = Field(
+        default_factory=list, description="one item per pack needing an environment (Map input)"
+    )
+    errors: list[PackFailure]
+    missing_count: int = 0
+    build_count: int = 0
+
+
+# --- Build environments -------------------------------------------------------------------------
+
+
+class BuildOptions(Request):
+    python_version: str = "3.12"
+    nodejs_version: str = "20"
+    skip_python: bool = False
+    skip_nodejs: bool = False
+    force_rebuild: bool = False
+    skip_tests: bool = False
+    timeout: int = Field(default=600, ge=60, le=28_800)
+
+    @field_validator("python_version")
+    @classmethod
+    def _python_minor(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError("python_version is MAJOR.MINOR, for example 3.12")
+        return value
+
+    @field_validator("nodejs_version")
+    @classmethod
+    def _node_major(cls, value: str) -> str:
+        if not value.isdigit():
+            raise ValueError("nodejs_version is a major version, for example 20")
+        return value
+
+
+class BuildEnvsRequest(BuildOptions):
+    pack_paths: list[str] = Field(min_length=1, max_length=500)
+
+
+class EnvironmentArtifact(Response):
+    artifact: str
+    env_hash: str
+    requirements_installed: list[str] = Field(default_factory=list)
+    package_count: int = 0
+    python_version: str | None = None
+    nodejs_version: str | None = None
+    size_bytes: int = 0
+    cached: bool
+    warnings: list[str] = Field(default_factory=list)
+
+
+class BuiltEnvironment(Response):
+    pack_ref: str
+    pack_version: str | None = None
+    archive: str | None = None
+    environments: dict[str, EnvironmentArtifact]
+    duration_ms: int
+    test_result: dict[str, Any] | None = None
+
+
+class BuildSummary(Response):
+    total_packs: int
+    success_count: int
+    failure_count: int
+    python_envs_built: int
+    nodejs_envs_built: int
+    cache_hits: int
+    total_duration_ms: int
+
+
+class BuildEnvsResponse(Response):
+    built_environments: list[BuiltEnvironment]
+    failed_environments: list[PackFailure]
+    summary: BuildSummary
+
+
+class BuildTask(Request):
+    """One Map item: build (or find) the environments of one pack, answering a task token."""
+
+    task_token: str
+    pack_path: str
+    options: BuildOptions
+
+
+class FailedBuild(Response):
+    """A Map item whose build failed (shaped by the state machine's Catch)."""
+
+    pack_ref: str
+    failed: Literal[True]
+    error_type: str
+    error: str
+
+
+# --- Register -----------------------------------------------------------------------------------
+
+
+class RegisterRequest(Request):
+    pack_paths: list[str] = Field(min_length=1, max_length=500)
+    skip_validation: bool = False
+    skip_tests: bool = False
+    force: bool = False
+    installation_id: str | None = None
+    build_results: list[BuiltEnvironment | FailedBuild] = Field(default_factory=list)
+
+
+class RegisteredPack(Response):
+    pack_ref: str
+    pack_id: str
+    pack_version: str
+    storage_path: str
+    components_registered: dict[str, int]
+    test_result: dict[str, Any] | None = None
+    validation_results: dict[str, Any]
+    status: Literal["registered", "unchanged"]
+
+
+class RegisterSummary(Response):
+    total_packs: int
+    success_count: int
+    failure_count: int
+    total_components: int
+    duration_ms: int
+
+
+class RegisterResponse(Response):
+    registered_packs: list[RegisteredPack]
+    failed_packs: list[PackFailure]
+    summary: RegisterSummary
+
+
+# --- Whole installation (the state machine's input) ---------------------------------------------
+
+
+class InstallRequest(Request):
+    """Input of the InstallPacks state machine. Every field is present in the execution input
+    (JSONPath cannot default a missing field), so starters always send ``model_dump()``."""
+
+    packs: list[str] = Field(min_length=1, max_length=200)
+    registry_url: str | None = None
+    ref_spec: str | None = None
+    timeout: int = Field(default=300, ge=1, le=900)
+    verify_ssl: bool = True
+    allow_unpinned: bool = False
+    skip_dependencies: bool = False
+    skip_env_build: bool = False
+    skip_tests: bool = False
+    skip_validation: bool = False
+    force: bool = False
+    force_rebuild: bool = False
+    python_version: str = "3.12"
+    nodejs_version: str = "20"
+    build_timeout: int = Field(default=1800, ge=60, le=28_800)

@@ -1,0 +1,1 @@
+"""Stage services: the business logic of each stage, given adapters and settings."""

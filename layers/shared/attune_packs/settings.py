@@ -1,0 +1,47 @@
+"""Runtime settings, read once from the environment at cold start and passed down.
+
+Services never read ``os.environ``; handlers build a :class:`Settings` through :func:`load_settings`
+and hand it (or the parts needed) to the service they call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    bucket_name: str = Field(alias="BUCKET_NAME")
+    table_name: str = Field(default="", alias="TABLE_NAME")
+    codebuild_project: str = Field(default="", alias="CODEBUILD_PROJECT")
+    state_machine_arn: str = Field(default="", alias="STATE_MACHINE_ARN")
+    # Ordered registry indices: the first one holding a ref wins.
+    registry_index_urls: tuple[str, ...] = Field(default=(), alias="REGISTRY_INDEX_URLS")
+    # Local paths and file:// URLs as sources: only the local stack turns this on.
+    allow_local_sources: bool = Field(default=False, alias="ALLOW_LOCAL_SOURCES")
+    # CPU architecture the pack actions run on (Lambda's): part of every environment hash.
+    target_architecture: str = Field(default="arm64", alias="TARGET_ARCHITECTURE")
+    max_archive_bytes: int = Field(default=512 * 2**20, alias="MAX_ARCHIVE_BYTES")
+    max_dependency_rounds: int = Field(default=5, alias="MAX_DEPENDENCY_ROUNDS")
+
+    @field_validator("registry_index_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(u.strip() for u in value.split(",") if u.strip())
+        return value
+
+
+def settings_from(environ: Mapping[str, str]) -> Settings:
+    return Settings.model_validate(dict(environ))
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """The process-wide settings (cached: read once per cold start)."""
+    return settings_from(os.environ)

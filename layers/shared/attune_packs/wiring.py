@@ -1,0 +1,85 @@
+"""Lazily built, process-wide adapters for the Lambda handlers (nothing is built at import).
+
+On Lambda, settings come from the function's environment variables. The local stack hosts every
+function in one process, so it scopes each invocation's settings with
+:func:`function_environment` instead of mutating ``os.environ``; adapters are cached per setting
+value, so functions with different settings never share a wrongly configured adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import lru_cache
+
+from attune_packs.adapters.clients import client
+from attune_packs.adapters.codebuild import CodeBuildStarter
+from attune_packs.adapters.dynamodb import DynamoPackTable
+from attune_packs.adapters.s3 import S3ObjectStore
+from attune_packs.adapters.stepfunctions import StepFunctionsTokens
+from attune_packs.errors import ConfigurationError
+from attune_packs.settings import Settings, load_settings, settings_from
+
+_scoped: ContextVar[Settings | None] = ContextVar("attune_settings", default=None)
+
+
+def settings() -> Settings:
+    return _scoped.get() or load_settings()
+
+
+@contextmanager
+def function_environment(environ: Mapping[str, str]) -> Iterator[Settings]:
+    token = _scoped.set(settings_from(environ))
+    try:
+        yield settings()
+    finally:
+        _scoped.reset(token)
+
+
+def object_store() -> S3ObjectStore:
+    return _object_store(settings().bucket_name)
+
+
+@lru_cache(maxsize=8)
+def _object_store(bucket: str) -> S3ObjectStore:
+    return S3ObjectStore(client("s3"), bucket)
+
+
+def pack_table() -> DynamoPackTable:
+    name = settings().table_name
+    if not name:
+        raise ConfigurationError("TABLE_NAME is not set for this function")
+    return _pack_table(name)
+
+
+@lru_cache(maxsize=8)
+def _pack_table(name: str) -> DynamoPackTable:
+    return DynamoPackTable(client("dynamodb"), name)
+
+
+def build_starter() -> CodeBuildStarter:
+    project = settings().codebuild_project
+    if not project:
+        raise ConfigurationError("CODEBUILD_PROJECT is not set for this function")
+    return _build_starter(project)
+
+
+@lru_cache(maxsize=8)
+def _build_starter(project: str) -> CodeBuildStarter:
+    return CodeBuildStarter(client("codebuild"), project)
+
+
+@lru_cache(maxsize=1)
+def task_tokens() -> StepFunctionsTokens:
+    return StepFunctionsTokens(client("stepfunctions"))
+
+
+def reset() -> None:
+    """Forget every cached adapter and setting (the local stack and tests call this)."""
+    from attune_packs.adapters.clients import reset_clients
+
+    load_settings.cache_clear()
+    for factory in (_object_store, _pack_table, _build_starter, task_tokens):
+        factory.cache_clear()
+    reset_clients()

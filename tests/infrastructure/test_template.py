@@ -1,0 +1,122 @@
+"""template.yaml is valid, transforms offline, wires real handlers and grants least privilege."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from attune_cli.template import StackResources
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def stack() -> StackResources:
+    return StackResources.load(ROOT)
+
+
+def test_cfn_lint_finds_nothing() -> None:
+    result = subprocess.run([str(BIN / "cfn-lint"), str(ROOT / "template.yaml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_statelint_accepts_the_state_machine_as_deployed(stack: StackResources, tmp_path: Path) -> None:
+    # What AWS receives is the definition after DefinitionSubstitutions: lint that.
+    _, asl_path, substitutions = stack.state_machine()
+    definition = asl_path.read_text()
+    for key in substitutions:
+        definition = definition.replace("${" + key + "}", f"arn:aws:lambda:us-east-1:123456789012:function:{key}")
+    deployed = tmp_path / "install_packs.json"
+    deployed.write_text(definition)
+    result = subprocess.run([str(BIN / "statelint"), str(deployed)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_sam_transform_succeeds_offline() -> None:
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse as parse
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    template = parse((ROOT / "template.yaml").read_text())
+    # `sam package` uploads local code folders and rewrites them to S3 URIs before the transform.
+    for resource in template["Resources"].values():
+        for key in ("CodeUri", "DefinitionUri", "ContentUri"):
+            local = resource.get("Properties", {}).get(key)
+            if isinstance(local, str):
+                assert (ROOT / local).exists(), local
+                resource["Properties"][key] = f"s3://artifacts/{local.strip('/')}.zip"
+    try:
+        output = transform(template, {}, NoManagedPolicies())
+    except InvalidDocumentException as exc:  # pragma: no cover - shows every cause
+        pytest.fail("; ".join(str(cause) for cause in exc.causes))
+    kinds = {r["Type"] for r in output["Resources"].values()}
+    assert {"AWS::Lambda::Function", "AWS::StepFunctions::StateMachine", "AWS::Lambda::LayerVersion",
+            "AWS::Events::Rule", "AWS::CodeBuild::Project"} <= kinds
+
+
+def test_every_function_handler_resolves_to_a_function_in_a_file(stack: StackResources) -> None:
+    for spec in stack.functions():
+        module, _, name = spec.handler.rpartition(".")
+        path = spec.code_uri / f"{module}.py"
+        assert path.is_file(), spec.logical_id
+        tree = ast.parse(path.read_text())
+        assert name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, spec.logical_id
+
+
+def test_functions_target_a_current_python_on_arm64(stack: StackResources) -> None:
+    globals_fn = stack.template["Globals"]["Function"]
+    assert globals_fn["Runtime"] in {"python3.12", "python3.13"}
+    assert globals_fn["Architectures"] == ["arm64"]
+
+
+def _statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    props = resource["Properties"]
+    found = []
+    for policy in props.get("Policies", []):
+        if isinstance(policy, dict) and "Statement" in policy:
+            found.extend(policy["Statement"])
+        if isinstance(policy, dict) and "PolicyDocument" in policy:
+            found.extend(policy["PolicyDocument"]["Statement"])
+    return found
+
+
+def test_no_policy_grants_every_action_or_every_resource(stack: StackResources) -> None:
+    for logical_id, resource in stack.resources.items():
+        if resource["Type"] not in {"AWS::Serverless::Function", "AWS::IAM::Role", "AWS::Serverless::StateMachine"}:
+            continue
+        for statement in _statements(resource):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert not any(a == "*" or a.endswith(":*") for a in actions), logical_id
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            assert "*" not in resources, logical_id
+            assert json.dumps(resources).count(":*") == 0, logical_id
+
+
+def test_s3_writes_are_limited_to_the_prefixes_each_function_owns(stack: StackResources) -> None:
+    owned = {"DownloadPacksFunction": {"staging/*", "archives/*"},
+             "EnvironmentBuildRole": {"envs/*", "reports/builds/*"}}
+    for logical_id, prefixes in owned.items():
+        for statement in _statements(stack.resources[logical_id]):
+            if "s3:PutObject" in statement["Action"]:
+                written = {r["Fn::Sub"].split("}/", 1)[1] for r in statement["Resource"]}
+                assert written == prefixes, logical_id
+
+
+def test_the_buildspec_is_the_one_the_build_function_sends() -> None:
+    from attune_packs.services.build_envs import buildspec_text
+
+    import yaml
+
+    spec = yaml.safe_load(buildspec_text())
+    assert spec["version"] == 0.2
+    assert list(spec["phases"]) == ["install", "pre_build", "build", "post_build"]
