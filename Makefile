@@ -15,7 +15,8 @@ $(STAMP): requirements-dev.lock pyproject.toml layers/shared/requirements.txt
 
 ## run: install the example packs end to end on the embedded local AWS stack
 run: $(STAMP)
-	$(BIN)/attune-packs install --registry examples/index.json core_utils http_tools notify_slack
+	$(BIN)/attune-packs install --registry examples/index.json notify_slack http_tools
+	$(BIN)/attune-packs list
 
 ## test: the whole test suite (unit, contract, infrastructure, integration, e2e)
 test: $(STAMP)

@@ -23,8 +23,11 @@ PACKS, ARCHIVES, INDEX = HERE / "packs", HERE / "archives", HERE / "index.json"
 
 
 def tar_members(pack_dir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(pack_dir.parent)): p.read_bytes()
-            for p in sorted(pack_dir.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(pack_dir.parent)): p.read_bytes()
+        for p in sorted(pack_dir.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def build_archive(pack_dir: Path) -> bytes:
@@ -44,16 +47,28 @@ def build_archive(pack_dir: Path) -> bytes:
 
 def manifest(pack_dir: Path) -> dict:
     data = yaml.safe_load((pack_dir / "pack.yaml").read_text())
-    return {"ref": data.get("ref") or data["name"], "version": str(data["version"]),
-            "description": data.get("description", "")}
+    return {
+        "ref": data.get("ref") or data["name"],
+        "version": str(data["version"]),
+        "description": data.get("description", ""),
+    }
 
 
 def build_index(archives: dict[str, tuple[dict, bytes]]) -> dict:
     packs = []
     for file_name, (meta, content) in sorted(archives.items()):
-        packs.append({**meta, "install_sources": [{
-            "type": "archive", "url": f"archives/{file_name}",
-            "checksum": "sha256:" + hashlib.sha256(content).hexdigest()}]})
+        packs.append(
+            {
+                **meta,
+                "install_sources": [
+                    {
+                        "type": "archive",
+                        "url": f"archives/{file_name}",
+                        "checksum": "sha256:" + hashlib.sha256(content).hexdigest(),
+                    }
+                ],
+            }
+        )
     return {"name": "attune-examples", "packs": packs}
 
 
@@ -72,8 +87,9 @@ def main() -> int:
             if not committed.exists() or _contents(committed.read_bytes()) != tar_members(PACKS / _dir_of(meta)):
                 stale.append(file_name)
         committed_index = json.loads(INDEX.read_text()) if INDEX.exists() else {}
-        expected = build_index({f: (m, (ARCHIVES / f).read_bytes() if (ARCHIVES / f).exists() else b"")
-                                for f, (m, _) in archives.items()})
+        expected = build_index(
+            {f: (m, (ARCHIVES / f).read_bytes() if (ARCHIVES / f).exists() else b"") for f, (m, _) in archives.items()}
+        )
         if committed_index != expected:
             stale.append("index.json")
         if stale:

@@ -46,7 +46,8 @@ class Backend:
     def start_install(self, request: InstallRequest) -> Execution:
         name = f"install-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         response = self.sfn.start_execution(
-            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(request.model_dump(mode="json")))
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(request.model_dump(mode="json"))
+        )
         return Execution(response["executionArn"], name)
 
     def execution_arn(self, installation_id: str) -> str:
@@ -55,8 +56,14 @@ class Backend:
         base = self.state_machine_arn.replace(":stateMachine:", ":execution:")
         return f"{base}:{installation_id}"
 
-    def follow(self, execution_arn: str, on_event: Callable[[dict[str, Any]], None], *,
-               poll_seconds: float = 0.5, timeout: float = 7200) -> ExecutionResult:
+    def follow(
+        self,
+        execution_arn: str,
+        on_event: Callable[[dict[str, Any]], None],
+        *,
+        poll_seconds: float = 0.5,
+        timeout: float = 7200,
+    ) -> ExecutionResult:
         seen = 0
         deadline = time.monotonic() + timeout
         while True:

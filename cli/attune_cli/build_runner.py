@@ -56,8 +56,10 @@ def render_script(buildspec: dict[str, Any], command_dir: Path) -> str:
             path = command_dir / f"{phase}_{number}.sh"
             path.write_text(str(command) + "\n")
             lines.append(f"  if [ $__phase_ok = 1 ]; then . {shlex.quote(str(path))} || __phase_ok=0; fi")
-        lines.append('  if [ $__phase_ok = 1 ]; then echo "' + _MARK + f' {phase} SUCCEEDED"; else echo "{_MARK} '
-                     f'{phase} FAILED"; __ok=0; export CODEBUILD_BUILD_SUCCEEDING=0; fi')
+        lines.append(
+            '  if [ $__phase_ok = 1 ]; then echo "' + _MARK + f' {phase} SUCCEEDED"; else echo "{_MARK} '
+            f'{phase} FAILED"; __ok=0; export CODEBUILD_BUILD_SUCCEEDING=0; fi'
+        )
         if phase in ("install", "pre_build"):
             lines.append("  if [ $__ok = 0 ]; then __stop=1; fi")
         lines.append("fi")
@@ -66,8 +68,13 @@ def render_script(buildspec: dict[str, Any], command_dir: Path) -> str:
 
 
 class LocalBuildRunner:
-    def __init__(self, base_environment: dict[str, str], log_dir: Path,
-                 on_finished: Callable[[BuildRecord], None], max_parallel: int = 2) -> None:
+    def __init__(
+        self,
+        base_environment: dict[str, str],
+        log_dir: Path,
+        on_finished: Callable[[BuildRecord], None],
+        max_parallel: int = 2,
+    ) -> None:
         self._base = base_environment
         self._log_dir = log_dir
         self._on_finished = on_finished
@@ -75,8 +82,9 @@ class LocalBuildRunner:
         self.records: dict[str, BuildRecord] = {}
         self.started = 0
 
-    def submit(self, metadata: dict[str, Any], overrides: list[dict[str, str]], buildspec: str,
-               timeout_minutes: int) -> None:
+    def submit(
+        self, metadata: dict[str, Any], overrides: list[dict[str, str]], buildspec: str, timeout_minutes: int
+    ) -> None:
         environment = {v["name"]: v.get("value", "") for v in overrides}
         metadata["environment"] = {"environmentVariables": [dict(v) for v in overrides]}
         self._log_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +124,9 @@ class LocalBuildRunner:
             script = work / "build.sh"
             script.write_text(render_script(spec, work / "commands"))
             environment = {
-                **self._base, **spec_env, **record.environment,
+                **self._base,
+                **spec_env,
+                **record.environment,
                 "CODEBUILD_BUILD_ID": record.metadata["id"],
                 "CODEBUILD_BUILD_ARN": record.metadata.get("arn", ""),
                 "CODEBUILD_SRC_DIR": str(work / "src"),
@@ -127,8 +137,13 @@ class LocalBuildRunner:
             phases: list[dict[str, Any]] = []
             with record.log_path.open("w") as log:
                 process = subprocess.Popen(
-                    ["bash", str(script)], cwd=work / "src", env=environment, stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                    ["bash", str(script)],
+                    cwd=work / "src",
+                    env=environment,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    start_new_session=True,
                 )
                 killed = threading.Event()
                 timer = threading.Timer(record.timeout_minutes * 60, _kill_group, args=(process, killed))
@@ -151,11 +166,20 @@ class LocalBuildRunner:
                 timed_out = killed.is_set()
             failed = [p for p in phases if p.get("phaseStatus") == "FAILED"]
             for phase in failed:
-                phase["contexts"] = [{"statusCode": "COMMAND_EXECUTION_ERROR",
-                                      "message": f"a command of {phase['phaseType']} failed; see {record.log_path}"}]
+                phase["contexts"] = [
+                    {
+                        "statusCode": "COMMAND_EXECUTION_ERROR",
+                        "message": f"a command of {phase['phaseType']} failed; see {record.log_path}",
+                    }
+                ]
             status = "TIMED_OUT" if timed_out else ("SUCCEEDED" if process.returncode == 0 else "FAILED")
-            record.metadata.update(buildStatus=status, currentPhase="COMPLETED", phases=phases, endTime=_now(),
-                                   logs={"deepLink": str(record.log_path)})
+            record.metadata.update(
+                buildStatus=status,
+                currentPhase="COMPLETED",
+                phases=phases,
+                endTime=_now(),
+                logs={"deepLink": str(record.log_path)},
+            )
 
 
 def _kill_group(process: subprocess.Popen[str], killed: threading.Event) -> None:
@@ -170,8 +194,13 @@ def state_change_event(record: BuildRecord) -> dict[str, Any]:
     """CodeBuild's EventBridge event for a finished build, as AWS shapes it."""
     metadata = record.metadata
     return {
-        "version": "0", "id": metadata["id"], "detail-type": "CodeBuild Build State Change",
-        "source": "aws.codebuild", "account": "123456789012", "time": _now(), "region": "us-east-1",
+        "version": "0",
+        "id": metadata["id"],
+        "detail-type": "CodeBuild Build State Change",
+        "source": "aws.codebuild",
+        "account": "123456789012",
+        "time": _now(),
+        "region": "us-east-1",
         "resources": [metadata.get("arn", "")],
         "detail": {
             "build-status": metadata["buildStatus"],
@@ -179,11 +208,19 @@ def state_change_event(record: BuildRecord) -> dict[str, Any]:
             "build-id": metadata.get("arn", metadata["id"]),
             "current-phase": "COMPLETED",
             "additional-information": {
-                "environment": {"environment-variables": [
-                    {"name": k, "value": v, "type": "PLAINTEXT"} for k, v in record.environment.items()]},
-                "phases": [{"phase-type": p["phaseType"], "phase-status": p.get("phaseStatus"),
-                            "phase-context": [c["message"] for c in p.get("contexts", [])]}
-                           for p in metadata.get("phases", [])],
+                "environment": {
+                    "environment-variables": [
+                        {"name": k, "value": v, "type": "PLAINTEXT"} for k, v in record.environment.items()
+                    ]
+                },
+                "phases": [
+                    {
+                        "phase-type": p["phaseType"],
+                        "phase-status": p.get("phaseStatus"),
+                        "phase-context": [c["message"] for c in p.get("contexts", [])],
+                    }
+                    for p in metadata.get("phases", [])
+                ],
                 "logs": {"deep-link": str(record.log_path)},
             },
         },

@@ -79,8 +79,14 @@ def _load_handler(spec: FunctionSpec, name: str) -> tuple[ModuleType, Callable[[
 
 
 class LocalStack:
-    def __init__(self, state_dir: Path | None = None, *, root: Path = PROJECT_ROOT,
-                 parameters: dict[str, str] | None = None, persist: bool = True) -> None:
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        *,
+        root: Path = PROJECT_ROOT,
+        parameters: dict[str, str] | None = None,
+        persist: bool = True,
+    ) -> None:
         self.root = root
         self.state_dir = state_dir or root / ".attune" / "local"
         self.persist = persist
@@ -106,8 +112,11 @@ class LocalStack:
         self.stop()
 
     def start(self) -> None:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines on the console
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_file = (self.state_dir / ".lock").open("w")
         try:
@@ -118,17 +127,31 @@ class LocalStack:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
-        self._set_env({
-            "AWS_ENDPOINT_URL": self.endpoint, "MOTO_PORT": str(port), "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": None, "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION, "AWS_PROFILE": None, "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "NO_PROXY": "127.0.0.1,localhost",
-            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-        })
+        self._set_env(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "MOTO_PORT": str(port),
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_SESSION_TOKEN": None,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_PROFILE": None,
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "NO_PROXY": "127.0.0.1,localhost",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            }
+        )
         import requests
 
-        requests.post(f"{self.endpoint}/moto-api/config", timeout=10, json={
-            "stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+        # moto's backends live in this process: start from nothing, then restore our own state.
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10)
+        requests.post(
+            f"{self.endpoint}/moto-api/config",
+            timeout=10,
+            json={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}},
+        )
         from attune_packs import wiring
 
         wiring.reset()
@@ -173,8 +196,13 @@ class LocalStack:
     def client(self, service: str) -> Any:
         import boto3
 
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - moto accepts any credentials
+        )
 
     @property
     def bucket(self) -> str:
@@ -216,9 +244,16 @@ class LocalStack:
         )["Role"]["Arn"]
         environment = project["Properties"]["Environment"]
         self.client("codebuild").create_project(
-            name=self.names[project_id], source={"type": "NO_SOURCE", "buildspec": project["Properties"]["Source"]["BuildSpec"]},
-            artifacts={"type": "NO_ARTIFACTS"}, serviceRole=role,
-            environment={"type": environment["Type"], "image": environment["Image"], "computeType": environment["ComputeType"]},
+            # moto insists on a source location even for NO_SOURCE projects (AWS does not).
+            name=self.names[project_id],
+            source={"type": "NO_SOURCE", "location": "none", "buildspec": project["Properties"]["Source"]["BuildSpec"]},
+            artifacts={"type": "NO_ARTIFACTS"},
+            serviceRole=role,
+            environment={
+                "type": environment["Type"],
+                "image": environment["Image"],
+                "computeType": environment["ComputeType"],
+            },
         )
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
@@ -229,8 +264,13 @@ class LocalStack:
             env = {k: str(resolve(v)) for k, v in spec.environment.items()}
             env["ALLOW_LOCAL_SOURCES"] = "true"  # local paths as sources: the local stack only
             lambda_client.create_function(
-                FunctionName=name, Runtime="python3.12", Role=role, Handler=spec.handler,
-                Code={"ZipFile": code.getvalue()}, Timeout=spec.timeout, Environment={"Variables": env},
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler=spec.handler,
+                Code={"ZipFile": code.getvalue()},
+                Timeout=spec.timeout,
+                Environment={"Variables": env},
             )
             module, handler = _load_handler(spec, name)
             self.functions[name] = HostedFunction(spec, name, env, module, handler)
@@ -238,7 +278,8 @@ class LocalStack:
         for key, value in substitutions.items():
             definition = definition.replace("${" + key + "}", str(resolve(value)))
         self.client("stepfunctions").create_state_machine(
-            name=self.names[machine_id], definition=definition, roleArn=role, type="STANDARD")
+            name=self.names[machine_id], definition=definition, roleArn=role, type="STANDARD"
+        )
         base_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         base_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base_env.get('PATH', '')}"
         self.runner = LocalBuildRunner(base_env, self.state_dir / "builds", self._build_finished)
@@ -254,26 +295,31 @@ class LocalStack:
             return hosted.handler(event, LocalContext(hosted.name))
 
     def _install_patches(self) -> None:
-        from moto.awslambda.models import LambdaFunction
+        from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.codebuild.models import CodeBuildBackend
         from moto.codebuild.responses import CodeBuildResponse
 
         stack = self
-        original_invoke = LambdaFunction.invoke
+        original_invoke = LambdaSimpleBackend.invoke
 
-        def invoke(function: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
-            if function.function_name not in stack.functions:
-                return original_invoke(function, body, request_headers, response_headers)
+        def invoke(
+            backend: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+        ) -> Any:
+            name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
+            if name not in stack.functions:
+                return original_invoke(backend, function_name, qualifier, body, headers, response_headers)
             event = json.loads(body) if body else {}
-            if request_headers.get("x-amz-invocation-type", request_headers.get("X-Amz-Invocation-Type")) == "Event":
-                threading.Thread(target=stack._invoke_quietly, args=(function.function_name, event), daemon=True).start()
-                return ""
+            if headers.get("X-Amz-Invocation-Type", headers.get("x-amz-invocation-type")) == "Event":
+                threading.Thread(target=stack._invoke_quietly, args=(name, event), daemon=True).start()
+                return b""
             try:
-                result = stack.invoke(function.function_name, event)
+                result = stack.invoke(name, event)
             except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda does
                 response_headers["x-amz-function-error"] = "Unhandled"
-                return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []})
-            return json.dumps(result)
+                return json.dumps(
+                    {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
+                ).encode()
+            return json.dumps(result).encode()
 
         original_start = CodeBuildResponse.start_build
         tokens: dict[str, dict[str, Any]] = {}
@@ -301,7 +347,18 @@ class LocalStack:
         def batch_get_builds(backend: Any, ids: list[str]) -> list[dict[str, Any]]:
             return [b for history in backend.build_metadata_history.values() for b in history if b["id"] in ids]
 
-        self._patch(LambdaFunction, "invoke", invoke)
+        from moto.core.responses import EmptyResult
+        from moto.stepfunctions.responses import StepFunctionResponse
+
+        def send_task_failure(response: Any) -> Any:
+            # moto 5.2 drops the ``cause`` of SendTaskFailure; AWS keeps it (it carries build logs).
+            response.stepfunction_backend.send_task_failure(
+                response._get_param("taskToken"), error=response._get_param("error"), cause=response._get_param("cause")
+            )
+            return EmptyResult()
+
+        self._patch(LambdaSimpleBackend, "invoke", invoke)
+        self._patch(StepFunctionResponse, "send_task_failure", send_task_failure)
         self._patch(CodeBuildResponse, "start_build", start_build)
         self._patch(CodeBuildBackend, "batch_get_builds", batch_get_builds)
 
@@ -322,7 +379,9 @@ class LocalStack:
             for subscription in hosted.spec.events.values():
                 if subscription.get("Type") != "EventBridgeRule":
                     continue
-                pattern = _resolve_pattern(subscription["Properties"]["Pattern"], Resolver(self.names, self.arns, self.parameters))
+                pattern = _resolve_pattern(
+                    subscription["Properties"]["Pattern"], Resolver(self.names, self.arns, self.parameters)
+                )
                 if matches(pattern, event):
                     self._invoke_quietly(hosted.name, event)
 
@@ -342,8 +401,11 @@ class LocalStack:
                 obj = s3.get_object(Bucket=self.bucket, Key=key)
                 name = f"{len(index):06d}"
                 (tmp / name).write_bytes(obj["Body"].read())
-                index[key] = {"file": name, "metadata": obj.get("Metadata", {}),
-                              "content_type": obj.get("ContentType", "binary/octet-stream")}
+                index[key] = {
+                    "file": name,
+                    "metadata": obj.get("Metadata", {}),
+                    "content_type": obj.get("ContentType", "binary/octet-stream"),
+                }
         (tmp / "index.json").write_text(json.dumps(index, indent=1))
         shutil.rmtree(s3_dir, ignore_errors=True)
         tmp.rename(s3_dir)
@@ -357,14 +419,19 @@ class LocalStack:
         if index_path.exists():
             s3 = self.client("s3")
             for key, entry in json.loads(index_path.read_text()).items():
-                s3.put_object(Bucket=self.bucket, Key=key, Body=(self.state_dir / "s3" / entry["file"]).read_bytes(),
-                              Metadata=entry["metadata"], ContentType=entry["content_type"])
+                s3.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=(self.state_dir / "s3" / entry["file"]).read_bytes(),
+                    Metadata=entry["metadata"],
+                    ContentType=entry["content_type"],
+                )
         items_path = self.state_dir / "dynamodb.json"
         if items_path.exists():
             dynamodb = self.client("dynamodb")
             items = json.loads(items_path.read_text())
             for start in range(0, len(items), 25):
-                batch = [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]
+                batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
                 dynamodb.batch_write_item(RequestItems={self.table: batch})
 
 

@@ -11,7 +11,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from attune_cli import render
 from attune_cli.backends import open_backend
@@ -32,18 +31,26 @@ def _source(text: str) -> str:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from attune_packs.models import InstallRequest
     from pydantic import ValidationError
+
+    from attune_packs.models import InstallRequest
 
     registry = args.registry or os.environ.get("ATTUNE_REGISTRY")
     if registry and "://" not in registry:
         registry = str(Path(registry).expanduser().resolve())
     try:
         request = InstallRequest(
-            packs=[_source(s) for s in args.sources], registry_url=registry, skip_dependencies=args.skip_dependencies,
-            skip_env_build=args.skip_env_build, skip_tests=args.skip_tests, skip_validation=args.skip_validation,
-            force=args.force, force_rebuild=args.force_rebuild, python_version=args.python_version,
-            nodejs_version=args.nodejs_version, allow_unpinned=args.allow_unpinned,
+            packs=[_source(s) for s in args.sources],
+            registry_url=registry,
+            skip_dependencies=args.skip_dependencies,
+            skip_env_build=args.skip_env_build,
+            skip_tests=args.skip_tests,
+            skip_validation=args.skip_validation,
+            force=args.force,
+            force_rebuild=args.force_rebuild,
+            python_version=args.python_version,
+            nodejs_version=args.nodejs_version,
+            allow_unpinned=args.allow_unpinned,
         )
     except ValidationError as exc:
         print(f"attune-packs: invalid request: {exc}", file=sys.stderr)
@@ -101,22 +108,36 @@ def cmd_local_reset(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
-    common.add_argument("--stack-name", metavar="NAME", default=os.environ.get("ATTUNE_STACK_NAME"),
-                        help="use the stack deployed with this name on AWS (default: the local stack)")
+    common.add_argument(
+        "--stack-name",
+        metavar="NAME",
+        default=os.environ.get("ATTUNE_STACK_NAME"),
+        help="use the stack deployed with this name on AWS (default: the local stack)",
+    )
     common.add_argument("--state-dir", metavar="DIR", help="local stack state folder (default .attune/local)")
 
     parser = argparse.ArgumentParser(
-        prog="attune-packs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="attune-packs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  attune-packs install --registry examples/index.json notify_slack\n"
-               "  attune-packs install ./my_pack.tar.gz s3://bucket/uploads/other.zip\n"
-               "  attune-packs list\n  attune-packs show http_tools --json",
+        "  attune-packs install ./my_pack.tar.gz s3://bucket/uploads/other.zip\n"
+        "  attune-packs list\n  attune-packs show http_tools --json",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    install = sub.add_parser("install", parents=[common], help="install packs and their dependencies",
-                             description="Install packs: download, resolve dependencies, build environments, register.")
-    install.add_argument("sources", nargs="+", metavar="SOURCE",
-                         help="registry name (slack, slack@2.1.0, 'slack@>=2,<3'), s3://bucket/key, or a local archive")
+    install = sub.add_parser(
+        "install",
+        parents=[common],
+        help="install packs and their dependencies",
+        description="Install packs: download, resolve dependencies, build environments, register.",
+    )
+    install.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="registry name (slack, slack@2.1.0, 'slack@>=2,<3'), s3://bucket/key, or a local archive",
+    )
     install.add_argument("--registry", metavar="INDEX", help="registry index.json (path, s3:// or https://)")
     install.add_argument("--skip-dependencies", action="store_true", help="do not download missing dependencies")
     install.add_argument("--skip-env-build", action="store_true", help="register without building environments")

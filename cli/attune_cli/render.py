@@ -63,13 +63,21 @@ def install_report(installation_id: str, result: ExecutionResult) -> dict[str, A
     environments, failed_environments = [], []
     for build in output.get("builds") or []:
         if build.get("failed"):
-            failed_environments.append({"pack_ref": build["pack_ref"], "error_type": build.get("error_type"),
-                                        "error": build.get("error")})
+            failed_environments.append(
+                {"pack_ref": build["pack_ref"], "error_type": build.get("error_type"), "error": build.get("error")}
+            )
             continue
         for kind, env in (build.get("environments") or {}).items():
-            environments.append({"pack_ref": build["pack_ref"], "kind": kind, "env_hash": env["env_hash"],
-                                 "cached": env["cached"], "package_count": env["package_count"],
-                                 "artifact": env["artifact"]})
+            environments.append(
+                {
+                    "pack_ref": build["pack_ref"],
+                    "kind": kind,
+                    "env_hash": env["env_hash"],
+                    "cached": env["cached"],
+                    "package_count": env["package_count"],
+                    "artifact": env["artifact"],
+                }
+            )
     failures = (
         [{"stage": "download", **f} for f in download.get("failed_packs", [])]
         + [{"stage": "download dependencies", **f} for f in dependency_download.get("failed_packs", [])]
@@ -110,8 +118,9 @@ def install_summary(report: dict[str, Any]) -> str:
         lines.append("Environments:")
         for env in report["environments"]:
             how = "cache hit" if env["cached"] else "built"
-            lines.append(f"  {env['pack_ref']} {env['kind']} {env['env_hash'][:12]}  {how}, "
-                         f"{env['package_count']} package(s)")
+            lines.append(
+                f"  {env['pack_ref']} {env['kind']} {env['env_hash'][:12]}  {how}, {env['package_count']} package(s)"
+            )
     if report["registered"]:
         lines.append("Registered:")
         for r in report["registered"]:
@@ -120,8 +129,10 @@ def install_summary(report: dict[str, Any]) -> str:
     if report["failures"]:
         lines.append("Problems:")
         for f in report["failures"]:
-            lines.append(f"  [{f['stage']}] {f.get('source') or f.get('pack_ref')}: {f.get('error_code')}: "
-                         f"{f.get('error') or f.get('message')}")
+            lines.append(
+                f"  [{f['stage']}] {f.get('source') or f.get('pack_ref')}: {f.get('error_code')}: "
+                f"{f.get('error') or f.get('message')}"
+            )
     if report["error"]:
         lines.append(f"Execution failed: {report['error']}: {report['cause']}")
     return "\n".join(lines)
@@ -139,9 +150,11 @@ def pack_table(packs: list[dict[str, Any]]) -> str:
 
 
 def pack_details(pack: dict[str, Any]) -> str:
-    lines = [f"{pack['ref']} {pack['version']}  {pack.get('label') or ''}".rstrip(),
-             f"  {pack.get('description', '')}",
-             f"  archive: {pack.get('archive')} ({pack.get('checksum')})"]
+    lines = [
+        f"{pack['ref']} {pack['version']}  {pack.get('label') or ''}".rstrip(),
+        f"  {pack.get('description', '')}",
+        f"  archive: {pack.get('archive')} ({pack.get('checksum')})",
+    ]
     if pack.get("dependencies"):
         lines.append("  dependencies: " + ", ".join(f"{k} {v}" for k, v in pack["dependencies"].items()))
     for kind, env in (pack.get("environments") or {}).items():
@@ -151,5 +164,7 @@ def pack_details(pack: dict[str, Any]) -> str:
             lines.append(f"  {kind}:")
             for c in components:
                 lines.append(f"    {c['ref']:<32} {c.get('description', '')[:60]}")
-    lines.append("  history: " + ", ".join(f"{h['version']} ({h.get('registered_at', '')[:19]})" for h in pack["history"]))
+    lines.append(
+        "  history: " + ", ".join(f"{h['version']} ({h.get('registered_at', '')[:19]})" for h in pack["history"])
+    )
     return "\n".join(lines)

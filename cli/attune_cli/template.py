@@ -77,14 +77,16 @@ class StackResources:
         for logical_id, resource in self.of_type("AWS::Serverless::Function").items():
             props = resource["Properties"]
             env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
-            specs.append(FunctionSpec(
-                logical_id=logical_id,
-                code_uri=self.root / props["CodeUri"],
-                handler=props.get("Handler", globals_fn.get("Handler", "app.lambda_handler")),
-                environment=env,
-                timeout=int(props.get("Timeout", globals_fn.get("Timeout", 3))),
-                events=props.get("Events", {}),
-            ))
+            specs.append(
+                FunctionSpec(
+                    logical_id=logical_id,
+                    code_uri=self.root / props["CodeUri"],
+                    handler=props.get("Handler", globals_fn.get("Handler", "app.lambda_handler")),
+                    environment=env,
+                    timeout=int(props.get("Timeout", globals_fn.get("Timeout", 3))),
+                    events=props.get("Events", {}),
+                )
+            )
         return specs
 
     def table_definition(self) -> tuple[str, dict[str, Any]]:
@@ -135,8 +137,12 @@ class Resolver:
                 if "." in token:
                     return str(self({"Fn::GetAtt": token.split(".", 1)}))
                 if token.startswith("AWS::"):
-                    return {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
-                            "AWS::Partition": "aws", "AWS::StackName": "attune-local"}[token]
+                    return {
+                        "AWS::Region": "us-east-1",
+                        "AWS::AccountId": "123456789012",
+                        "AWS::Partition": "aws",
+                        "AWS::StackName": "attune-local",
+                    }[token]
                 return str(self({"Ref": token}))
 
             return re.sub(r"\$\{([^}]+)\}", substitute, template)

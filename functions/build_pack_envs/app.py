@@ -18,8 +18,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = wiring.settings()
     if "task_token" in event:
         task = parse_request(BuildTask, event)
-        return handle_build_task(task, store=wiring.object_store(), starter=wiring.build_starter(),
-                                 tokens=wiring.task_tokens(), architecture=settings.target_architecture)
+        return handle_build_task(
+            task,
+            store=wiring.object_store(),
+            starter=wiring.build_starter(),
+            tokens=wiring.task_tokens(),
+            architecture=settings.target_architecture,
+        )
     request = parse_request(BuildEnvsRequest, event)
-    return build_pack_envs(request, store=wiring.object_store(), starter=wiring.build_starter(),
-                           architecture=settings.target_architecture).model_dump(mode="json")
+    return build_pack_envs(
+        request, store=wiring.object_store(), starter=wiring.build_starter(), architecture=settings.target_architecture
+    ).model_dump(mode="json")

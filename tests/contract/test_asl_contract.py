@@ -8,13 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from attune_cli.template import StackResources
 from attune_packs import errors, models
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "statemachine" / "install_packs.asl.json"
-LAMBDA_SERVICE_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                         "Lambda.TooManyRequestsException"}
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
 REQUEST_MODELS = {
     "DownloadPacksFunctionArn": models.DownloadRequest,
     "GetPackDependenciesFunctionArn": models.DependenciesRequest,
@@ -45,7 +50,9 @@ def tasks(asl: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def function_of(task: dict[str, Any]) -> str:
-    target = task["Parameters"].get("FunctionName") if task["Resource"].startswith("arn:aws:states") else task["Resource"]
+    target = (
+        task["Parameters"].get("FunctionName") if task["Resource"].startswith("arn:aws:states") else task["Resource"]
+    )
     match = re.fullmatch(r"\$\{(\w+)\}", target)
     assert match, f"task target {target!r} is not a definition substitution"
     return match.group(1)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from attune_cli.template import StackResources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,8 +61,13 @@ def test_the_sam_transform_succeeds_offline() -> None:
     except InvalidDocumentException as exc:  # pragma: no cover - shows every cause
         pytest.fail("; ".join(str(cause) for cause in exc.causes))
     kinds = {r["Type"] for r in output["Resources"].values()}
-    assert {"AWS::Lambda::Function", "AWS::StepFunctions::StateMachine", "AWS::Lambda::LayerVersion",
-            "AWS::Events::Rule", "AWS::CodeBuild::Project"} <= kinds
+    assert {
+        "AWS::Lambda::Function",
+        "AWS::StepFunctions::StateMachine",
+        "AWS::Lambda::LayerVersion",
+        "AWS::Events::Rule",
+        "AWS::CodeBuild::Project",
+    } <= kinds
 
 
 def test_every_function_handler_resolves_to_a_function_in_a_file(stack: StackResources) -> None:
@@ -103,8 +109,10 @@ def test_no_policy_grants_every_action_or_every_resource(stack: StackResources) 
 
 
 def test_s3_writes_are_limited_to_the_prefixes_each_function_owns(stack: StackResources) -> None:
-    owned = {"DownloadPacksFunction": {"staging/*", "archives/*"},
-             "EnvironmentBuildRole": {"envs/*", "reports/builds/*"}}
+    owned = {
+        "DownloadPacksFunction": {"staging/*", "archives/*"},
+        "EnvironmentBuildRole": {"envs/*", "reports/builds/*"},
+    }
     for logical_id, prefixes in owned.items():
         for statement in _statements(stack.resources[logical_id]):
             if "s3:PutObject" in statement["Action"]:
@@ -113,9 +121,9 @@ def test_s3_writes_are_limited_to_the_prefixes_each_function_owns(stack: StackRe
 
 
 def test_the_buildspec_is_the_one_the_build_function_sends() -> None:
-    from attune_packs.services.build_envs import buildspec_text
-
     import yaml
+
+    from attune_packs.services.build_envs import buildspec_text
 
     spec = yaml.safe_load(buildspec_text())
     assert spec["version"] == 0.2

@@ -22,8 +22,9 @@ class FakeObjectStore:
         self.objects[key] = (body, metadata or {})
         return f"s3://{self.bucket}/{key}"
 
-    def upload_stream(self, key: str, stream: BinaryIO, *, max_bytes: int,
-                      metadata: dict[str, str] | None = None) -> StoredObject:
+    def upload_stream(
+        self, key: str, stream: BinaryIO, *, max_bytes: int, metadata: dict[str, str] | None = None
+    ) -> StoredObject:
         self.calls["upload"] += 1
         body = stream.read(max_bytes + 1)
         if len(body) > max_bytes:
@@ -76,8 +77,11 @@ class FakePackTable:
 
     def query_index(self, gsi_pk: str, sk_prefix: str = "") -> list[dict[str, Any]]:
         self.calls["query"] += 1
-        return [dict(v) for v in self.items.values()
-                if v.get("GSI1PK") == gsi_pk and str(v.get("GSI1SK", "")).startswith(sk_prefix)]
+        return [
+            dict(v)
+            for v in self.items.values()
+            if v.get("GSI1PK") == gsi_pk and str(v.get("GSI1SK", "")).startswith(sk_prefix)
+        ]
 
     def batch_put(self, items: Any) -> int:
         items = list(items)
@@ -93,6 +97,7 @@ class FakePackTable:
             raise RuntimeError("injected crash before the pointer flip")
         current = self.items.get((item["PK"], item["SK"]))
         if (current is None) != (expected_revision is None) or (
-                current is not None and current.get("revision") != expected_revision):
+            current is not None and current.get("revision") != expected_revision
+        ):
             raise RegistrationConflictError("conflict")
         self.items[(item["PK"], item["SK"])] = dict(item)

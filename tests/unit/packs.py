@@ -26,12 +26,18 @@ def zip_bytes(files: dict[str, str | bytes], *, root: str = "") -> bytes:
     return out.getvalue()
 
 
-def pack_files(ref: str = "demo", version: str = "1.0.0", *, dependencies: str = "",
-               requirements: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+def pack_files(
+    ref: str = "demo",
+    version: str = "1.0.0",
+    *,
+    dependencies: str = "",
+    requirements: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     files = {
         "pack.yaml": f'ref: {ref}\nname: {ref}\nversion: "{version}"\ndescription: test pack\n{dependencies}',
-        "actions/hello.yaml": f"name: hello\nrunner_type: python-script\nentry_point: hello.py\n"
-                              f"parameters:\n  who: {{type: string}}\n",
+        "actions/hello.yaml": "name: hello\nrunner_type: python-script\nentry_point: hello.py\n"
+        "parameters:\n  who: {type: string}\n",
         "actions/hello.py": "def run(who): return who\n",
     }
     if requirements is not None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fakes import FakeObjectStore
+from packs import pack_files, tar_gz
+
 from attune_packs.models import BuildOptions, BuildTask
 from attune_packs.services.build_envs import handle_build_task, plan_environments
 from attune_packs.services.packs import load_pack
-from fakes import FakeObjectStore
-from packs import pack_files, tar_gz
 
 
 class FakeStarter:
@@ -40,8 +41,13 @@ class FakeTokens:
 def test_a_miss_starts_a_build_carrying_the_token_and_the_plan() -> None:
     store, starter, tokens = FakeObjectStore(), FakeStarter(), FakeTokens()
     path = store.add("archives/sha256/a.tar.gz", tar_gz(pack_files("a", requirements="six==1.17.0\n"), root="a/"))
-    result = handle_build_task(BuildTask(task_token="tok", pack_path=path, options=BuildOptions()),
-                               store=store, starter=starter, tokens=tokens, architecture="arm64")
+    result = handle_build_task(
+        BuildTask(task_token="tok", pack_path=path, options=BuildOptions()),
+        store=store,
+        starter=starter,
+        tokens=tokens,
+        architecture="arm64",
+    )
     assert result["status"] == "building"
     [build] = starter.started
     env = build["environment"]
@@ -56,11 +62,25 @@ def test_a_hit_answers_the_token_without_any_build() -> None:
     path = store.add("archives/sha256/a.tar.gz", tar_gz(pack_files("a", requirements="six==1.17.0\n")))
     [plan] = plan_environments(load_pack(path, store), BuildOptions(), "arm64")
     store.add(plan.artifact_key, b"tarball")
-    store.add(plan.manifest_key, json.dumps({"kind": "python", "env_hash": plan.env_hash, "python_version": "3.12",
-                                             "distributions": [{"name": "six", "version": "1.17.0"}],
-                                             "size_bytes": 10}).encode())
-    result = handle_build_task(BuildTask(task_token="tok", pack_path=path, options=BuildOptions()),
-                               store=store, starter=starter, tokens=tokens, architecture="arm64")
+    store.add(
+        plan.manifest_key,
+        json.dumps(
+            {
+                "kind": "python",
+                "env_hash": plan.env_hash,
+                "python_version": "3.12",
+                "distributions": [{"name": "six", "version": "1.17.0"}],
+                "size_bytes": 10,
+            }
+        ).encode(),
+    )
+    result = handle_build_task(
+        BuildTask(task_token="tok", pack_path=path, options=BuildOptions()),
+        store=store,
+        starter=starter,
+        tokens=tokens,
+        architecture="arm64",
+    )
     assert result["status"] == "cached" and starter.started == []
     [(token, output)] = tokens.succeeded
     assert token == "tok" and output["environments"]["python"]["cached"] is True
@@ -73,14 +93,21 @@ def test_a_manifest_for_another_hash_is_not_a_hit_and_force_rebuild_ignores_the_
     [plan] = plan_environments(load_pack(path, store), BuildOptions(), "arm64")
     store.add(plan.artifact_key, b"tarball")
     store.add(plan.manifest_key, json.dumps({"kind": "python", "env_hash": "other", "distributions": []}).encode())
-    handle_build_task(BuildTask(task_token="t", pack_path=path, options=BuildOptions()),
-                      store=store, starter=starter, tokens=tokens, architecture="arm64")
+    handle_build_task(
+        BuildTask(task_token="t", pack_path=path, options=BuildOptions()),
+        store=store,
+        starter=starter,
+        tokens=tokens,
+        architecture="arm64",
+    )
     assert len(starter.started) == 1
 
 
 def test_two_packs_with_equal_requirements_share_one_environment_hash() -> None:
     store = FakeObjectStore()
     a = load_pack(store.add("archives/sha256/a.tar.gz", tar_gz(pack_files("a", requirements="six==1.17.0\n"))), store)
-    b = load_pack(store.add("archives/sha256/b.tar.gz", tar_gz(pack_files("b", requirements="# x\nsix==1.17.0\n"))), store)
+    b = load_pack(
+        store.add("archives/sha256/b.tar.gz", tar_gz(pack_files("b", requirements="# x\nsix==1.17.0\n"))), store
+    )
     assert plan_environments(a, BuildOptions(), "arm64") == plan_environments(b, BuildOptions(), "arm64")
     assert plan_environments(a, BuildOptions(skip_python=True), "arm64") == []

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from attune_packs.models import DependenciesRequest
-from attune_packs.services.dependencies import analyze_dependencies, install_order
 from fakes import FakeObjectStore, FakePackTable
 from packs import pack_files, tar_gz
 
+from attune_packs.models import DependenciesRequest
+from attune_packs.services.dependencies import analyze_dependencies, install_order
+
 
 def stored(store: FakeObjectStore, ref: str, version: str, deps: str = "", requirements: str | None = None) -> str:
-    return store.add(f"archives/sha256/{ref}{version.replace('.', '')}.tar.gz",
-                     tar_gz(pack_files(ref, version, dependencies=deps, requirements=requirements)))
+    return store.add(
+        f"archives/sha256/{ref}{version.replace('.', '')}.tar.gz",
+        tar_gz(pack_files(ref, version, dependencies=deps, requirements=requirements)),
+    )
 
 
 def installed(table: FakePackTable, ref: str, version: str) -> None:

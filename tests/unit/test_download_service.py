@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import FakeObjectStore
+from packs import pack_files, tar_gz, zip_bytes
+
 from attune_packs.models import DownloadRequest
 from attune_packs.services.download import download_packs
 from attune_packs.settings import Settings
-from fakes import FakeObjectStore
-from packs import pack_files, tar_gz, zip_bytes
 
 
 def settings(**overrides: object) -> Settings:
@@ -26,8 +27,15 @@ def registry(tmp_path: Path) -> Path:
         body = tar_gz(pack_files(ref, version))
         name = f"archives/{ref}-{version}.tar.gz"
         (tmp_path / name).write_bytes(body)
-        entries.append({"ref": ref, "version": version, "install_sources": [
-            {"type": "archive", "url": name, "checksum": "sha256:" + hashlib.sha256(body).hexdigest()}]})
+        entries.append(
+            {
+                "ref": ref,
+                "version": version,
+                "install_sources": [
+                    {"type": "archive", "url": name, "checksum": "sha256:" + hashlib.sha256(body).hexdigest()}
+                ],
+            }
+        )
     (tmp_path / "index.json").write_text(json.dumps({"packs": entries}))
     return tmp_path / "index.json"
 
@@ -60,7 +68,9 @@ def test_a_pinned_pack_already_stored_costs_no_second_upload(registry: Path) -> 
 
 
 def test_checksum_mismatch_fails_the_pack_and_stores_nothing(registry: Path) -> None:
-    (registry.parent / "archives" / "beta-0.1.0.tar.gz").write_bytes(tar_gz(pack_files("beta", "0.1.0", extra={"x": "y"})))
+    (registry.parent / "archives" / "beta-0.1.0.tar.gz").write_bytes(
+        tar_gz(pack_files("beta", "0.1.0", extra={"x": "y"}))
+    )
     store = FakeObjectStore()
     response = run(store, "beta", registry=registry)
     assert response.failed_packs[0].error_code == "CHECKSUM_MISMATCH"
@@ -92,11 +102,14 @@ def test_local_paths_are_refused_outside_the_local_stack(tmp_path: Path) -> None
     assert response.failed_packs[0].error_code == "SOURCE_URL_FORBIDDEN"
 
 
-@pytest.mark.parametrize(("source", "code"), [
-    ("https://example.com/org/repo.git", "SOURCE_TYPE_UNSUPPORTED"),
-    ("ftp://example.com/x.tar.gz", "SOURCE_URL_FORBIDDEN"),
-    ("file:///etc/passwd", "SOURCE_URL_FORBIDDEN"),
-])
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [
+        ("https://example.com/org/repo.git", "SOURCE_TYPE_UNSUPPORTED"),
+        ("ftp://example.com/x.tar.gz", "SOURCE_URL_FORBIDDEN"),
+        ("file:///etc/passwd", "SOURCE_URL_FORBIDDEN"),
+    ],
+)
 def test_unsupported_or_forbidden_sources_get_a_clear_code(source: str, code: str) -> None:
     response = run(FakeObjectStore(), source, ALLOW_LOCAL_SOURCES="false")
     assert response.failed_packs[0].error_code == code
@@ -123,12 +136,15 @@ def test_an_unpinned_index_entry_is_refused_unless_allowed(registry: Path) -> No
     registry.write_text(json.dumps(index))
     store = FakeObjectStore()
     assert run(store, "beta", registry=registry).failed_packs[0].error_code == "INDEX_ENTRY_UNVERIFIED"
-    allowed = download_packs(DownloadRequest(packs=["beta"], registry_url=str(registry), allow_unpinned=True),
-                             store, settings())
+    allowed = download_packs(
+        DownloadRequest(packs=["beta"], registry_url=str(registry), allow_unpinned=True), store, settings()
+    )
     assert allowed.downloaded_packs[0].warnings
 
 
 def test_known_pack_paths_are_carried_into_pack_paths(registry: Path) -> None:
-    request = DownloadRequest(packs=["beta"], registry_url=str(registry), known_pack_paths=["s3://packs/archives/sha256/x.tar.gz"])
+    request = DownloadRequest(
+        packs=["beta"], registry_url=str(registry), known_pack_paths=["s3://packs/archives/sha256/x.tar.gz"]
+    )
     response = download_packs(request, FakeObjectStore(), settings())
     assert response.pack_paths[0] == "s3://packs/archives/sha256/x.tar.gz" and len(response.pack_paths) == 2

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from attune_packs.models import BuiltEnvironment, EnvironmentArtifact, FailedBuild, RegisterRequest
-from attune_packs.services.catalog import list_packs, show_pack
-from attune_packs.services.register import register_packs
 from fakes import FakeObjectStore, FakePackTable
 from packs import pack_files, tar_gz
 
+from attune_packs.models import BuiltEnvironment, EnvironmentArtifact, FailedBuild, RegisterRequest
+from attune_packs.services.catalog import list_packs, show_pack
+from attune_packs.services.register import register_packs
+
 
 def put(store: FakeObjectStore, ref: str, version: str, deps: str = "", key: str | None = None, **kw: object) -> str:
-    return store.add(key or f"archives/sha256/{ref}{version.replace('.', '')}.tar.gz",
-                     tar_gz(pack_files(ref, version, dependencies=deps, **kw)))
+    return store.add(
+        key or f"archives/sha256/{ref}{version.replace('.', '')}.tar.gz",
+        tar_gz(pack_files(ref, version, dependencies=deps, **kw)),
+    )
 
 
 def register(store: FakeObjectStore, table: FakePackTable, *paths: str, **options: object):
@@ -80,7 +83,9 @@ def test_environment_artifacts_are_recorded_on_the_pack() -> None:
     store, table = FakeObjectStore(), FakePackTable()
     path = put(store, "a", "1.0.0", requirements="six\n")
     env = EnvironmentArtifact(artifact="s3://packs/envs/h/python.tar.gz", env_hash="h", cached=False, package_count=1)
-    register(store, table, path, build_results=[BuiltEnvironment(pack_ref="a", environments={"python": env}, duration_ms=1)])
+    register(
+        store, table, path, build_results=[BuiltEnvironment(pack_ref="a", environments={"python": env}, duration_ms=1)]
+    )
     assert table.items[("PACK#a", "CURRENT")]["environments"]["python"]["env_hash"] == "h"
 
 

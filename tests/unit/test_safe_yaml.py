@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from attune_packs import safe_yaml
 from attune_packs.errors import ManifestError
 from attune_packs.safe_yaml import YamlLimits, load_yaml

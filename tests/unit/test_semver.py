@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from attune_packs.errors import ManifestError
-from attune_packs.semver import Constraint, Version, best_match, parse_dependency
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
+from attune_packs.errors import ManifestError
+from attune_packs.semver import Constraint, Version, best_match, parse_dependency
 
 V = Version.parse
 

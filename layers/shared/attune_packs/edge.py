@@ -26,17 +26,18 @@ def parse_request(model: type[RequestT], event: Any) -> RequestT:
         return model.model_validate(event)
     except ValidationError as exc:
         problems = [
-            {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
-            for err in exc.errors()
+            {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]} for err in exc.errors()
         ]
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
         raise InvalidRequestError(f"invalid request: {summary}", details=problems) from exc
 
 
-def stage_handler(model: type[RequestT]) -> Callable[[Callable[[RequestT, Any], BaseModel | dict[str, Any]]],
-                                                      Callable[[dict[str, Any], Any], dict[str, Any]]]:
-    def decorate(func: Callable[[RequestT, Any], BaseModel | dict[str, Any]]
-                 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def stage_handler(
+    model: type[RequestT],
+) -> Callable[[Callable[[RequestT, Any], BaseModel | dict[str, Any]]], Callable[[dict[str, Any], Any], dict[str, Any]]]:
+    def decorate(
+        func: Callable[[RequestT, Any], BaseModel | dict[str, Any]],
+    ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         @functools.wraps(func)
         def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             request = parse_request(model, event)

@@ -246,7 +246,7 @@ class FailedBuild(Response):
     pack_ref: str
     failed: Literal[True]
     error_type: str
-    error: str
+    error: str | None = None
 
 
 # --- Register -----------------------------------------------------------------------------------

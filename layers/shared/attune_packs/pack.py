@@ -113,15 +113,16 @@ class PackManifest(BaseModel):
     @field_validator("ref")
     @classmethod
     def _ref(cls, ref: str) -> str:
-        return validate_pack_ref(ref)
+        try:
+            return validate_pack_ref(ref)
+        except ManifestError as exc:
+            raise ValueError(exc.message) from exc
 
     @field_validator("version", mode="before")
     @classmethod
     def _version(cls, value: Any) -> str:
         if not isinstance(value, str):
-            raise ValueError(
-                f"version must be a quoted string like \"1.2.0\", not {type(value).__name__} {value!r}"
-            )
+            raise ValueError(f'version must be a quoted string like "1.2.0", not {type(value).__name__} {value!r}')
         try:
             Version.parse(value)
         except ManifestError as exc:
@@ -131,9 +132,12 @@ class PackManifest(BaseModel):
     @field_validator("dependencies")
     @classmethod
     def _constraints(cls, deps: dict[str, str]) -> dict[str, str]:
-        for ref, spec in deps.items():
-            validate_pack_ref(ref)
-            Constraint.parse(spec)
+        try:
+            for ref, spec in deps.items():
+                validate_pack_ref(ref)
+                Constraint.parse(spec)
+        except ManifestError as exc:
+            raise ValueError(exc.message) from exc
         return deps
 
     @property
@@ -155,7 +159,10 @@ def _dependency_map(raw: Any) -> Any:
                 continue
             if not isinstance(entry, str):
                 raise ValueError(f"dependency {entry!r} must be a string like 'pack' or 'pack>=1.0.0'")
-            ref, constraint = parse_dependency(entry)
+            try:
+                ref, constraint = parse_dependency(entry)
+            except ManifestError as exc:
+                raise ValueError(exc.message) from exc
             result[ref] = str(constraint)
         return result
     raise ValueError("dependencies must be a list or a mapping")
@@ -168,7 +175,7 @@ def parse_manifest(content: bytes, *, source: str = "pack.yaml") -> PackManifest
     except ValidationError as exc:
         problems = _pydantic_problems(exc, source)
         codes = {"ref": "PACK_REF_INVALID", "version": "PACK_VERSION_INVALID"}
-        fields = {p["field"] for p in problems}
+        fields = {".".join(str(p) for p in e["loc"]) for e in exc.errors() if e["type"] != "missing"}
         code = next((codes[f] for f in codes if f in fields), "MANIFEST_INVALID")
         _raise_problems(problems, source, code)
         raise AssertionError("unreachable") from exc
@@ -194,8 +201,15 @@ class Component(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-_COMMON_KEYS = {"name", "ref", "pack", "description", "runner_type", "entry_point", "parameters",
-                "enabled", "label"}
+_COMMON_KEYS = {"name", "ref", "pack", "description", "runner_type", "entry_point", "parameters", "enabled", "label"}
+
+
+def _component_error(path: str, field_name: str, problem: str, code: str = "COMPONENT_INVALID") -> ManifestError:
+    return ManifestError(
+        f"{path}: {field_name}: {problem}",
+        error_code=code,
+        details=[{"file": path, "field": field_name, "problem": problem}],
+    )
 
 
 def _component_name(meta: dict[str, Any], pack_ref: str, path: str) -> str:
@@ -207,9 +221,8 @@ def _component_name(meta: dict[str, Any], pack_ref: str, path: str) -> str:
         # Policies and rules sometimes carry only a ref; the file name is the last resort.
         name = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     if not isinstance(name, str) or not COMPONENT_NAME_PATTERN.fullmatch(name):
-        raise ManifestError(
-            f"{path}: name {name!r} is not a valid component name", error_code="COMPONENT_INVALID",
-            details=[{"file": path, "field": "name", "problem": "invalid name"}],
+        raise _component_error(
+            path, "name", f"{name!r} is not a valid component name (letters, digits, '_', '-', '.'; at most 128)"
         )
     return name
 
@@ -217,54 +230,41 @@ def _component_name(meta: dict[str, Any], pack_ref: str, path: str) -> str:
 def _check_entry_point(entry: Any, comp_dir: str, path: str, files: set[str], strict: bool) -> str | None:
     if entry is None:
         return None
-    if not isinstance(entry, str) or not entry or "\x00" in entry or entry.startswith(("/", "\\")) \
-            or re.match(r"^[A-Za-z]:", entry):
-        raise ManifestError(
-            f"{path}: entry_point {entry!r} must be a relative path inside the pack",
-            error_code="COMPONENT_ENTRY_POINT_INVALID",
-            details=[{"file": path, "field": "entry_point", "problem": "not a relative path"}],
-        )
+    code = "COMPONENT_ENTRY_POINT_INVALID"
+    if (
+        not isinstance(entry, str)
+        or not entry
+        or "\x00" in entry
+        or entry.startswith(("/", "\\"))
+        or re.match(r"^[A-Za-z]:", entry)
+    ):
+        raise _component_error(path, "entry_point", f"{entry!r} must be a relative path inside the pack", code)
     resolved = normpath(f"{comp_dir}/{entry}")
     if resolved.startswith("../") or resolved == "..":
-        raise ManifestError(
-            f"{path}: entry_point {entry!r} leaves the pack", error_code="COMPONENT_ENTRY_POINT_INVALID",
-            details=[{"file": path, "field": "entry_point", "problem": "leaves the pack"}],
-        )
+        raise _component_error(path, "entry_point", f"{entry!r} leaves the pack", code)
     if strict and resolved not in files and normpath(entry) not in files:
-        raise ManifestError(
-            f"{path}: entry_point {entry!r} does not exist in the pack",
-            error_code="COMPONENT_ENTRY_POINT_MISSING",
-            details=[{"file": path, "field": "entry_point", "problem": "file not found"}],
+        raise _component_error(
+            path, "entry_point", f"{entry!r} does not exist in the pack", "COMPONENT_ENTRY_POINT_MISSING"
         )
     return entry
 
 
-def parse_component(kind: str, path: str, content: bytes, pack_ref: str, files: set[str],
-                    *, strict: bool = True) -> Component:
+def parse_component(
+    kind: str, path: str, content: bytes, pack_ref: str, files: set[str], *, strict: bool = True
+) -> Component:
     meta = load_yaml(content, source=path)
     if not isinstance(meta, dict):
-        raise ManifestError(f"{path}: a component file must be a mapping", error_code="COMPONENT_INVALID")
+        raise _component_error(path, "(root)", "a component file must be a mapping of fields")
     if strict and isinstance(meta.get("pack"), str) and meta["pack"] != pack_ref:
-        raise ManifestError(
-            f"{path}: declares pack {meta['pack']!r} but belongs to pack {pack_ref!r}",
-            error_code="COMPONENT_INVALID",
-            details=[{"file": path, "field": "pack", "problem": "does not match pack.yaml ref"}],
-        )
+        raise _component_error(path, "pack", f"declares pack {meta['pack']!r} but belongs to pack {pack_ref!r}")
     name = _component_name(meta, pack_ref, path)
     comp_dir = path.rsplit("/", 1)[0]
     entry = _check_entry_point(meta.get("entry_point"), comp_dir, path, files, strict)
     parameters = meta.get("parameters") or {}
     if not isinstance(parameters, dict):
-        raise ManifestError(
-            f"{path}: parameters must be a mapping of parameter name to schema",
-            error_code="COMPONENT_INVALID",
-            details=[{"file": path, "field": "parameters", "problem": "not a mapping"}],
-        )
+        raise _component_error(path, "parameters", "must be a mapping of parameter name to schema")
     if kind == "actions" and strict and not (meta.get("runner_type") or meta.get("runner")):
-        raise ManifestError(
-            f"{path}: an action needs runner_type", error_code="COMPONENT_INVALID",
-            details=[{"file": path, "field": "runner_type", "problem": "missing"}],
-        )
+        raise _component_error(path, "runner_type", "an action needs runner_type")
     enabled = meta.get("enabled", True)
     return Component(
         type=kind,

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from attune_packs.errors import SourceError
+from attune_packs.errors import ManifestError, SourceError
 from attune_packs.semver import Constraint, Version
 
 MAX_INDEX_BYTES = 16 * 2**20
@@ -65,8 +65,7 @@ def parse_registry_ref(text: str) -> tuple[str, Constraint]:
     return ref.strip(), Constraint.parse(spec.strip() or "*")
 
 
-def find_entry(indices: list[tuple[str, RegistryIndex]], ref: str, constraint: Constraint
-               ) -> tuple[str, IndexEntry]:
+def find_entry(indices: list[tuple[str, RegistryIndex]], ref: str, constraint: Constraint) -> tuple[str, IndexEntry]:
     """The best version of ``ref`` allowed by ``constraint`` in the first index that lists ``ref``."""
     for location, index in indices:
         candidates = []
@@ -75,7 +74,7 @@ def find_entry(indices: list[tuple[str, RegistryIndex]], ref: str, constraint: C
                 continue
             try:
                 version = entry.semver
-            except Exception:  # noqa: BLE001 - an index entry with a bad version is skipped, not fatal
+            except ManifestError:  # an index entry with an invalid version is not a candidate
                 continue
             candidates.append((version, entry))
         if not candidates:

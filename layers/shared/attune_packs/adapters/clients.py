@@ -6,20 +6,18 @@ variants), so the same code talks to AWS or to the local stack.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 _RETRIES = {"max_attempts": 8, "mode": "adaptive"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(
-        service, config=Config(retries=_RETRIES, connect_timeout=5, read_timeout=60)
-    )
+    return boto3.session.Session().client(service, config=Config(retries=_RETRIES, connect_timeout=5, read_timeout=60))
 
 
 def reset_clients() -> None:

@@ -31,8 +31,7 @@ class CodeBuildStarter:
                 timeoutInMinutesOverride=timeout_minutes,
                 idempotencyToken=idempotency_token[:64],
                 environmentVariablesOverride=[
-                    {"name": name, "value": value, "type": "PLAINTEXT"}
-                    for name, value in sorted(environment.items())
+                    {"name": name, "value": value, "type": "PLAINTEXT"} for name, value in sorted(environment.items())
                 ],
             )
         except ClientError as exc:

@@ -83,9 +83,7 @@ class DynamoPackTable:
 
     # -- reads -----------------------------------------------------------------------------------
     def get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
-        response = self._call(
-            "get_item", Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True
-        )
+        response = self._call("get_item", Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True)
         item = response.get("Item")
         return self._decode(item) if item else None
 
@@ -144,9 +142,7 @@ class DynamoPackTable:
             if not pending:
                 return len(requests)
             time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311 - jitter
-        raise ThrottledError(
-            f"DynamoDB left {len(pending)} items unprocessed after {self._max_retries} retries"
-        )
+        raise ThrottledError(f"DynamoDB left {len(pending)} items unprocessed after {self._max_retries} retries")
 
     def put_if_revision(self, item: dict[str, Any], expected_revision: int | None) -> None:
         """Put ``item`` only if the stored item's ``revision`` is still ``expected_revision``."""

@@ -88,9 +88,9 @@ class S3ObjectStore:
                     self._s3.put_object(Bucket=self.bucket, Key=key, Body=chunk, Metadata=metadata or {})
                     return StoredObject(S3Location(self.bucket, key), digest.hexdigest(), size)
                 if upload_id is None:
-                    upload_id = self._s3.create_multipart_upload(
-                        Bucket=self.bucket, Key=key, Metadata=metadata or {}
-                    )["UploadId"]
+                    upload_id = self._s3.create_multipart_upload(Bucket=self.bucket, Key=key, Metadata=metadata or {})[
+                        "UploadId"
+                    ]
                 number = len(parts) + 1
                 etag = self._s3.upload_part(
                     Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
@@ -128,13 +128,9 @@ class S3ObjectStore:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in {"NoSuchKey", "404", "NotFound"}:
-                raise SourceGoneError(
-                    f"{location.uri} no longer exists; download the pack again"
-                ) from exc
+                raise SourceGoneError(f"{location.uri} no longer exists; download the pack again") from exc
             if code in {"AccessDenied", "403", "NoSuchBucket"}:
-                raise SourceError(
-                    f"{location.uri} cannot be read ({code})", error_code="SOURCE_FORBIDDEN"
-                ) from exc
+                raise SourceError(f"{location.uri} cannot be read ({code})", error_code="SOURCE_FORBIDDEN") from exc
             if _is_throttle(exc):
                 raise ThrottledError(f"S3 throttled a read of {location.uri}") from exc
             raise TransientError(f"reading {location.uri} failed: {code}") from exc
@@ -143,9 +139,7 @@ class S3ObjectStore:
         extra: dict[str, Any] = {}
         if metadata is not None:
             extra = {"Metadata": metadata, "MetadataDirective": "REPLACE"}
-        self._s3.copy(
-            {"Bucket": src.bucket, "Key": src.key}, self.bucket, dst_key, ExtraArgs=extra or None
-        )
+        self._s3.copy({"Bucket": src.bucket, "Key": src.key}, self.bucket, dst_key, ExtraArgs=extra or None)
 
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=key)

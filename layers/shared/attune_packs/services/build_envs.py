@@ -58,13 +58,27 @@ def plan_environments(pack: StoredPack, options: BuildOptions, architecture: str
     plans = []
     if contents.requirements_txt is not None and not options.skip_python:
         requirements = parse_requirements(contents.requirements_txt)
-        plans.append(EnvPlan("python", python_env_hash(requirements, python_version=options.python_version,
-                                                         architecture=architecture), options.python_version))
+        plans.append(
+            EnvPlan(
+                "python",
+                python_env_hash(requirements, python_version=options.python_version, architecture=architecture),
+                options.python_version,
+            )
+        )
     if contents.package_json is not None and not options.skip_nodejs:
         lock = contents.node_lockfile
-        plans.append(EnvPlan("nodejs", nodejs_env_hash(contents.package_json, contents.file(lock) if lock else None,
-                                                         nodejs_version=options.nodejs_version,
-                                                         architecture=architecture), options.nodejs_version))
+        plans.append(
+            EnvPlan(
+                "nodejs",
+                nodejs_env_hash(
+                    contents.package_json,
+                    contents.file(lock) if lock else None,
+                    nodejs_version=options.nodejs_version,
+                    architecture=architecture,
+                ),
+                options.nodejs_version,
+            )
+        )
     return plans
 
 
@@ -96,8 +110,15 @@ def artifact_from_manifest(bucket: str, plan: EnvPlan, manifest: Any, *, cached:
 
 
 def build_environment(
-    *, pack: StoredPack, plans: list[EnvPlan], cached: dict[str, EnvironmentArtifact], options: BuildOptions,
-    starter: BuildStarter, store: ObjectStore, architecture: str, task_token: str = "",
+    *,
+    pack: StoredPack,
+    plans: list[EnvPlan],
+    cached: dict[str, EnvironmentArtifact],
+    options: BuildOptions,
+    starter: BuildStarter,
+    store: ObjectStore,
+    architecture: str,
+    task_token: str = "",
 ) -> str:
     """Start the CodeBuild build of the plans not in ``cached``; returns the build id."""
     wanted = {p.kind: p for p in plans if p.kind not in cached}
@@ -127,8 +148,9 @@ def build_environment(
     )
 
 
-def _lookup(pack: StoredPack, options: BuildOptions, store: ObjectStore, architecture: str
-            ) -> tuple[list[EnvPlan], dict[str, EnvironmentArtifact]]:
+def _lookup(
+    pack: StoredPack, options: BuildOptions, store: ObjectStore, architecture: str
+) -> tuple[list[EnvPlan], dict[str, EnvironmentArtifact]]:
     plans = plan_environments(pack, options, architecture)
     cached: dict[str, EnvironmentArtifact] = {}
     if not options.force_rebuild:
@@ -139,8 +161,9 @@ def _lookup(pack: StoredPack, options: BuildOptions, store: ObjectStore, archite
     return plans, cached
 
 
-def handle_build_task(task: BuildTask, *, store: ObjectStore, starter: BuildStarter, tokens: TaskTokens,
-                      architecture: str) -> dict[str, Any]:
+def handle_build_task(
+    task: BuildTask, *, store: ObjectStore, starter: BuildStarter, tokens: TaskTokens, architecture: str
+) -> dict[str, Any]:
     """One Map item of the state machine. A cache hit answers the token now; a miss starts a build
     that will answer it. Terminal errors propagate: the state machine's Catch records them."""
     started = time.monotonic()
@@ -148,18 +171,36 @@ def handle_build_task(task: BuildTask, *, store: ObjectStore, starter: BuildStar
     plans, cached = _lookup(pack, task.options, store, architecture)
     if len(cached) == len(plans):
         result = BuiltEnvironment(
-            pack_ref=pack.contents.ref, pack_version=pack.contents.manifest.version, archive=pack.uri,
-            environments=cached, duration_ms=int((time.monotonic() - started) * 1000), test_result=None,
+            pack_ref=pack.contents.ref,
+            pack_version=pack.contents.manifest.version,
+            archive=pack.uri,
+            environments=cached,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            test_result=None,
         )
         tokens.succeed(task.task_token, result.model_dump(mode="json"))
         return {"status": "cached", "pack_ref": pack.contents.ref}
-    build_id = build_environment(pack=pack, plans=plans, cached=cached, options=task.options, starter=starter,
-                                 store=store, architecture=architecture, task_token=task.task_token)
+    build_id = build_environment(
+        pack=pack,
+        plans=plans,
+        cached=cached,
+        options=task.options,
+        starter=starter,
+        store=store,
+        architecture=architecture,
+        task_token=task.task_token,
+    )
     return {"status": "building", "pack_ref": pack.contents.ref, "build_id": build_id}
 
 
-def build_pack_envs(request: BuildEnvsRequest, *, store: ObjectStore, starter: BuildStarter, architecture: str,
-                    poll_seconds: float = 2.0) -> BuildEnvsResponse:
+def build_pack_envs(
+    request: BuildEnvsRequest,
+    *,
+    store: ObjectStore,
+    starter: BuildStarter,
+    architecture: str,
+    poll_seconds: float = 2.0,
+) -> BuildEnvsResponse:
     """The stage called directly (not as Map items): look up, build what is missing, wait for the
     builds to finish within ``request.timeout`` and report per pack."""
     started = time.monotonic()
@@ -174,16 +215,36 @@ def build_pack_envs(request: BuildEnvsRequest, *, store: ObjectStore, starter: B
             plans, cached = _lookup(pack, request, store, architecture)
             cache_hits += len(cached)
             if len(cached) == len(plans):
-                built.append(BuiltEnvironment(
-                    pack_ref=pack.contents.ref, pack_version=pack.contents.manifest.version, archive=pack.uri,
-                    environments=cached, duration_ms=int((time.monotonic() - pack_started) * 1000)))
+                built.append(
+                    BuiltEnvironment(
+                        pack_ref=pack.contents.ref,
+                        pack_version=pack.contents.manifest.version,
+                        archive=pack.uri,
+                        environments=cached,
+                        duration_ms=int((time.monotonic() - pack_started) * 1000),
+                    )
+                )
                 continue
-            build_id = build_environment(pack=pack, plans=plans, cached=cached, options=request, starter=starter,
-                                         store=store, architecture=architecture)
+            build_id = build_environment(
+                pack=pack,
+                plans=plans,
+                cached=cached,
+                options=request,
+                starter=starter,
+                store=store,
+                architecture=architecture,
+            )
             pending[build_id] = (pack, plans, cached, pack_started)
         except AttuneError as exc:
-            failed.append(PackFailure(source=path, error=exc.message, error_code=exc.error_code,
-                                      retriable=exc.retriable, details=exc.details))
+            failed.append(
+                PackFailure(
+                    source=path,
+                    error=exc.message,
+                    error_code=exc.error_code,
+                    retriable=exc.retriable,
+                    details=exc.details,
+                )
+            )
     deadline = started + request.timeout
     while pending:
         for build_id in list(pending):
@@ -194,13 +255,26 @@ def build_pack_envs(request: BuildEnvsRequest, *, store: ObjectStore, starter: B
             try:
                 built.append(_collect(pack, plans, cached, status, store, pack_started))
             except AttuneError as exc:
-                failed.append(PackFailure(source=pack.uri, pack_ref=pack.contents.ref, error=exc.message,
-                                          error_code=exc.error_code, retriable=exc.retriable))
+                failed.append(
+                    PackFailure(
+                        source=pack.uri,
+                        pack_ref=pack.contents.ref,
+                        error=exc.message,
+                        error_code=exc.error_code,
+                        retriable=exc.retriable,
+                    )
+                )
         if pending and time.monotonic() > deadline:
             for build_id, (pack, *_rest) in pending.items():
-                failed.append(PackFailure(source=pack.uri, pack_ref=pack.contents.ref, error_code="BUILD_TIMEOUT",
-                                          retriable=True,
-                                          error=f"build {build_id} did not finish within {request.timeout}s"))
+                failed.append(
+                    PackFailure(
+                        source=pack.uri,
+                        pack_ref=pack.contents.ref,
+                        error_code="BUILD_TIMEOUT",
+                        retriable=True,
+                        error=f"build {build_id} did not finish within {request.timeout}s",
+                    )
+                )
             break
         if pending:
             time.sleep(poll_seconds)
@@ -212,15 +286,25 @@ def build_pack_envs(request: BuildEnvsRequest, *, store: ObjectStore, starter: B
         built_environments=built,
         failed_environments=failed,
         summary=BuildSummary(
-            total_packs=len(built) + len(failed), success_count=len(built), failure_count=len(failed),
-            python_envs_built=built_counts["python"], nodejs_envs_built=built_counts["nodejs"],
-            cache_hits=cache_hits, total_duration_ms=int((time.monotonic() - started) * 1000),
+            total_packs=len(built) + len(failed),
+            success_count=len(built),
+            failure_count=len(failed),
+            python_envs_built=built_counts["python"],
+            nodejs_envs_built=built_counts["nodejs"],
+            cache_hits=cache_hits,
+            total_duration_ms=int((time.monotonic() - started) * 1000),
         ),
     )
 
 
-def _collect(pack: StoredPack, plans: list[EnvPlan], cached: dict[str, EnvironmentArtifact], status: str,
-             store: ObjectStore, pack_started: float) -> BuiltEnvironment:
+def _collect(
+    pack: StoredPack,
+    plans: list[EnvPlan],
+    cached: dict[str, EnvironmentArtifact],
+    status: str,
+    store: ObjectStore,
+    pack_started: float,
+) -> BuiltEnvironment:
     if status != "SUCCEEDED":
         raise BuildError(f"the environment build of {pack.contents.ref} ended {status}")
     environments = dict(cached)
@@ -235,5 +319,10 @@ def _collect(pack: StoredPack, plans: list[EnvPlan], cached: dict[str, Environme
         if artifact is None:
             raise BuildError(f"the {plan.kind} manifest of {pack.contents.ref} does not match its hash")
         environments[plan.kind] = artifact
-    return BuiltEnvironment(pack_ref=pack.contents.ref, pack_version=pack.contents.manifest.version, archive=pack.uri,
-                            environments=environments, duration_ms=int((time.monotonic() - pack_started) * 1000))
+    return BuiltEnvironment(
+        pack_ref=pack.contents.ref,
+        pack_version=pack.contents.manifest.version,
+        archive=pack.uri,
+        environments=environments,
+        duration_ms=int((time.monotonic() - pack_started) * 1000),
+    )

@@ -28,8 +28,12 @@ def show_pack(table: PackTable, ref: str) -> dict[str, Any]:
     for item in table.query_prefix(f"PACK#{ref}", f"COMPONENT#{version}#"):
         components.setdefault(str(item["type"]), []).append(_public(item))
     history = [
-        {"version": item["version"], "registered_at": item.get("registered_at"), "checksum": item.get("checksum"),
-         "installation_id": item.get("installation_id")}
+        {
+            "version": item["version"],
+            "registered_at": item.get("registered_at"),
+            "checksum": item.get("checksum"),
+            "installation_id": item.get("installation_id"),
+        }
         for item in table.query_prefix(f"PACK#{ref}", "VERSION#")
     ]
     return {**_public(current), "components": components, "history": history}

@@ -44,8 +44,14 @@ def analyze_dependencies(request: DependenciesRequest, store: ObjectStore, table
         for dep_ref, spec in pack.stored.contents.manifest.dependencies.items():
             constraint = Constraint.parse(spec)
             if dep_ref == pack.ref:
-                conflicts.append(Conflict(pack_ref=pack.ref, error_code="DEPENDENCY_CYCLE",
-                                          message=f"{pack.ref} depends on itself", chain=[pack.ref, pack.ref]))
+                conflicts.append(
+                    Conflict(
+                        pack_ref=pack.ref,
+                        error_code="DEPENDENCY_CYCLE",
+                        message=f"{pack.ref} depends on itself",
+                        chain=[pack.ref, pack.ref],
+                    )
+                )
                 continue
             if dep_ref not in installed_cache:
                 installed_cache[dep_ref] = table.get_item(f"PACK#{dep_ref}", "CURRENT")
@@ -55,38 +61,59 @@ def analyze_dependencies(request: DependenciesRequest, store: ObjectStore, table
             if in_batch is not None:
                 satisfied = constraint.allows(in_batch.version)
                 if not satisfied:
-                    conflicts.append(Conflict(
-                        pack_ref=pack.ref, error_code="DEPENDENCY_CONFLICT",
-                        message=f"{pack.ref} requires {dep_ref} {constraint}, but this installation brings "
-                                f"{dep_ref} {in_batch.version}",
-                        chain=[f"{pack.ref} -> {dep_ref} {constraint}", f"batch: {dep_ref} {in_batch.version}"],
-                    ))
+                    conflicts.append(
+                        Conflict(
+                            pack_ref=pack.ref,
+                            error_code="DEPENDENCY_CONFLICT",
+                            message=f"{pack.ref} requires {dep_ref} {constraint}, but this installation brings "
+                            f"{dep_ref} {in_batch.version}",
+                            chain=[f"{pack.ref} -> {dep_ref} {constraint}", f"batch: {dep_ref} {in_batch.version}"],
+                        )
+                    )
             elif installed_version is not None:
                 satisfied = constraint.allows(Version.parse(installed_version))
                 if not satisfied and request.force:
                     missing.setdefault(dep_ref, []).append(str(constraint))
                 elif not satisfied:
-                    conflicts.append(Conflict(
-                        pack_ref=pack.ref, error_code="DEPENDENCY_CONFLICT",
-                        message=f"{pack.ref} requires {dep_ref} {constraint}, but {dep_ref} "
-                                f"{installed_version} is installed; install with force to change it",
-                        chain=[f"{pack.ref} -> {dep_ref} {constraint}", f"installed: {dep_ref} {installed_version}"],
-                    ))
+                    conflicts.append(
+                        Conflict(
+                            pack_ref=pack.ref,
+                            error_code="DEPENDENCY_CONFLICT",
+                            message=f"{pack.ref} requires {dep_ref} {constraint}, but {dep_ref} "
+                            f"{installed_version} is installed; install with force to change it",
+                            chain=[
+                                f"{pack.ref} -> {dep_ref} {constraint}",
+                                f"installed: {dep_ref} {installed_version}",
+                            ],
+                        )
+                    )
             else:
                 satisfied = False
                 missing.setdefault(dep_ref, []).append(str(constraint))
-            dependencies.append(Dependency(
-                pack_ref=dep_ref, version_spec=str(constraint), required_by=pack.ref,
-                already_installed=installed_version is not None, installed_version=installed_version,
-                satisfied=satisfied, provided_by=in_batch.stored.uri if in_batch else None,
-            ))
-    order, cycle_conflicts = install_order({ref: set(p.stored.contents.manifest.dependencies) for ref, p in batch.items()})
+            dependencies.append(
+                Dependency(
+                    pack_ref=dep_ref,
+                    version_spec=str(constraint),
+                    required_by=pack.ref,
+                    already_installed=installed_version is not None,
+                    installed_version=installed_version,
+                    satisfied=satisfied,
+                    provided_by=in_batch.stored.uri if in_batch else None,
+                )
+            )
+    order, cycle_conflicts = install_order(
+        {ref: set(p.stored.contents.manifest.dependencies) for ref, p in batch.items()}
+    )
     conflicts.extend(cycle_conflicts)
     blocked = {c.pack_ref for c in conflicts}
     analyzed = [
-        AnalyzedPack(pack_ref=ref, pack_version=str(batch[ref].version), archive=batch[ref].stored.uri,
-                     needs_python=batch[ref].runtime.python is not None,
-                     needs_nodejs=batch[ref].runtime.nodejs is not None)
+        AnalyzedPack(
+            pack_ref=ref,
+            pack_version=str(batch[ref].version),
+            archive=batch[ref].stored.uri,
+            needs_python=batch[ref].runtime.python is not None,
+            needs_nodejs=batch[ref].runtime.nodejs is not None,
+        )
         for ref in order
     ]
     build_items = [a for a in analyzed if (a.needs_python or a.needs_nodejs) and a.pack_ref not in blocked]
@@ -110,8 +137,9 @@ def _missing_spec(ref: str, specs: list[str]) -> str:
     return f"{ref}@{','.join(specific)}" if specific else ref
 
 
-def _load_batch(request: DependenciesRequest, store: ObjectStore, table: PackTable
-                ) -> tuple[dict[str, BatchPack], list[PackFailure], list[Conflict]]:
+def _load_batch(
+    request: DependenciesRequest, store: ObjectStore, table: PackTable
+) -> tuple[dict[str, BatchPack], list[PackFailure], list[Conflict]]:
     batch: dict[str, BatchPack] = {}
     errors: list[PackFailure] = []
     conflicts: list[Conflict] = []
@@ -120,17 +148,27 @@ def _load_batch(request: DependenciesRequest, store: ObjectStore, table: PackTab
             stored = load_pack(path, store, table, strict=not request.skip_validation)
             pack = BatchPack(stored, runtime_requirements(stored.contents))
         except AttuneError as exc:
-            errors.append(PackFailure(source=path, error=exc.message, error_code=exc.error_code,
-                                      retriable=exc.retriable, details=exc.details))
+            errors.append(
+                PackFailure(
+                    source=path,
+                    error=exc.message,
+                    error_code=exc.error_code,
+                    retriable=exc.retriable,
+                    details=exc.details,
+                )
+            )
             continue
         previous = batch.get(pack.ref)
         if previous is not None and previous.version != pack.version:
-            conflicts.append(Conflict(
-                pack_ref=pack.ref, error_code="DEPENDENCY_CONFLICT",
-                message=f"this installation brings two versions of {pack.ref}: {previous.version} and "
-                        f"{pack.version}; keeping {max(previous.version, pack.version)}",
-                chain=[previous.stored.uri, stored.uri],
-            ))
+            conflicts.append(
+                Conflict(
+                    pack_ref=pack.ref,
+                    error_code="DEPENDENCY_CONFLICT",
+                    message=f"this installation brings two versions of {pack.ref}: {previous.version} and "
+                    f"{pack.version}; keeping {max(previous.version, pack.version)}",
+                    chain=[previous.stored.uri, stored.uri],
+                )
+            )
             if pack.version < previous.version:
                 continue
         batch[pack.ref] = pack
@@ -162,12 +200,23 @@ def install_order(graph: dict[str, set[str]]) -> tuple[list[str], list[Conflict]
             reported.update(cycle)
             text = " -> ".join([*cycle, cycle[0]])
             for member in cycle:
-                conflicts.append(Conflict(pack_ref=member, error_code="DEPENDENCY_CYCLE",
-                                          message=f"dependency cycle: {text}", chain=[*cycle, cycle[0]]))
+                conflicts.append(
+                    Conflict(
+                        pack_ref=member,
+                        error_code="DEPENDENCY_CYCLE",
+                        message=f"dependency cycle: {text}",
+                        chain=[*cycle, cycle[0]],
+                    )
+                )
     for ref in sorted(remaining - reported):
-        conflicts.append(Conflict(pack_ref=ref, error_code="DEPENDENCY_CYCLE",
-                                  message=f"{ref} depends on packs that are on a dependency cycle",
-                                  chain=[ref, *inside[ref]]))
+        conflicts.append(
+            Conflict(
+                pack_ref=ref,
+                error_code="DEPENDENCY_CYCLE",
+                message=f"{ref} depends on packs that are on a dependency cycle",
+                chain=[ref, *inside[ref]],
+            )
+        )
     return order, conflicts
 
 
@@ -182,4 +231,4 @@ def _find_cycle(start: str, graph: dict[str, list[str]], remaining: set[str]) ->
         if not nexts:
             return []
         node = nexts[0]
-    return path[position[node]:]
+    return path[position[node] :]

@@ -135,8 +135,12 @@ def _registry_source(source: str, context: DownloadContext) -> ResolvedSource:
         )
     url = _join(index_location, chosen.url)
     resolved = ResolvedSource(
-        source, "registry", lambda: _open_location(url, context),
-        expected_checksum=chosen.checksum, expected_ref=ref, expected_version=entry.version,
+        source,
+        "registry",
+        lambda: _open_location(url, context),
+        expected_checksum=chosen.checksum,
+        expected_ref=ref,
+        expected_version=entry.version,
     )
     if chosen.checksum is None:
         resolved.warnings.append("registry entry has no checksum: content not verified")
@@ -167,8 +171,9 @@ def _open_location(location: str, context: DownloadContext) -> AbstractContextMa
         )
     path = Path(parsed.path if parsed.scheme == "file" else location).expanduser()
     if not context.settings.allow_local_sources:
-        raise SourceError(f"{location!r}: local files are only readable by the local stack",
-                          error_code="SOURCE_URL_FORBIDDEN")
+        raise SourceError(
+            f"{location!r}: local files are only readable by the local stack", error_code="SOURCE_URL_FORBIDDEN"
+        )
     if not path.is_file():
         raise SourceError(f"{location!r}: no such file", error_code="SOURCE_NOT_FOUND")
     return path.open("rb")
@@ -243,9 +248,15 @@ def _already_stored(resolved: ResolvedSource, store: ObjectStore) -> DownloadedP
         if resolved.expected_ref not in (None, ref) or resolved.expected_version not in (None, version):
             return None
         return DownloadedPack(
-            source=resolved.source, source_type=resolved.source_type, pack_ref=ref, pack_version=version,
-            archive=f"s3://{store.bucket}/{key}", checksum=f"sha256:{digest}",
-            git_commit=resolved.git_commit, size_bytes=int(head.get("ContentLength", 0)), stored=False,
+            source=resolved.source,
+            source_type=resolved.source_type,
+            pack_ref=ref,
+            pack_version=version,
+            archive=f"s3://{store.bucket}/{key}",
+            checksum=f"sha256:{digest}",
+            git_commit=resolved.git_commit,
+            size_bytes=int(head.get("ContentLength", 0)),
+            stored=False,
             warnings=resolved.warnings,
         )
     return None

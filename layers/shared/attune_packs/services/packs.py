@@ -54,8 +54,7 @@ def resolve_pack_path(pack_path: str, store: ObjectStore, table: PackTable | Non
     return parse_s3_uri(str(item["archive"]))
 
 
-def load_pack(pack_path: str, store: ObjectStore, table: PackTable | None = None, *,
-              strict: bool = True) -> StoredPack:
+def load_pack(pack_path: str, store: ObjectStore, table: PackTable | None = None, *, strict: bool = True) -> StoredPack:
     location = resolve_pack_path(pack_path, store, table)
     with store.open(location) as body:
         archive = scan_archive(body)

@@ -53,8 +53,14 @@ def register_packs(request: RegisterRequest, *, store: ObjectStore, table: PackT
     builds: dict[str, BuiltEnvironment | FailedBuild] = {b.pack_ref: b for b in request.build_results}
     order, cycles = install_order({ref: set(p.contents.manifest.dependencies) for ref, p in loaded.items()})
     for conflict in cycles:
-        failed.append(PackFailure(source=loaded[conflict.pack_ref].uri, pack_ref=conflict.pack_ref,
-                                  error=conflict.message, error_code=conflict.error_code))
+        failed.append(
+            PackFailure(
+                source=loaded[conflict.pack_ref].uri,
+                pack_ref=conflict.pack_ref,
+                error=conflict.message,
+                error_code=conflict.error_code,
+            )
+        )
     registered: list[RegisteredPack] = []
     for ref in order:
         pack = loaded[ref]
@@ -66,7 +72,9 @@ def register_packs(request: RegisterRequest, *, store: ObjectStore, table: PackT
         registered_packs=registered,
         failed_packs=failed,
         summary=RegisterSummary(
-            total_packs=len(registered) + len(failed), success_count=len(registered), failure_count=len(failed),
+            total_packs=len(registered) + len(failed),
+            success_count=len(registered),
+            failure_count=len(failed),
             total_components=sum(sum(r.components_registered.values()) for r in registered),
             duration_ms=int((time.monotonic() - started) * 1000),
         ),
@@ -74,8 +82,14 @@ def register_packs(request: RegisterRequest, *, store: ObjectStore, table: PackT
 
 
 def _failure(source: str, ref: str | None, exc: AttuneError) -> PackFailure:
-    return PackFailure(source=source, pack_ref=ref, error=exc.message, error_code=exc.error_code,
-                       retriable=exc.retriable, details=exc.details)
+    return PackFailure(
+        source=source,
+        pack_ref=ref,
+        error=exc.message,
+        error_code=exc.error_code,
+        retriable=exc.retriable,
+        details=exc.details,
+    )
 
 
 def _check_dependencies(pack: StoredPack, table: PackTable) -> None:
@@ -85,23 +99,30 @@ def _check_dependencies(pack: StoredPack, table: PackTable) -> None:
         if current is None:
             raise DependencyError(
                 f"{pack.contents.ref} needs {dep_ref} {constraint}, which is not installed and was not "
-                "installed by this run", error_code="DEPENDENCY_NOT_FOUND")
+                "installed by this run",
+                error_code="DEPENDENCY_NOT_FOUND",
+            )
         if not constraint.allows(Version.parse(str(current["version"]))):
             raise DependencyError(
                 f"{pack.contents.ref} needs {dep_ref} {constraint}, but {dep_ref} {current['version']} is installed",
-                error_code="DEPENDENCY_CONFLICT")
+                error_code="DEPENDENCY_CONFLICT",
+            )
 
 
 def _environments(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None) -> dict[str, Any]:
     if isinstance(build, FailedBuild):
-        raise BuildError(f"the environment of {pack.contents.ref} could not be built: {build.error}")
+        raise BuildError(
+            f"the environment of {pack.contents.ref} could not be built ({build.error_type}): "
+            f"{build.error or 'no details reported'}"
+        )
     if build is None:
         return {}
     return {kind: env.model_dump(mode="json") for kind, env in build.environments.items()}
 
 
-def _register_one(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None, request: RegisterRequest,
-                  table: PackTable) -> RegisteredPack:
+def _register_one(
+    pack: StoredPack, build: BuiltEnvironment | FailedBuild | None, request: RegisterRequest, table: PackTable
+) -> RegisteredPack:
     manifest = pack.contents.manifest
     ref, version = manifest.ref, manifest.version
     environments = _environments(pack, build)
@@ -110,12 +131,22 @@ def _register_one(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None
     for component in pack.contents.components:
         counts[component.type] = counts.get(component.type, 0) + 1
     test_result = build.test_result if isinstance(build, BuiltEnvironment) else None
-    validation = {"valid": True, "strict": not request.skip_validation,
-                  "warnings": [] if environments or not _needs_env(pack) else
-                  ["runtime environment not built (skipped): actions needing it will not run until it is"]}
+    validation = {
+        "valid": True,
+        "strict": not request.skip_validation,
+        "warnings": []
+        if environments or not _needs_env(pack)
+        else ["runtime environment not built (skipped): actions needing it will not run until it is"],
+    }
     result = RegisteredPack(
-        pack_ref=ref, pack_id=f"{ref}@{version}", pack_version=version, storage_path=pack.uri,
-        components_registered=counts, test_result=test_result, validation_results=validation, status="registered",
+        pack_ref=ref,
+        pack_id=f"{ref}@{version}",
+        pack_version=version,
+        storage_path=pack.uri,
+        components_registered=counts,
+        test_result=test_result,
+        validation_results=validation,
+        status="registered",
     )
     current = table.get_item(pack_key(ref), "CURRENT")
     if current is not None:
@@ -125,31 +156,59 @@ def _register_one(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None
         if str(current_version) == version and not request.force:
             raise RegistrationConflictError(
                 f"{ref} {version} is already registered with different content ({current.get('checksum')}); "
-                "bump the version or install with force", error_code="VERSION_CONTENT_MISMATCH")
+                "bump the version or install with force",
+                error_code="VERSION_CONTENT_MISMATCH",
+            )
         if manifest.semver < current_version and not request.force:
             raise RegistrationConflictError(
                 f"{ref} {current_version} is installed; refusing to downgrade to {version} without force",
-                error_code="DOWNGRADE_REFUSED")
+                error_code="DOWNGRADE_REFUSED",
+            )
     now = datetime.now(UTC).isoformat()
     summary = {
-        "ref": ref, "version": version, "name": manifest.name, "label": manifest.label or manifest.name,
-        "description": manifest.description, "author": manifest.author,
-        "dependencies": manifest.dependencies, "archive": pack.uri, "checksum": pack.checksum,
-        "environments": environments, "test_result": test_result, "component_counts": counts,
-        "installation_id": request.installation_id, "registered_at": now,
+        "ref": ref,
+        "version": version,
+        "name": manifest.name,
+        "label": manifest.label or manifest.name,
+        "description": manifest.description,
+        "author": manifest.author,
+        "dependencies": manifest.dependencies,
+        "archive": pack.uri,
+        "checksum": pack.checksum,
+        "environments": environments,
+        "test_result": test_result,
+        "component_counts": counts,
+        "installation_id": request.installation_id,
+        "registered_at": now,
     }
-    items: list[dict[str, Any]] = [{"PK": pack_key(ref), "SK": f"VERSION#{version}", "entity": "pack_version", **summary}]
+    items: list[dict[str, Any]] = [
+        {"PK": pack_key(ref), "SK": f"VERSION#{version}", "entity": "pack_version", **summary}
+    ]
     for component in pack.contents.components:
-        items.append({
-            "PK": pack_key(ref), "SK": component_sk(version, component), "entity": "component",
-            "GSI1PK": f"COMPONENT#{component.type}", "GSI1SK": f"{component.ref}#{version}",
-            "pack_ref": ref, "pack_version": version, **component.model_dump(mode="json"),
-        })
+        items.append(
+            {
+                "PK": pack_key(ref),
+                "SK": component_sk(version, component),
+                "entity": "component",
+                "GSI1PK": f"COMPONENT#{component.type}",
+                "GSI1SK": f"{component.ref}#{version}",
+                "pack_ref": ref,
+                "pack_version": version,
+                **component.model_dump(mode="json"),
+            }
+        )
     table.batch_put(items)
     revision = int(current["revision"]) if current is not None else None
     table.put_if_revision(
-        {"PK": pack_key(ref), "SK": "CURRENT", "entity": "pack", "GSI1PK": "PACKS", "GSI1SK": ref,
-         "revision": (revision or 0) + 1, **summary},
+        {
+            "PK": pack_key(ref),
+            "SK": "CURRENT",
+            "entity": "pack",
+            "GSI1PK": "PACKS",
+            "GSI1SK": ref,
+            "revision": (revision or 0) + 1,
+            **summary,
+        },
         revision,
     )
     return result
