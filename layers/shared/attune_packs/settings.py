@@ -28,8 +28,17 @@ class Settings(BaseModel):
     target_architecture: str = Field(default="arm64", alias="TARGET_ARCHITECTURE")
     max_archive_bytes: int = Field(default=512 * 2**20, alias="MAX_ARCHIVE_BYTES")
     max_dependency_rounds: int = Field(default=5, alias="MAX_DEPENDENCY_ROUNDS")
+    # Network downloads (issue 3): hosts or CIDRs that may be fetched although not globally
+    # routable (the local stack and tests use loopback), plain http, and size/time limits.
+    download_allow_networks: tuple[str, ...] = Field(default=(), alias="DOWNLOAD_ALLOW_NETWORKS")
+    download_allow_http: bool = Field(default=False, alias="DOWNLOAD_ALLOW_HTTP")
+    download_connect_timeout: float = Field(default=10.0, alias="DOWNLOAD_CONNECT_TIMEOUT")
+    download_read_timeout: float = Field(default=30.0, alias="DOWNLOAD_READ_TIMEOUT")
+    download_max_redirects: int = Field(default=5, alias="DOWNLOAD_MAX_REDIRECTS")
+    # Platform checks (issue 4): the Attune / StackStorm version packs are installed into.
+    platform_version: str = Field(default="3.9.0", alias="PLATFORM_VERSION")
 
-    @field_validator("registry_index_urls", mode="before")
+    @field_validator("registry_index_urls", "download_allow_networks", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):

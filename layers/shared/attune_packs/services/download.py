@@ -13,16 +13,17 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urljoin, urlparse
+from urllib.parse import urlparse
 
 from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
 from attune_packs.archive import ArchiveLimits, detect_format, scan_archive
 from attune_packs.errors import AttuneError, ChecksumMismatchError, SourceError
 from attune_packs.models import DownloadedPack, DownloadRequest, DownloadResponse, PackFailure, SourceType
 from attune_packs.pack import read_pack
-from attune_packs.registry import RegistryIndex, find_entry, parse_index, parse_registry_ref
+from attune_packs.registry import RegistryIndex, find_entry, parse_registry_ref
+from attune_packs.services.indices import index_urls, load_indices
+from attune_packs.services.locations import join_location, open_local, open_location
 from attune_packs.services.packs import ARCHIVE_PREFIX, archive_key
 from attune_packs.settings import Settings
 
@@ -51,12 +52,8 @@ class DownloadContext:
 
     def indices(self) -> list[tuple[str, RegistryIndex]]:
         if self._indices is None:
-            urls = [self.request.registry_url] if self.request.registry_url else list(self.settings.registry_index_urls)
-            loaded = []
-            for url in urls:
-                with _open_location(url, self) as stream:
-                    loaded.append((url, parse_index(stream.read(16 * 2**20 + 1), source=url)))
-            self._indices = loaded
+            urls = index_urls(self.request.registry_url, self.settings)
+            self._indices = load_indices(urls, self.store, self.settings)
         return self._indices
 
 
@@ -100,21 +97,15 @@ def classify(source: str, context: DownloadContext) -> ResolvedSource:
             error_code="SOURCE_TYPE_UNSUPPORTED",
         )
     if parsed.scheme == "file" or source.startswith(("/", "./", "../", "~")) or os.sep in source:
-        path = Path(parsed.path if parsed.scheme == "file" else source).expanduser()
-        return _local_source(source, path, context)
+        return _local_source(source, context)
     if parsed.scheme:
         raise SourceError(f"{source!r}: the {parsed.scheme}: scheme is not allowed", error_code="SOURCE_URL_FORBIDDEN")
     return _registry_source(source, context)
 
 
-def _local_source(source: str, path: Path, context: DownloadContext) -> ResolvedSource:
-    if not context.settings.allow_local_sources:
-        raise SourceError(
-            f"{source!r}: local paths are only accepted by the local stack", error_code="SOURCE_URL_FORBIDDEN"
-        )
-    if not path.is_file():
-        raise SourceError(f"{source!r}: no such archive file", error_code="SOURCE_NOT_FOUND")
-    return ResolvedSource(source, "local", lambda: path.open("rb"))
+def _local_source(source: str, context: DownloadContext) -> ResolvedSource:
+    open_local(source, context.settings).close()  # refuse now, not at download time
+    return ResolvedSource(source, "local", lambda: open_local(source, context.settings))
 
 
 def _registry_source(source: str, context: DownloadContext) -> ResolvedSource:
@@ -133,11 +124,11 @@ def _registry_source(source: str, context: DownloadContext) -> ResolvedSource:
             "(set allow_unpinned to accept it)",
             error_code="INDEX_ENTRY_UNVERIFIED",
         )
-    url = _join(index_location, chosen.url)
+    url = join_location(index_location, chosen.url)
     resolved = ResolvedSource(
         source,
         "registry",
-        lambda: _open_location(url, context),
+        lambda: open_location(url, context.store, context.settings),
         expected_checksum=chosen.checksum,
         expected_ref=ref,
         expected_version=entry.version,
@@ -145,38 +136,6 @@ def _registry_source(source: str, context: DownloadContext) -> ResolvedSource:
     if chosen.checksum is None:
         resolved.warnings.append("registry entry has no checksum: content not verified")
     return resolved
-
-
-def _join(index_location: str, url: str) -> str:
-    if urlparse(url).scheme or url.startswith("/"):
-        return url
-    if index_location.startswith("s3://"):
-        location = parse_s3_uri(index_location)
-        base = location.key.rsplit("/", 1)[0] + "/" if "/" in location.key else ""
-        return f"s3://{location.bucket}/{base}{url}"
-    if urlparse(index_location).scheme in {"http", "https"}:
-        return urljoin(index_location, url)
-    return str(Path(index_location).expanduser().parent / url)
-
-
-def _open_location(location: str, context: DownloadContext) -> AbstractContextManager[BinaryIO]:
-    parsed = urlparse(location)
-    if parsed.scheme == "s3":
-        s3_location = parse_s3_uri(location)
-        return closing(context.store.open(s3_location))
-    if parsed.scheme in {"http", "https"}:
-        raise SourceError(
-            f"{location}: fetching over HTTP(S) is not supported by this version yet",
-            error_code="SOURCE_TYPE_UNSUPPORTED",
-        )
-    path = Path(parsed.path if parsed.scheme == "file" else location).expanduser()
-    if not context.settings.allow_local_sources:
-        raise SourceError(
-            f"{location!r}: local files are only readable by the local stack", error_code="SOURCE_URL_FORBIDDEN"
-        )
-    if not path.is_file():
-        raise SourceError(f"{location!r}: no such file", error_code="SOURCE_NOT_FOUND")
-    return path.open("rb")
 
 
 # --- one download -------------------------------------------------------------------------------
