@@ -14,6 +14,7 @@ from typing import Any
 
 from attune_packs.adapters.dynamodb import PackTable
 from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.components import Component
 from attune_packs.errors import AttuneError, BuildError, DependencyError, RegistrationConflictError
 from attune_packs.models import (
     COMPONENT_TYPES,
@@ -25,7 +26,6 @@ from attune_packs.models import (
     RegisterResponse,
     RegisterSummary,
 )
-from attune_packs.pack import Component
 from attune_packs.semver import Constraint, Version
 from attune_packs.services.dependencies import install_order
 from attune_packs.services.packs import StoredPack, load_pack
