@@ -235,9 +235,16 @@ class LocalStack:
         for spec in self.stack.functions():
             self.names[spec.logical_id] = f"{PREFIX}-{spec.logical_id}"
             self.arns[spec.logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{PREFIX}-{spec.logical_id}"
-        resolve = Resolver(self.names, self.arns, self.parameters)
+        # Ref of a state machine is its ARN; of other resources, their name.
+        resolve = Resolver({**self.names, machine_id: self.arns[machine_id]}, self.arns, self.parameters)
+        self._resolve = resolve
 
         self.client("s3").create_bucket(Bucket=self.names[bucket_id])
+        # The bucket sends its object events to EventBridge, as the template's NotificationConfiguration says.
+        self.client("s3").put_bucket_notification_configuration(
+            Bucket=self.names[bucket_id], NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        self._enable_bucket_eventbridge(self.names[bucket_id])
         self.client("dynamodb").create_table(TableName=self.names[table_id], **table_args)
         role = self.client("iam").create_role(
             RoleName=f"{PREFIX}-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
@@ -274,6 +281,7 @@ class LocalStack:
             )
             module, handler = _load_handler(spec, name)
             self.functions[name] = HostedFunction(spec, name, env, module, handler)
+        self._create_event_rules(resolve)
         definition = asl_path.read_text()
         for key, value in substitutions.items():
             definition = definition.replace("${" + key + "}", str(resolve(value)))
@@ -283,6 +291,27 @@ class LocalStack:
         base_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         base_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base_env.get('PATH', '')}"
         self.runner = LocalBuildRunner(base_env, self.state_dir / "builds", self._build_finished)
+
+    @staticmethod
+    def _enable_bucket_eventbridge(bucket: str) -> None:
+        # moto 5.2 reads an empty <EventBridgeConfiguration/> as "not configured"; AWS enables it.
+        from moto.s3.models import s3_backends
+
+        configuration = s3_backends[ACCOUNT]["aws"].buckets[bucket].notification_configuration
+        if configuration is not None and configuration.event_bridge is None:
+            configuration.event_bridge = {}
+
+    def _create_event_rules(self, resolve: Resolver) -> None:
+        """The template's EventBridgeRule function events, as moto rules targeting the functions."""
+        events = self.client("events")
+        for spec in self.stack.functions():
+            for event_id, subscription in spec.events.items():
+                if subscription.get("Type") != "EventBridgeRule":
+                    continue
+                pattern = _resolve_pattern(subscription["Properties"]["Pattern"], resolve)
+                rule = f"{PREFIX}-{spec.logical_id}-{event_id}"
+                events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
+                events.put_targets(Rule=rule, Targets=[{"Id": "function", "Arn": self.arns[spec.logical_id]}])
 
     # -- the Lambda seam -------------------------------------------------------------------------
     def invoke(self, function_name: str, event: Any) -> Any:
@@ -357,6 +386,22 @@ class LocalStack:
             )
             return EmptyResult()
 
+        from moto.events.models import Rule
+
+        original_send = Rule.send_to_targets
+
+        def send_to_targets(rule: Any, event: Any, transform_input: bool = True) -> None:
+            # moto delivers rule matches to queues and logs only; AWS also invokes Lambda targets
+            # (asynchronously). Deliver to hosted functions the same way.
+            hosted = [str(t.get("Arn", "")).rsplit(":function:", 1)[-1] for t in rule.targets]
+            if not all(name in stack.functions for name in hosted):
+                original_send(rule, event, transform_input)
+                return
+            if rule.event_pattern.matches_event(event):
+                for name in hosted:
+                    threading.Thread(target=stack._invoke_quietly, args=(name, dict(event)), daemon=True).start()
+
+        self._patch(Rule, "send_to_targets", send_to_targets)
         self._patch(LambdaSimpleBackend, "invoke", invoke)
         self._patch(StepFunctionResponse, "send_task_failure", send_task_failure)
         self._patch(CodeBuildResponse, "start_build", start_build)

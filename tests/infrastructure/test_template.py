@@ -105,7 +105,10 @@ def test_no_policy_grants_every_action_or_every_resource(stack: StackResources) 
             assert not any(a == "*" or a.endswith(":*") for a in actions), logical_id
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             assert "*" not in resources, logical_id
-            assert json.dumps(resources).count(":*") == 0, logical_id
+            for resource in resources:
+                text = json.dumps(resource)
+                # The only ':*' allowed: every execution of this stack's own state machine.
+                assert ":*" not in text or text.endswith('-install-packs:*"}'), (logical_id, text)
 
 
 def test_s3_writes_are_limited_to_the_prefixes_each_function_owns(stack: StackResources) -> None:

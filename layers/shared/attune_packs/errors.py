@@ -121,3 +121,9 @@ class ConfigurationError(TerminalError):
     """The deployment is misconfigured (a missing setting): our fault, not the caller's."""
 
     default_code = "CONFIGURATION_ERROR"
+
+
+class IdempotencyMismatchError(TerminalError):
+    """The same idempotency key (or execution name) was used with a different request (HTTP 409)."""
+
+    default_code = "IDEMPOTENCY_MISMATCH"

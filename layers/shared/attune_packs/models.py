@@ -308,3 +308,4 @@ class InstallRequest(Request):
     python_version: str = "3.12"
     nodejs_version: str = "20"
     build_timeout: int = Field(default=1800, ge=60, le=28_800)
+    started_by: str | None = Field(default=None, description="what started it: an uploaded object, a client")

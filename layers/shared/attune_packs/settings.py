@@ -20,6 +20,7 @@ class Settings(BaseModel):
     table_name: str = Field(default="", alias="TABLE_NAME")
     codebuild_project: str = Field(default="", alias="CODEBUILD_PROJECT")
     state_machine_arn: str = Field(default="", alias="STATE_MACHINE_ARN")
+    build_envs_function: str = Field(default="", alias="BUILD_ENVS_FUNCTION")
     # Ordered registry indices: the first one holding a ref wins.
     registry_index_urls: tuple[str, ...] = Field(default=(), alias="REGISTRY_INDEX_URLS")
     # Local paths and file:// URLs as sources: only the local stack turns this on.

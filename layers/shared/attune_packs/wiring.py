@@ -16,8 +16,9 @@ from functools import lru_cache
 from attune_packs.adapters.clients import client
 from attune_packs.adapters.codebuild import CodeBuildStarter
 from attune_packs.adapters.dynamodb import DynamoPackTable
+from attune_packs.adapters.lambda_invoke import LambdaAsyncInvoker
 from attune_packs.adapters.s3 import S3ObjectStore
-from attune_packs.adapters.stepfunctions import StepFunctionsTokens
+from attune_packs.adapters.stepfunctions import StepFunctionsExecutions, StepFunctionsTokens
 from attune_packs.errors import ConfigurationError
 from attune_packs.settings import Settings, load_settings, settings_from
 
@@ -75,11 +76,35 @@ def task_tokens() -> StepFunctionsTokens:
     return StepFunctionsTokens(client("stepfunctions"))
 
 
+def executions() -> StepFunctionsExecutions:
+    arn = settings().state_machine_arn
+    if not arn:
+        raise ConfigurationError("STATE_MACHINE_ARN is not set for this function")
+    return _executions(arn)
+
+
+@lru_cache(maxsize=4)
+def _executions(arn: str) -> StepFunctionsExecutions:
+    return StepFunctionsExecutions(client("stepfunctions"), arn)
+
+
+def async_invoker() -> LambdaAsyncInvoker:
+    function = settings().build_envs_function
+    if not function:
+        raise ConfigurationError("BUILD_ENVS_FUNCTION is not set for this function")
+    return _async_invoker(function)
+
+
+@lru_cache(maxsize=4)
+def _async_invoker(function: str) -> LambdaAsyncInvoker:
+    return LambdaAsyncInvoker(client("lambda"), function)
+
+
 def reset() -> None:
     """Forget every cached adapter and setting (the local stack and tests call this)."""
     from attune_packs.adapters.clients import reset_clients
 
     load_settings.cache_clear()
-    for factory in (_object_store, _pack_table, _build_starter, task_tokens):
+    for factory in (_object_store, _pack_table, _build_starter, task_tokens, _executions, _async_invoker):
         factory.cache_clear()
     reset_clients()

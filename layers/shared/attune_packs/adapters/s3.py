@@ -151,6 +151,18 @@ class S3ObjectStore:
         with self.open(location) as body:
             return json.loads(body.read(4 * 2**20 + 1))
 
+    def presigned_post(self, key: str, *, max_bytes: int, content_type: str, expires: int = 900) -> dict[str, Any]:
+        """A browser-style POST form that lets a client upload ``key`` directly, within limits."""
+        return dict(
+            self._s3.generate_presigned_post(
+                Bucket=self.bucket,
+                Key=key,
+                Fields={"Content-Type": content_type},
+                Conditions=[["content-length-range", 1, max_bytes], {"Content-Type": content_type}],
+                ExpiresIn=expires,
+            )
+        )
+
 
 def _chunks(stream: BinaryIO, size: int) -> Iterator[bytes]:
     """Yield exactly ``size``-byte chunks (the last may be shorter) from a stream of any read sizes."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
+from attune_packs.errors import IdempotencyMismatchError
+
 
 class TaskTokens(Protocol):
     def succeed(self, token: str, output: dict[str, Any]) -> None: ...
@@ -29,3 +31,64 @@ class StepFunctionsTokens:
                 return False
             raise
         return True
+
+
+class Executions(Protocol):
+    state_machine_arn: str
+
+    def start(self, name: str, payload: dict[str, Any]) -> tuple[str, bool]: ...
+    def describe(self, name_or_arn: str) -> dict[str, Any] | None: ...
+    def history(self, execution_arn: str) -> list[dict[str, Any]]: ...
+
+
+class StepFunctionsExecutions:
+    """The InstallPacks state machine's executions."""
+
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        self._sfn = client
+        self.state_machine_arn = state_machine_arn
+
+    def arn_of(self, name_or_arn: str) -> str:
+        if name_or_arn.startswith("arn:"):
+            return name_or_arn
+        return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{name_or_arn}"
+
+    def start(self, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
+        """Start ``name``; (arn, False) when an execution of that name already exists with the same
+        input. The same name with another input raises ``ExecutionAlreadyExists``."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._sfn.start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload, sort_keys=True)
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                raise
+            existing = self.describe(name)
+            if existing is not None and json.loads(existing.get("input") or "{}") == payload:
+                return existing["executionArn"], False
+            raise IdempotencyMismatchError(
+                f"installation {name} already exists with a different request; use a new idempotency key"
+            ) from exc
+        return str(response["executionArn"]), True
+
+    def describe(self, name_or_arn: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self._sfn.describe_execution(executionArn=self.arn_of(name_or_arn)))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"ExecutionDoesNotExist", "InvalidArn"}:
+                return None
+            raise
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000, "reverseOrder": False}
+        while True:
+            page = self._sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]

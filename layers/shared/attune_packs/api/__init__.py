@@ -1,0 +1,1 @@
+"""The HTTP API (API Gateway REST, Lambda proxy), built on powertools' resolver."""

@@ -1,0 +1,339 @@
+"""Routes of the HTTP API, all under /api/v1. Each route parses, calls one service, shapes.
+
+Every response body is ``{"data": ...}`` on success and ``{"error", "code", "details"?}`` on
+failure. Scopes come from the Lambda authorizer's context (``read`` < ``install`` < ``admin``);
+a route needing more than the token carries is 403.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from attune_packs import wiring
+from attune_packs.edge import logger
+from attune_packs.errors import (
+    AttuneError,
+    IdempotencyMismatchError,
+    InvalidRequestError,
+    NotFoundError,
+    RegistrationConflictError,
+    SourceError,
+    TransientError,
+)
+from attune_packs.models import (
+    COMPONENT_TYPES,
+    BuildEnvsRequest,
+    DependenciesRequest,
+    DownloadRequest,
+    InstallRequest,
+    RegisterRequest,
+)
+from attune_packs.services import catalog, index_admin, installations
+from attune_packs.services.tokens import AuthError, ForbiddenError, TokenInfo, scope_for
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_UPLOAD_BYTES = 512 * 2**20
+PREFIX = "/api/v1"
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+
+# --- errors: one body shape, mapped once -------------------------------------------------------
+
+
+def error_response(status: int, message: str, code: str, details: Any = None) -> Response:
+    body: dict[str, Any] = {"error": message, "code": code}
+    if details is not None:
+        body["details"] = details
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body, default=str))
+
+
+_STATUS = [
+    (AuthError, HTTPStatus.UNAUTHORIZED),
+    (ForbiddenError, HTTPStatus.FORBIDDEN),
+    (NotFoundError, HTTPStatus.NOT_FOUND),
+    (IdempotencyMismatchError, HTTPStatus.CONFLICT),
+    (RegistrationConflictError, HTTPStatus.CONFLICT),
+    (InvalidRequestError, HTTPStatus.BAD_REQUEST),
+    (SourceError, HTTPStatus.BAD_REQUEST),
+    (TransientError, HTTPStatus.SERVICE_UNAVAILABLE),
+]
+
+
+def status_of(error: AttuneError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(error, cls):
+            return int(status)
+    return int(HTTPStatus.UNPROCESSABLE_ENTITY) if error.error_code != "INTERNAL_ERROR" else 500
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid(error: RequestValidationError) -> Response:
+    details = [
+        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "(body)", "problem": e.get("msg")}
+        for e in error.errors()
+    ]
+    return error_response(400, "invalid request", "INVALID_REQUEST", details)
+
+
+@app.exception_handler(AttuneError)
+def _attune_error(error: AttuneError) -> Response:
+    status = status_of(error)
+    if status >= 500:
+        logger.exception("fault while serving a request")
+        return error_response(status, "internal error", "INTERNAL_ERROR")
+    return error_response(status, error.message, error.error_code, error.details)
+
+
+@app.exception_handler(Exception)
+def _fault(error: Exception) -> Response:
+    logger.exception("unexpected fault while serving a request")
+    return error_response(500, "internal error; the request id is in the logs", "INTERNAL_ERROR")
+
+
+@app.not_found
+def _not_found(_error: Exception) -> Response:
+    return error_response(404, f"no route {app.current_event.http_method} {app.current_event.path}", "NOT_FOUND")
+
+
+# --- guards: authorisation, body size, content type --------------------------------------------
+
+
+def caller() -> TokenInfo:
+    context = app.current_event.request_context.authorizer or {}
+    if not context.get("token_id"):
+        raise AuthError("missing or invalid token")
+    scopes = str(context.get("scopes", "")).split()
+    return TokenInfo(
+        token_id=str(context["token_id"]),
+        name=str(context.get("name", "")),
+        scopes=scopes,
+        created_at="",
+        expires_at=None,
+    )
+
+
+def guard(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    event = resolver.current_event
+    try:
+        needed = scope_for(event.http_method, event.path)
+        if not caller().allows(needed):
+            raise ForbiddenError(f"this token lacks the '{needed}' scope needed for {event.http_method} {event.path}")
+        if event.http_method in {"POST", "PUT", "PATCH"}:
+            body = event.body or ""
+            if len(body.encode()) > MAX_BODY_BYTES:
+                return error_response(413, f"request body over {MAX_BODY_BYTES} bytes", "PAYLOAD_TOO_LARGE")
+            content_type = (event.headers or {}).get("content-type") or (event.headers or {}).get("Content-Type") or ""
+            if body and not content_type.split(";")[0].strip().lower() == "application/json":
+                return error_response(415, "send the body as application/json", "UNSUPPORTED_MEDIA_TYPE")
+            if body:
+                try:
+                    json.loads(body)
+                except ValueError as exc:
+                    return error_response(400, f"the body is not valid JSON: {exc}", "INVALID_JSON")
+    except AttuneError as error:
+        return _attune_error(error)
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[guard])
+
+
+def data(payload: Any, status: int = 200, **extra: Any) -> Response:
+    body = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+    return Response(
+        status_code=status, content_type="application/json", body=json.dumps({"data": body, **extra}, default=str)
+    )
+
+
+# --- stage endpoints -----------------------------------------------------------------------------
+
+
+@app.post(f"{PREFIX}/packs/download")
+def download(request: DownloadRequest) -> Response[dict[str, Any]]:
+    from attune_packs.services.download import download_packs
+
+    return data(download_packs(request, wiring.object_store(), wiring.settings()))
+
+
+@app.post(f"{PREFIX}/packs/dependencies")
+def dependencies(request: DependenciesRequest) -> Response[dict[str, Any]]:
+    from attune_packs.services.dependencies import analyze_dependencies
+
+    return data(analyze_dependencies(request, wiring.object_store(), wiring.pack_table()))
+
+
+@app.post(f"{PREFIX}/packs/build-envs")
+def build_envs(request: BuildEnvsRequest) -> Response[dict[str, Any]]:
+    """Builds can outlast API Gateway's 29 s: the work runs asynchronously; poll the status URL."""
+    installation_id = f"build-{uuid.uuid4().hex}"
+    wiring.async_invoker().invoke_build_envs(installation_id, request.model_dump(mode="json"))
+    return data(
+        {"installation_id": installation_id, "status_url": f"{PREFIX}/packs/installs/{installation_id}"}, status=202
+    )
+
+
+@app.post(f"{PREFIX}/packs/register-batch")
+def register_batch(request: RegisterRequest) -> Response[dict[str, Any]]:
+    from attune_packs.services.register import register_packs
+
+    return data(register_packs(request, store=wiring.object_store(), table=wiring.pack_table()))
+
+
+# --- installations -------------------------------------------------------------------------------
+
+
+class InstallBody(InstallRequest):
+    """``packs[]`` or a single ``source``; the rest as the state machine takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+    packs: list[str] = Field(default_factory=list, max_length=200)  # type: ignore[assignment]
+    source: str | None = None
+
+
+@app.post(f"{PREFIX}/packs/install")
+def install(body: InstallBody) -> Response[dict[str, Any]]:
+    packs = [*body.packs, *([body.source] if body.source else [])]
+    if not packs:
+        raise InvalidRequestError("give packs[] or source", details=[{"field": "packs", "problem": "empty"}])
+    fields = body.model_dump(exclude={"packs", "source"})
+    fields["started_by"] = fields.get("started_by") or f"api:{caller().token_id}"
+    request = InstallRequest(packs=packs, **fields)
+    key = (app.current_event.headers or {}).get("idempotency-key") or (app.current_event.headers or {}).get(
+        "Idempotency-Key"
+    )
+    started = installations.start_installation(request, wiring.executions(), idempotency_key=key)
+    return data({**started, "status_url": f"{PREFIX}/packs/installs/{started['installation_id']}"}, status=202)
+
+
+@app.get(f"{PREFIX}/packs/installs/<installation_id>")
+def installation(installation_id: str) -> Response[dict[str, Any]]:
+    if installation_id.startswith("build-"):
+        return data(installations.async_build_status(installation_id, wiring.object_store()))
+    return data(installations.installation_status(installation_id, wiring.executions()))
+
+
+class UploadBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filename: str = Field(min_length=1, max_length=200)
+    content_type: str = "application/gzip"
+
+
+@app.post(f"{PREFIX}/packs/uploads")
+def create_upload(body: UploadBody) -> Response[dict[str, Any]]:
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", body.filename.rsplit("/", 1)[-1])
+    if not name.endswith((".tar.gz", ".tgz", ".zip")):
+        raise InvalidRequestError(
+            "upload a .tar.gz, .tgz or .zip archive",
+            details=[{"field": "filename", "problem": "unsupported extension"}],
+        )
+    store = wiring.object_store()
+    key = f"uploads/{uuid.uuid4().hex}/{name}"
+    form = store.presigned_post(key, max_bytes=MAX_UPLOAD_BYTES, content_type=body.content_type)
+    return data(
+        {
+            "upload": form,
+            "key": key,
+            "max_bytes": MAX_UPLOAD_BYTES,
+            "installation_id": installations.upload_installation_name(store.bucket, key),
+        },
+        status=201,
+    )
+
+
+# --- registry ------------------------------------------------------------------------------------
+
+
+@app.get(f"{PREFIX}/packs")
+def list_packs(
+    page: Annotated[int, Query(ge=1)] = 1, page_size: Annotated[int, Query(ge=1, le=100)] = 20
+) -> Response[dict[str, Any]]:
+    packs = sorted(catalog.list_packs(wiring.pack_table()), key=lambda p: p["ref"])
+    start = (page - 1) * page_size
+    return data(
+        packs[start : start + page_size],
+        pagination={
+            "page": page,
+            "page_size": page_size,
+            "total": len(packs),
+            "pages": max(1, -(-len(packs) // page_size)),
+        },
+    )
+
+
+@app.get(f"{PREFIX}/packs/<ref>")
+def show_pack(ref: str) -> Response[dict[str, Any]]:
+    return data(catalog.show_pack(wiring.pack_table(), ref))
+
+
+@app.delete(f"{PREFIX}/packs/<ref>")
+def remove_pack(ref: str, force: Annotated[bool, Query()] = False) -> Response[dict[str, Any]]:
+    from attune_packs.services import lifecycle
+
+    return data(lifecycle.remove_pack(wiring.pack_table(), ref, force=force))
+
+
+@app.get(f"{PREFIX}/packs/<ref>/<component_type>")
+def pack_components(ref: str, component_type: str) -> Response[dict[str, Any]]:
+    if component_type not in COMPONENT_TYPES:
+        raise NotFoundError(f"unknown component type {component_type!r}; one of {', '.join(COMPONENT_TYPES)}")
+    return data(catalog.show_pack(wiring.pack_table(), ref)["components"].get(component_type, []))
+
+
+# --- registry indices ----------------------------------------------------------------------------
+
+
+@app.get(f"{PREFIX}/pack-indices")
+def list_indices() -> Response[dict[str, Any]]:
+    return data([r.model_dump() for r in index_admin.list_indices(wiring.pack_table())])
+
+
+@app.post(f"{PREFIX}/pack-indices")
+def create_index(body: index_admin.IndexInput) -> Response[dict[str, Any]]:
+    return data(index_admin.create_index(wiring.pack_table(), body), status=201)
+
+
+@app.put(f"{PREFIX}/pack-indices/<index_id>")
+def update_index(index_id: str, body: index_admin.IndexInput) -> Response[dict[str, Any]]:
+    return data(index_admin.update_index(wiring.pack_table(), index_id, body))
+
+
+@app.delete(f"{PREFIX}/pack-indices/<index_id>")
+def delete_index(index_id: str) -> Response[dict[str, Any]]:
+    index_admin.delete_index(wiring.pack_table(), index_id)
+    return data({"deleted": index_id})
+
+
+@app.get(f"{PREFIX}/pack-indices/packs")
+def search_index_packs(q: Annotated[str, Query(max_length=100)] = "") -> Response[dict[str, Any]]:
+    return data(index_admin.search_packs(wiring.pack_table(), wiring.object_store(), wiring.settings(), q))
+
+
+@app.get(f"{PREFIX}/pack-indices/packs/<ref>")
+def index_pack(ref: str) -> Response[dict[str, Any]]:
+    found = index_admin.search_packs(wiring.pack_table(), wiring.object_store(), wiring.settings(), "", ref=ref)
+    if not found:
+        raise NotFoundError(f"no registry index offers {ref!r}")
+    return data(found)
+
+
+# --- OpenAPI -------------------------------------------------------------------------------------
+
+
+@app.get(f"{PREFIX}/openapi.json")
+def openapi() -> Response[dict[str, Any]]:
+    return Response(status_code=200, content_type="application/json", body=openapi_document())
+
+
+def openapi_document() -> str:
+    return app.get_openapi_json_schema(title="Attune Pack Installer API", version="1.0.0")

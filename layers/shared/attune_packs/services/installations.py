@@ -1,0 +1,115 @@
+"""Starting installations (HTTP, S3 uploads) and reporting their state."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from attune_packs.adapters.s3 import ObjectStore, S3Location
+from attune_packs.adapters.stepfunctions import Executions
+from attune_packs.errors import InvalidRequestError, NotFoundError
+from attune_packs.models import InstallRequest
+
+STAGE_STATES = {
+    "DownloadPacks": "download",
+    "ResolveDependencies": "dependencies",
+    "DownloadDependencies": "download_dependencies",
+    "BuildEnvironments": "build_envs",
+    "BuildPackEnvironment": "build_envs",
+    "RegisterPacks": "register",
+}
+_NAME_SAFE = "abcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def installation_name(prefix: str, *parts: str) -> str:
+    """A deterministic execution name: the same parts always name the same installation."""
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return f"{prefix}-{digest[:40]}"
+
+
+def start_installation(
+    request: InstallRequest, executions: Executions, *, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 64 or any(c not in _NAME_SAFE for c in idempotency_key.lower()):
+            raise InvalidRequestError(
+                "Idempotency-Key must be 1-64 letters, digits, '-' or '_'", error_code="INVALID_IDEMPOTENCY_KEY"
+            )
+        name = installation_name("api", idempotency_key)
+    else:
+        name = f"api-{uuid.uuid4().hex}"
+    arn, created = executions.start(name, request.model_dump(mode="json"))
+    return {"installation_id": name, "execution_arn": arn, "created": created}
+
+
+def upload_installation_name(bucket: str, key: str) -> str:
+    """Upload keys are unique (uploads/<uuid>/<file>), so bucket and key name the installation."""
+    return installation_name("upload", bucket, key)
+
+
+def start_upload_installation(bucket: str, key: str, executions: Executions) -> dict[str, Any]:
+    """An archive uploaded under uploads/ installs itself; duplicate deliveries of the event start
+    one installation (the name derives from the object)."""
+    if not key.startswith("uploads/") or not key.endswith((".tar.gz", ".tgz", ".zip")):
+        return {"started": False, "reason": f"s3://{bucket}/{key} is not an archive under uploads/"}
+    source = f"s3://{bucket}/{key}"
+    name = upload_installation_name(bucket, key)
+    request = InstallRequest(packs=[source], started_by=source)
+    arn, created = executions.start(name, request.model_dump(mode="json"))
+    return {"started": created, "installation_id": name, "execution_arn": arn, "source": source}
+
+
+def installation_status(installation_id: str, executions: Executions) -> dict[str, Any]:
+    description = executions.describe(installation_id)
+    if description is None:
+        raise NotFoundError(f"no installation {installation_id!r}")
+    events = executions.history(description["executionArn"])
+    stage = None
+    for event in events:
+        details = event.get("stateEnteredEventDetails")
+        if details and details["name"] in STAGE_STATES:
+            stage = STAGE_STATES[details["name"]]
+    request = json.loads(description.get("input") or "{}")
+    output = json.loads(description["output"]) if description.get("output") else None
+    return {
+        "installation_id": installation_id,
+        "status": description["status"],
+        "current_stage": stage if description["status"] == "RUNNING" else None,
+        "last_stage": stage,
+        "started_at": _iso(description.get("startDate")),
+        "stopped_at": _iso(description.get("stopDate")),
+        "started_by": request.get("started_by"),
+        "request": request,
+        "result": output,
+        "error": {"error": description.get("error"), "cause": description.get("cause")}
+        if description["status"] in {"FAILED", "TIMED_OUT", "ABORTED"}
+        else None,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+ASYNC_REPORT_PREFIX = "reports/installs/"
+
+
+def async_build_status(installation_id: str, store: ObjectStore) -> dict[str, Any]:
+    """State of a build-envs stage request that runs asynchronously (POST /packs/build-envs)."""
+    report = store.head(S3Location(store.bucket, f"{ASYNC_REPORT_PREFIX}{installation_id}.json"))
+    if report is None:
+        raise NotFoundError(f"no installation {installation_id!r}")
+    return dict(store.get_json(S3Location(store.bucket, f"{ASYNC_REPORT_PREFIX}{installation_id}.json")))
+
+
+def record_async_build(installation_id: str, store: ObjectStore, status: str, result: Any = None) -> None:
+    body = {
+        "installation_id": installation_id,
+        "status": status,
+        "current_stage": "build_envs" if status == "RUNNING" else None,
+        "result": result,
+    }
+    store.put_bytes(f"{ASYNC_REPORT_PREFIX}{installation_id}.json", json.dumps(body).encode(), "application/json")

@@ -1,0 +1,141 @@
+"""API tokens: random, shown once, stored only as a hash, scoped, expiring, revocable.
+
+A token reads ``atn_<id>_<secret>``. The table keeps ``PK=TOKEN#<id>`` with the SHA-256 of the
+whole token, its scopes, expiry and revocation time; verifying looks the id up and compares the
+hash in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from attune_packs.adapters.dynamodb import PackTable
+from attune_packs.errors import AttuneError, NotFoundError
+
+Scope = Literal["read", "install", "admin"]
+SCOPES: tuple[str, ...] = ("read", "install", "admin")
+# Each scope includes the ones before it.
+_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
+TOKEN_PATTERN = re.compile(r"^atn_([a-f0-9]{12})_([A-Za-z0-9_-]{32,64})$")
+
+
+class AuthError(AttuneError):
+    """Missing, malformed, unknown, expired or revoked credentials (HTTP 401)."""
+
+    default_code = "UNAUTHORIZED"
+
+
+class ForbiddenError(AttuneError):
+    """Valid credentials without the scope a route needs (HTTP 403)."""
+
+    default_code = "FORBIDDEN"
+
+
+class TokenInfo(BaseModel):
+    token_id: str
+    name: str
+    scopes: list[str]
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None = None
+
+    def allows(self, needed: str) -> bool:
+        return max((_RANK[s] for s in self.scopes if s in _RANK), default=-1) >= _RANK[needed]
+
+
+class CreatedToken(BaseModel):
+    token: str
+    info: TokenInfo
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    table: PackTable, *, name: str, scopes: list[str], ttl_days: int | None = 90, now: datetime | None = None
+) -> CreatedToken:
+    unknown = set(scopes) - set(SCOPES)
+    if unknown or not scopes:
+        raise AttuneError(f"scopes must be among {', '.join(SCOPES)}", error_code="INVALID_REQUEST")
+    now = now or datetime.now(UTC)
+    token_id = secrets.token_hex(6)
+    token = f"atn_{token_id}_{secrets.token_urlsafe(32)}"
+    info = TokenInfo(
+        token_id=token_id,
+        name=name,
+        scopes=sorted(set(scopes), key=_RANK.__getitem__),
+        created_at=now.isoformat(),
+        expires_at=(now + timedelta(days=ttl_days)).isoformat() if ttl_days else None,
+    )
+    table.batch_put(
+        [
+            {
+                "PK": f"TOKEN#{token_id}",
+                "SK": "TOKEN",
+                "entity": "token",
+                "GSI1PK": "TOKENS",
+                "GSI1SK": token_id,
+                "hash": _hash(token),
+                **info.model_dump(),
+            }
+        ]
+    )
+    return CreatedToken(token=token, info=info)
+
+
+def verify_token(table: PackTable, authorization: str | None, *, now: datetime | None = None) -> TokenInfo:
+    """The token's info, or :class:`AuthError` saying what is wrong with the credentials."""
+    if not authorization:
+        raise AuthError("missing Authorization header: send 'Authorization: Bearer <token>'")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("malformed Authorization header: expected 'Bearer <token>'")
+    match = TOKEN_PATTERN.fullmatch(token.strip())
+    if match is None:
+        raise AuthError("malformed token")
+    item = table.get_item(f"TOKEN#{match.group(1)}", "TOKEN")
+    if item is None or not hmac.compare_digest(str(item.get("hash", "")), _hash(token.strip())):
+        raise AuthError("unknown token")
+    info = TokenInfo.model_validate(item)
+    now = now or datetime.now(UTC)
+    if info.revoked_at:
+        raise AuthError("token revoked")
+    if info.expires_at and datetime.fromisoformat(info.expires_at) <= now:
+        raise AuthError("token expired")
+    return info
+
+
+def list_tokens(table: PackTable) -> list[TokenInfo]:
+    return [TokenInfo.model_validate(item) for item in table.query_index("TOKENS")]
+
+
+def revoke_token(table: PackTable, token_id: str, *, now: datetime | None = None) -> TokenInfo:
+    item = table.get_item(f"TOKEN#{token_id}", "TOKEN")
+    if item is None:
+        raise NotFoundError(f"no token {token_id!r}")
+    item["revoked_at"] = (now or datetime.now(UTC)).isoformat()
+    table.batch_put([item])
+    return TokenInfo.model_validate(item)
+
+
+def scope_for(method: str, path: str) -> Scope:
+    """The scope a route needs: reading is `read`, installing is `install`, changing what is
+    installed or configured (remove, indices, tokens) is `admin`."""
+    method = method.upper()
+    if method in {"GET", "HEAD", "OPTIONS"}:
+        return "read"
+    if method == "DELETE" or "/pack-indices" in path or "/tokens" in path:
+        return "admin"
+    return "install"
+
+
+def token_fields(info: TokenInfo) -> dict[str, Any]:
+    return info.model_dump()
