@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from attune_packs.api.routes import app
+from attune_packs.api.routes import handle
 from attune_packs.edge import logger
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return handle(event, context)

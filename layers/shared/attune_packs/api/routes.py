@@ -14,7 +14,6 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,7 +44,11 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_UPLOAD_BYTES = 512 * 2**20
 PREFIX = "/api/v1"
 
-app = APIGatewayRestResolver(enable_validation=True)
+def _serialize(value: Any) -> str:
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+app = APIGatewayRestResolver(enable_validation=True, serializer=_serialize)
 
 
 # --- errors: one body shape, mapped once -------------------------------------------------------
@@ -79,6 +82,8 @@ def status_of(error: AttuneError) -> int:
 
 @app.exception_handler(RequestValidationError)
 def _invalid(error: RequestValidationError) -> Response:
+    if any(e.get("type") == "json_invalid" for e in error.errors()):
+        return error_response(400, "the body is not valid JSON", "INVALID_JSON")
     details = [
         {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "(body)", "problem": e.get("msg")}
         for e in error.errors()
@@ -106,54 +111,70 @@ def _not_found(_error: Exception) -> Response:
     return error_response(404, f"no route {app.current_event.http_method} {app.current_event.path}", "NOT_FOUND")
 
 
-# --- guards: authorisation, body size, content type --------------------------------------------
+# --- guards: authorisation, body size, content type (before routing and validation) -----------
 
 
 def caller() -> TokenInfo:
-    context = app.current_event.request_context.authorizer or {}
+    return _caller(app.current_event.raw_event)
+
+
+def _caller(event: dict[str, Any]) -> TokenInfo:
+    context = (event.get("requestContext") or {}).get("authorizer") or {}
     if not context.get("token_id"):
         raise AuthError("missing or invalid token")
-    scopes = str(context.get("scopes", "")).split()
     return TokenInfo(
         token_id=str(context["token_id"]),
         name=str(context.get("name", "")),
-        scopes=scopes,
+        scopes=str(context.get("scopes", "")).split(),
         created_at="",
         expires_at=None,
     )
 
 
-def guard(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
-    event = resolver.current_event
+def _header(event: dict[str, Any], name: str) -> str:
+    headers = event.get("headers") or {}
+    return next((str(v) for k, v in headers.items() if k.lower() == name), "")
+
+
+def guard(event: dict[str, Any]) -> Response | None:
+    """Refuse a request before any route, validation or AWS call: credentials first, then the
+    body's size, media type and syntax."""
+    method, path = str(event.get("httpMethod", "")).upper(), str(event.get("path", ""))
     try:
-        needed = scope_for(event.http_method, event.path)
-        if not caller().allows(needed):
-            raise ForbiddenError(f"this token lacks the '{needed}' scope needed for {event.http_method} {event.path}")
-        if event.http_method in {"POST", "PUT", "PATCH"}:
-            body = event.body or ""
-            if len(body.encode()) > MAX_BODY_BYTES:
-                return error_response(413, f"request body over {MAX_BODY_BYTES} bytes", "PAYLOAD_TOO_LARGE")
-            content_type = (event.headers or {}).get("content-type") or (event.headers or {}).get("Content-Type") or ""
-            if body and not content_type.split(";")[0].strip().lower() == "application/json":
-                return error_response(415, "send the body as application/json", "UNSUPPORTED_MEDIA_TYPE")
-            if body:
-                try:
-                    json.loads(body)
-                except ValueError as exc:
-                    return error_response(400, f"the body is not valid JSON: {exc}", "INVALID_JSON")
+        needed = scope_for(method, path)
+        if not _caller(event).allows(needed):
+            raise ForbiddenError(f"this token lacks the '{needed}' scope needed for {method} {path}")
     except AttuneError as error:
         return _attune_error(error)
-    return next_middleware(resolver)
+    if method in {"POST", "PUT", "PATCH"} and event.get("body"):
+        body = str(event["body"])
+        if len(body.encode()) > MAX_BODY_BYTES:
+            return error_response(413, f"request body over {MAX_BODY_BYTES} bytes", "PAYLOAD_TOO_LARGE")
+        if _header(event, "content-type").split(";")[0].strip().lower() != "application/json":
+            return error_response(415, "send the body as application/json", "UNSUPPORTED_MEDIA_TYPE")
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            return error_response(400, f"the body is not valid JSON: {exc}", "INVALID_JSON")
+    return None
 
 
-app.use(middlewares=[guard])
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The API function's entry: guards, then the resolver."""
+    refused = guard(event)
+    if refused is not None:
+        return {
+            "statusCode": refused.status_code,
+            "headers": {"Content-Type": "application/json"},
+            "body": refused.body,
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)
 
 
-def data(payload: Any, status: int = 200, **extra: Any) -> Response:
+def data(payload: Any, status: int = 200, **extra: Any) -> Response[dict[str, Any]]:
     body = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-    return Response(
-        status_code=status, content_type="application/json", body=json.dumps({"data": body, **extra}, default=str)
-    )
+    return Response(status_code=status, content_type="application/json", body={"data": body, **extra})
 
 
 # --- stage endpoints -----------------------------------------------------------------------------
@@ -332,7 +353,7 @@ def index_pack(ref: str) -> Response[dict[str, Any]]:
 
 @app.get(f"{PREFIX}/openapi.json")
 def openapi() -> Response[dict[str, Any]]:
-    return Response(status_code=200, content_type="application/json", body=openapi_document())
+    return Response(status_code=200, content_type="application/json", body=json.loads(openapi_document()))
 
 
 def openapi_document() -> str:

@@ -1,0 +1,202 @@
+"""The HTTP API on the local stack's API Gateway: the authorizer, every route, uploads."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from attune_cli.http_server import LocalApiServer
+from attune_cli.local_stack import LocalStack
+from attune_packs.adapters.dynamodb import DynamoPackTable
+from attune_packs.api.routes import openapi_document
+from attune_packs.services.tokens import create_token, revoke_token
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+class Api:
+    def __init__(self, stack: LocalStack, url: str) -> None:
+        self.stack, self.url = stack, url
+        self.table = DynamoPackTable(stack.client("dynamodb"), stack.table)
+        self.tokens = {
+            scope: create_token(self.table, name=scope, scopes=[scope]).token for scope in ("read", "install", "admin")
+        }
+        revoked = create_token(self.table, name="revoked", scopes=["admin"])
+        revoke_token(self.table, revoked.info.token_id)
+        self.tokens["revoked"] = revoked.token
+        self.tokens["expired"] = create_token(
+            self.table, name="old", scopes=["admin"], ttl_days=1, now=datetime.now(UTC) - timedelta(days=3)
+        ).token
+
+    def call(self, method: str, path: str, token: str | None = "admin", **kwargs: Any) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {self.tokens.get(token, token)}"
+        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with LocalStack(tmp_path_factory.mktemp("api") / "state") as stack, LocalApiServer(stack) as server:
+        yield Api(stack, server.url)
+
+
+def every_route() -> list[tuple[str, str]]:
+    routes = []
+    for path, operations in json.loads(openapi_document()).get("paths", {}).items():
+        concrete = (
+            path.replace("{ref}", "core_utils")
+            .replace("{component_type}", "actions")
+            .replace("{installation_id}", "api-none")
+            .replace("{index_id}", "none")
+        )
+        routes.extend((method.upper(), concrete) for method in operations)
+    return sorted(routes)
+
+
+ROUTES = every_route()
+
+
+def test_the_route_list_covers_the_api() -> None:
+    assert len(ROUTES) >= 18
+    assert ("POST", "/api/v1/packs/install") in ROUTES and ("DELETE", "/api/v1/packs/core_utils") in ROUTES
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize("credentials", [None, "Bearer", "malformed-token", "revoked", "expired"])
+def test_bad_credentials_are_401_on_every_route(api: Api, method: str, path: str, credentials: str | None) -> None:
+    headers = {"Authorization": credentials} if credentials == "Bearer" else {}
+    response = api.call(
+        method,
+        path,
+        token=None if credentials in (None, "Bearer") else credentials,
+        headers=headers,
+        json={} if method in {"POST", "PUT"} else None,
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "UNAUTHORIZED"
+
+
+@pytest.mark.parametrize(("method", "path"), [r for r in ROUTES if r[0] != "GET"])
+def test_a_read_token_cannot_change_anything(api: Api, method: str, path: str) -> None:
+    executions_before = len(
+        api.stack.client("stepfunctions").list_executions(stateMachineArn=api.stack.state_machine_arn)["executions"]
+    )
+    response = api.call(method, path, token="read", json={"packs": ["core_utils"]} if method != "DELETE" else None)
+    assert response.status_code == 403, response.text
+    assert response.json()["code"] == "FORBIDDEN"
+    assert (
+        len(
+            api.stack.client("stepfunctions").list_executions(stateMachineArn=api.stack.state_machine_arn)["executions"]
+        )
+        == executions_before
+    )
+
+
+def wait_for(api: Api, installation_id: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = api.call("GET", f"/api/v1/packs/installs/{installation_id}", token="read").json()["data"]
+        if status["status"] != "RUNNING" or time.monotonic() > deadline:
+            return status
+        time.sleep(0.3)
+
+
+def test_install_over_http_then_read_the_registry(api: Api) -> None:
+    body = {"packs": ["core_utils"], "registry_url": str(ROOT / "examples" / "index.json")}
+    started = api.call(
+        "POST", "/api/v1/packs/install", token="install", json=body, headers={"Idempotency-Key": "install-core-1"}
+    )
+    assert started.status_code == 202, started.text
+    installation = started.json()["data"]
+    assert installation["status_url"].endswith(installation["installation_id"])
+    again = api.call(
+        "POST", "/api/v1/packs/install", token="install", json=body, headers={"Idempotency-Key": "install-core-1"}
+    )
+    assert again.json()["data"]["installation_id"] == installation["installation_id"]
+    other = api.call(
+        "POST",
+        "/api/v1/packs/install",
+        token="install",
+        json={**body, "force": True},
+        headers={"Idempotency-Key": "install-core-1"},
+    )
+    assert other.status_code == 409 and other.json()["code"] == "IDEMPOTENCY_MISMATCH"
+
+    status = wait_for(api, installation["installation_id"])
+    assert status["status"] == "SUCCEEDED", status
+    assert status["started_by"].startswith("api:")
+    assert [p["pack_ref"] for p in status["result"]["register"]["registered_packs"]] == ["core_utils"]
+
+    listing = api.call("GET", "/api/v1/packs?page=1&page_size=10", token="read").json()
+    assert [p["ref"] for p in listing["data"]] == ["core_utils"] and listing["pagination"]["total"] == 1
+    actions = api.call("GET", "/api/v1/packs/core_utils/actions", token="read").json()["data"]
+    assert {a["ref"] for a in actions} == {"core_utils.echo", "core_utils.join_strings"}
+    assert api.call("GET", "/api/v1/packs/nope", token="read").status_code == 404
+    assert api.call("GET", "/api/v1/packs/core_utils/gadgets", token="read").status_code == 404
+
+
+def test_an_archive_uploaded_through_a_presigned_post_installs_itself(api: Api) -> None:
+    created = api.call(
+        "POST",
+        "/api/v1/packs/uploads",
+        token="install",
+        json={"filename": "notify.tar.gz", "content_type": "application/gzip"},
+    )
+    assert created.status_code == 201, created.text
+    upload = created.json()["data"]
+    archive = (ROOT / "examples" / "archives" / "core_utils-1.0.0.tar.gz").read_bytes()
+    posted = requests.post(
+        upload["upload"]["url"],
+        data=upload["upload"]["fields"],
+        files={"file": ("notify.tar.gz", archive, "application/gzip")},
+        timeout=60,
+    )
+    assert posted.status_code in (200, 204), posted.text
+    deadline = time.monotonic() + 30
+    while api.call("GET", f"/api/v1/packs/installs/{upload['installation_id']}", token="read").status_code == 404:
+        assert time.monotonic() < deadline, "the upload started no installation"
+        time.sleep(0.3)
+    status = wait_for(api, upload["installation_id"])
+    assert status["status"] == "SUCCEEDED", status
+    assert status["started_by"] == f"s3://{api.stack.bucket}/{upload['key']}"
+
+
+def test_registry_indices_are_managed_and_searched(api: Api) -> None:
+    index_key = "registry/index.json"
+    s3 = api.stack.client("s3")
+    examples = json.loads((ROOT / "examples" / "index.json").read_text())
+    s3.put_object(Bucket=api.stack.bucket, Key=index_key, Body=json.dumps(examples).encode())
+    created = api.call(
+        "POST",
+        "/api/v1/pack-indices",
+        json={"url": f"s3://{api.stack.bucket}/{index_key}", "name": "examples", "position": 10},
+    )
+    assert created.status_code == 201, created.text
+    index_id = created.json()["data"]["id"]
+    assert [i["id"] for i in api.call("GET", "/api/v1/pack-indices", token="read").json()["data"]] == [index_id]
+    found = api.call("GET", "/api/v1/pack-indices/packs?q=slack", token="read").json()["data"]
+    assert [p["ref"] for p in found] == ["notify_slack"]
+    assert api.call("GET", "/api/v1/pack-indices/packs/http_tools", token="read").json()["data"][0]["versions"] == [
+        "1.2.0"
+    ]
+    moved = api.call(
+        "PUT", f"/api/v1/pack-indices/{index_id}", json={"url": f"s3://{api.stack.bucket}/{index_key}", "position": 5}
+    )
+    assert moved.json()["data"]["position"] == 5
+    assert api.call("DELETE", f"/api/v1/pack-indices/{index_id}").status_code == 200
+    assert api.call("GET", "/api/v1/pack-indices", token="read").json()["data"] == []
+    assert api.call("POST", "/api/v1/pack-indices", json={"url": "file:///etc/passwd"}).status_code == 400
+
+
+def test_openapi_is_served(api: Api) -> None:
+    document = api.call("GET", "/api/v1/openapi.json", token="read").json()
+    assert document["openapi"].startswith("3.") and "/api/v1/packs" in document["paths"]
