@@ -118,12 +118,11 @@ class LocalApiGateway:
         if result.get("isBase64Encoded"):
             payload = base64.b64decode(payload)
         response = Response(payload, status=int(result.get("statusCode", 200)))
-        for key, value in (result.get("headers") or {}).items():
-            response.headers[key] = value
-        for key, values in (result.get("multiValueHeaders") or {}).items():
-            for value in values:
-                if response.headers.get(key) != value:
-                    response.headers.add(key, value)
+        # API Gateway merges both maps; a header in multiValueHeaders replaces the single value.
+        headers: dict[str, list[str]] = {k: [v] for k, v in (result.get("headers") or {}).items()}
+        headers.update({k: list(v) for k, v in (result.get("multiValueHeaders") or {}).items()})
+        for key, values in headers.items():
+            response.headers.setlist(key, values)
         return response
 
 
