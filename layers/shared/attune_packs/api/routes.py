@@ -37,12 +37,13 @@ from attune_packs.models import (
     InstallRequest,
     RegisterRequest,
 )
-from attune_packs.services import catalog, index_admin, installations
+from attune_packs.services import catalog, index_admin, installations, tokens
 from attune_packs.services.tokens import AuthError, ForbiddenError, TokenInfo, scope_for
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_UPLOAD_BYTES = 512 * 2**20
 PREFIX = "/api/v1"
+
 
 def _serialize(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
@@ -346,6 +347,32 @@ def index_pack(ref: str) -> Response[dict[str, Any]]:
     if not found:
         raise NotFoundError(f"no registry index offers {ref!r}")
     return data(found)
+
+
+# --- API tokens (admin) ------------------------------------------------------------------------
+
+
+class TokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128)
+    scopes: list[str] = Field(min_length=1, max_length=3)
+    ttl_days: int | None = Field(default=90, ge=1, le=3650)
+
+
+@app.get(f"{PREFIX}/tokens")
+def list_api_tokens() -> Response[dict[str, Any]]:
+    return data([t.model_dump() for t in tokens.list_tokens(wiring.pack_table())])
+
+
+@app.post(f"{PREFIX}/tokens")
+def create_api_token(body: TokenBody) -> Response[dict[str, Any]]:
+    created = tokens.create_token(wiring.pack_table(), name=body.name, scopes=body.scopes, ttl_days=body.ttl_days)
+    return data({"token": created.token, **created.info.model_dump()}, status=201)
+
+
+@app.delete(f"{PREFIX}/tokens/<token_id>")
+def revoke_api_token(token_id: str) -> Response[dict[str, Any]]:
+    return data(tokens.revoke_token(wiring.pack_table(), token_id).model_dump())
 
 
 # --- OpenAPI -------------------------------------------------------------------------------------

@@ -68,10 +68,19 @@ def installation_status(installation_id: str, executions: Executions) -> dict[st
         raise NotFoundError(f"no installation {installation_id!r}")
     events = executions.history(description["executionArn"])
     stage = None
+    stages: list[dict[str, Any]] = []
     for event in events:
-        details = event.get("stateEnteredEventDetails")
-        if details and details["name"] in STAGE_STATES:
-            stage = STAGE_STATES[details["name"]]
+        entered = event.get("stateEnteredEventDetails")
+        exited = event.get("stateExitedEventDetails")
+        if entered and entered["name"] in STAGE_STATES:
+            stage = STAGE_STATES[entered["name"]]
+            stages.append({"state": entered["name"], "stage": stage, "entered_at": _iso(event.get("timestamp")),
+                           "exited_at": None})
+        elif exited and exited["name"] in STAGE_STATES:
+            for record in reversed(stages):
+                if record["state"] == exited["name"] and record["exited_at"] is None:
+                    record["exited_at"] = _iso(event.get("timestamp"))
+                    break
     request = json.loads(description.get("input") or "{}")
     output = json.loads(description["output"]) if description.get("output") else None
     return {
@@ -82,6 +91,7 @@ def installation_status(installation_id: str, executions: Executions) -> dict[st
         "started_at": _iso(description.get("startDate")),
         "stopped_at": _iso(description.get("stopDate")),
         "started_by": request.get("started_by"),
+        "stages": stages,
         "request": request,
         "result": output,
         "error": {"error": description.get("error"), "cause": description.get("cause")}

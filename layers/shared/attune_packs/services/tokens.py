@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from attune_packs.adapters.dynamodb import PackTable
-from attune_packs.errors import AttuneError, NotFoundError
+from attune_packs.errors import AttuneError, InvalidRequestError, NotFoundError
 
 Scope = Literal["read", "install", "admin"]
 SCOPES: tuple[str, ...] = ("read", "install", "admin")
@@ -64,7 +64,7 @@ def create_token(
 ) -> CreatedToken:
     unknown = set(scopes) - set(SCOPES)
     if unknown or not scopes:
-        raise AttuneError(f"scopes must be among {', '.join(SCOPES)}", error_code="INVALID_REQUEST")
+        raise InvalidRequestError(f"scopes must be among {', '.join(SCOPES)}")
     now = now or datetime.now(UTC)
     token_id = secrets.token_hex(6)
     token = f"atn_{token_id}_{secrets.token_urlsafe(32)}"

@@ -1,0 +1,142 @@
+"""The CLI against a deployed stack's HTTP API (or the local stack's API server).
+
+Same operations as the boto3 backend, through the API's routes with a bearer token. Progress is
+rebuilt from the installation's stage transitions, so the CLI shows the same lines either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from attune_cli.backends import Execution, ExecutionResult
+from attune_packs.errors import AttuneError, NotFoundError
+from attune_packs.models import InstallRequest
+
+CONFIG_PATH = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "attune-packs" / "config.json"
+
+
+class ApiError(AttuneError):
+    """The API answered with an error body."""
+
+
+def api_settings(api_url: str | None, token: str | None) -> tuple[str | None, str | None]:
+    """--api-url/--token, else ATTUNE_API_URL/ATTUNE_TOKEN, else the config file."""
+    config: dict[str, Any] = {}
+    if CONFIG_PATH.is_file():
+        config = json.loads(CONFIG_PATH.read_text())
+    url = api_url or os.environ.get("ATTUNE_API_URL") or config.get("api_url")
+    secret = token or os.environ.get("ATTUNE_TOKEN") or config.get("token")
+    return (url.rstrip("/") if url else None), secret
+
+
+class ApiBackend:
+    def __init__(self, base_url: str, token: str | None, *, session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.session.trust_env = False
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.session.request(method, f"{self.base_url}/api/v1{path}", timeout=60, **kwargs)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text[:300] or response.reason, "code": f"HTTP_{response.status_code}"}
+        if response.status_code == 404:
+            raise NotFoundError(body.get("error", "not found"), error_code=body.get("code", "NOT_FOUND"))
+        if response.status_code >= 400:
+            raise ApiError(
+                f"{response.status_code}: {body.get('error')}",
+                error_code=body.get("code", "HTTP_ERROR"),
+                details=body.get("details"),
+            )
+        return body
+
+    # -- the Backend interface -------------------------------------------------------------------
+    def start_install(self, request: InstallRequest) -> Execution:
+        body = request.model_dump(mode="json", exclude={"started_by"})
+        data = self._call("POST", "/packs/install", json=body)["data"]
+        return Execution(arn=data["installation_id"], name=data["installation_id"])
+
+    def execution_arn(self, installation_id: str) -> str:
+        return installation_id
+
+    def follow(
+        self,
+        installation_id: str,
+        on_event: Callable[[dict[str, Any]], None],
+        *,
+        poll_seconds: float = 1.0,
+        timeout: float = 7200,
+    ) -> ExecutionResult:
+        announced: set[tuple[str, str]] = set()
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self._call("GET", f"/packs/installs/{installation_id}")["data"]
+            for number, stage in enumerate(status.get("stages") or []):
+                for kind, key in (("TaskStateEntered", "entered_at"), ("TaskStateExited", "exited_at")):
+                    if stage.get(key) and (f"{number}", kind) not in announced:
+                        announced.add((f"{number}", kind))
+                        details = {"name": stage["state"]}
+                        field = "stateEnteredEventDetails" if kind == "TaskStateEntered" else "stateExitedEventDetails"
+                        on_event({"type": kind, field: details, "timestamp": datetime.fromisoformat(stage[key])})
+            if status["status"] != "RUNNING":
+                error = status.get("error") or {}
+                return ExecutionResult(status["status"], status.get("result"), error.get("error"), error.get("cause"))
+            if time.monotonic() > deadline:
+                return ExecutionResult("TIMED_OUT_WAITING", None, "the CLI stopped waiting", None)
+            time.sleep(poll_seconds)
+
+    def list_packs(self) -> list[dict[str, Any]]:
+        packs: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self._call("GET", "/packs", params={"page": page, "page_size": 100})
+            packs.extend(body["data"])
+            if page >= body["pagination"]["pages"]:
+                return packs
+            page += 1
+
+    def show_pack(self, ref: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/packs/{ref}")["data"])
+
+    def remove_pack(self, ref: str, *, force: bool = False) -> dict[str, Any]:
+        return dict(self._call("DELETE", f"/packs/{ref}", params={"force": str(force).lower()})["data"])
+
+    def upload(self, archive: Path) -> str:
+        """Upload through a presigned POST; returns the installation the upload starts."""
+        content_type = "application/zip" if archive.name.endswith(".zip") else "application/gzip"
+        grant = self._call("POST", "/packs/uploads", json={"filename": archive.name, "content_type": content_type})
+        form = grant["data"]["upload"]
+        with archive.open("rb") as handle:
+            posted = requests.post(
+                form["url"], data=form["fields"], files={"file": (archive.name, handle, content_type)}, timeout=600
+            )
+        if posted.status_code not in (200, 201, 204):
+            raise ApiError(
+                f"the upload was refused: {posted.status_code} {posted.text[:300]}", error_code="UPLOAD_FAILED"
+            )
+        return str(grant["data"]["installation_id"])
+
+    def wait_until_started(self, installation_id: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._call("GET", f"/packs/installs/{installation_id}")
+                return
+            except NotFoundError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def tokens(self, method: str, path: str = "", **kwargs: Any) -> Any:
+        return self._call(method, f"/tokens{path}", **kwargs)["data"]
