@@ -1,0 +1,90 @@
+"""Whole-pipeline figures on the local stack, and handler cold-start cost.
+
+* AWS API calls made by the handlers per installed pack (deterministic counts, by service and
+  operation) for a pack with no environment to build, installed fresh and then again.
+* State transitions of the execution.
+* Importing each handler module, against importing boto3 alone (median of 5 fresh interpreters).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+HANDLERS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+
+
+def _count_calls(counter: Counter[str]) -> None:
+    from attune_packs.adapters.clients import client
+
+    def count(model: Any, **_: Any) -> None:
+        counter[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    for service in ("s3", "dynamodb", "codebuild", "stepfunctions", "lambda"):
+        client(service).meta.events.register("before-call", count)
+
+
+def install_counts() -> None:
+    from attune_cli.backends import Backend
+    from attune_cli.local_stack import LocalStack
+    from attune_packs.adapters.dynamodb import DynamoPackTable
+    from attune_packs.models import InstallRequest
+
+    with tempfile.TemporaryDirectory() as state, LocalStack(Path(state) / "state") as stack:
+        backend = Backend(stack.client("stepfunctions"), DynamoPackTable(stack.client("dynamodb"), stack.table),
+                          stack.state_machine_arn)
+        for label in ("fresh install", "same install again"):
+            counter: Counter[str] = Counter()
+            _count_calls(counter)
+            started = time.perf_counter()
+            execution = backend.start_install(InstallRequest(packs=["core_utils"],
+                                                             registry_url=str(ROOT / "examples" / "index.json")))
+            result = backend.follow(execution.arn, lambda _e: None, poll_seconds=0.1)
+            elapsed = time.perf_counter() - started
+            transitions = sum(1 for e in result.events if e["type"].endswith("StateEntered"))
+            print(f"  {label}: {result.status} in {elapsed:.2f}s, {sum(counter.values())} AWS calls by the handlers "
+                  f"for 1 pack, {transitions} state transitions")
+            for name, calls in sorted(counter.items()):
+                print(f"      {name:<36} {calls}")
+            from attune_packs import wiring
+
+            wiring.reset()
+
+
+def import_seconds(statement: str, runs: int = 5) -> float:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", statement], check=True, cwd=ROOT)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def cold_starts() -> None:
+    baseline = import_seconds("import boto3")
+    empty = import_seconds("pass")
+    print(f"  python alone {empty * 1000:.0f} ms; import boto3 {baseline * 1000:.0f} ms (medians of 5)")
+    for name in HANDLERS:
+        path = ROOT / "functions" / name / "app.py"
+        statement = (f"import boto3, importlib.util as u; s = u.spec_from_file_location('app', {str(path)!r}); "
+                     "m = u.module_from_spec(s); s.loader.exec_module(m)")
+        seconds = import_seconds(statement)
+        print(f"  {name:<24} {seconds * 1000:5.0f} ms  = boto3 x {seconds / baseline:.2f}")
+
+
+def main() -> None:
+    print("AWS calls per install (local stack):")
+    install_counts()
+    print("Handler import cost (cold start), boto3 included:")
+    cold_starts()
+
+
+if __name__ == "__main__":
+    main()
