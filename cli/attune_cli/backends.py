@@ -96,6 +96,33 @@ class Backend:
     def show_pack(self, ref: str) -> dict[str, Any]:
         return catalog.show_pack(self.table, ref)
 
+    def remove_pack(self, ref: str, *, force: bool = False) -> dict[str, Any]:
+        from attune_packs.services import lifecycle
+
+        return lifecycle.remove_pack(self.table, ref, force=force, requested_by="cli").model_dump(mode="json")
+
+    def rollback_pack(self, ref: str, version: str | None = None, *, force: bool = False) -> dict[str, Any]:
+        from attune_packs.services import lifecycle
+
+        store = self._pack_store(ref)
+        result = lifecycle.rollback_pack(self.table, store, ref, version, force=force, requested_by="cli")
+        return result.model_dump(mode="json")
+
+    def list_components(self, component_type: str, *, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        return catalog.list_components(self.table, component_type, limit=limit, cursor=cursor)
+
+    def _pack_store(self, ref: str) -> Any:
+        """The bucket holding the pack's archives (named by its registry record), through the
+        process's S3 client: the local stack's while it runs, else AWS's."""
+        from attune_packs.adapters.clients import client
+        from attune_packs.adapters.s3 import S3ObjectStore, parse_s3_uri
+        from attune_packs.errors import NotFoundError
+
+        current = self.table.get_item(f"PACK#{catalog.check_pack_ref(ref)}", "CURRENT")
+        if current is None:
+            raise NotFoundError(f"pack {ref!r} is not installed")
+        return S3ObjectStore(client("s3"), parse_s3_uri(str(current["archive"])).bucket)
+
 
 @contextmanager
 def local_backend(state_dir: Path | None) -> Iterator[Backend]:

@@ -5,11 +5,18 @@ moto records builds but never runs them. This runner takes the same start_build 
 install, pre_build, build and post_build commands in one bash shell (commands share the shell,
 as on CodeBuild), and records the outcome on moto's build record so ``batch_get_builds`` reports
 it. Builds that end badly are announced as CodeBuild's "Build State Change" event.
+
+The log reads like CodeBuild's (``[Container] Running command ...``, ``Phase complete: BUILD
+State: FAILED``) and, given a :class:`CloudWatchLogSink`, goes to CloudWatch Logs (moto's) as
+CodeBuild sends it: the group of the project's ``LogsConfig``, one stream per build named by the
+build id's UUID part. So the code that explains failed builds from their logs runs locally too.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shlex
 import signal
 import subprocess
@@ -26,6 +33,7 @@ import yaml
 
 PHASES = ("install", "pre_build", "build", "post_build")
 _MARK = "##ATTUNE-PHASE"
+_SHOWN_COMMAND_CHARS = 120
 
 
 @dataclass
@@ -42,22 +50,33 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def render_script(buildspec: dict[str, Any], command_dir: Path) -> str:
+def _command_label(command: str) -> str:
+    first = command.strip().splitlines()[0] if command.strip() else ""
+    return first if len(first) <= _SHOWN_COMMAND_CHARS else first[: _SHOWN_COMMAND_CHARS - 3] + "..."
+
+
+def render_script(buildspec: dict[str, Any], command_dir: Path, mark: str = _MARK) -> str:
     """A bash script that runs the phases with CodeBuild's semantics: a failing install or
     pre_build command ends the build; a failing build command still runs post_build with
-    CODEBUILD_BUILD_SUCCEEDING=0."""
+    CODEBUILD_BUILD_SUCCEEDING=0. ``mark`` prefixes the phase markers the runner reads."""
     lines = ["__ok=1", "export CODEBUILD_BUILD_SUCCEEDING=1"]
     phases = buildspec.get("phases") or {}
     for phase in PHASES:
         commands = (phases.get(phase) or {}).get("commands") or []
         guard = "$__ok = 1" if phase != "post_build" else "$__stop = 0"
-        lines.append(f'__stop=${{__stop:-0}}; if [ {guard} ]; then echo "{_MARK} {phase} START"; __phase_ok=1')
+        lines.append(f'__stop=${{__stop:-0}}; if [ {guard} ]; then echo "{mark} {phase} START"; __phase_ok=1')
         for number, command in enumerate(commands):
             path = command_dir / f"{phase}_{number}.sh"
             path.write_text(str(command) + "\n")
-            lines.append(f"  if [ $__phase_ok = 1 ]; then . {shlex.quote(str(path))} || __phase_ok=0; fi")
+            label = _command_label(str(command))
+            running = shlex.quote(f"[Container] Running command {label}")
+            failed = shlex.quote(f"[Container] Command did not exit successfully {label} exit status")
+            lines.append(
+                f"  if [ $__phase_ok = 1 ]; then echo {running}; . {shlex.quote(str(path))} || "
+                f"{{ __rc=$?; echo {failed} $__rc; __phase_ok=0; }}; fi"
+            )
         lines.append(
-            '  if [ $__phase_ok = 1 ]; then echo "' + _MARK + f' {phase} SUCCEEDED"; else echo "{_MARK} '
+            '  if [ $__phase_ok = 1 ]; then echo "' + mark + f' {phase} SUCCEEDED"; else echo "{mark} '
             f'{phase} FAILED"; __ok=0; export CODEBUILD_BUILD_SUCCEEDING=0; fi'
         )
         if phase in ("install", "pre_build"):
@@ -67,6 +86,85 @@ def render_script(buildspec: dict[str, Any], command_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+class CloudWatchLogSink:
+    """Sends build logs to CloudWatch Logs as CodeBuild does (the group exists, as the template
+    creates it on AWS; it is created here when missing)."""
+
+    def __init__(self, client: Any, group: str) -> None:
+        self.client = client
+        self.group = group
+
+    def open(self, stream: str) -> LogStream:
+        return LogStream(self.client, self.group, stream)
+
+
+class LogStream:
+    """One build's stream: lines are buffered and sent in batches, and all of them are sent by
+    :meth:`close`, before the build is reported finished. A CloudWatch fault never fails a build:
+    it is written to the local log file and sending stops."""
+
+    BATCH_EVENTS = 500
+    BATCH_BYTES = 512 * 1024
+    FLUSH_SECONDS = 1.0
+
+    def __init__(self, client: Any, group: str, stream: str) -> None:
+        self.client, self.group, self.stream = client, group, stream
+        self.problem: str | None = None
+        self._events: list[dict[str, Any]] = []
+        self._bytes = 0
+        self._last_flush = time.monotonic()
+        self._last_ms = 0
+        self._call(self._create)
+
+    def _create(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.create_log_group(logGroupName=self.group)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+                raise
+        self.client.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
+
+    def _call(self, action: Callable[[], None]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self.problem is not None:
+            return
+        try:
+            action()
+        except (BotoCoreError, ClientError) as exc:
+            self.problem = f"CloudWatch Logs unavailable for {self.group}/{self.stream}: {exc}"
+
+    def write(self, line: str) -> None:
+        message = line.rstrip("\n") or " "
+        self._last_ms = max(self._last_ms, int(time.time() * 1000))
+        self._events.append({"timestamp": self._last_ms, "message": message})
+        self._bytes += len(message.encode()) + 26
+        if (
+            len(self._events) >= self.BATCH_EVENTS
+            or self._bytes >= self.BATCH_BYTES
+            or time.monotonic() - self._last_flush >= self.FLUSH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        events, self._events, self._bytes = self._events, [], 0
+        self._last_flush = time.monotonic()
+        if events:
+            self._call(
+                lambda: self.client.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=events)
+            )
+
+    def close(self) -> None:
+        self.flush()
+
+
+def log_stream_name(build_id: str) -> str:
+    """CodeBuild names a build's log stream after the UUID part of its id (``project:uuid``)."""
+    return build_id.rsplit(":", 1)[-1]
+
+
 class LocalBuildRunner:
     def __init__(
         self,
@@ -74,8 +172,11 @@ class LocalBuildRunner:
         log_dir: Path,
         on_finished: Callable[[BuildRecord], None],
         max_parallel: int = 2,
+        log_sink: CloudWatchLogSink | None = None,
     ) -> None:
-        self._base = base_environment
+        # The machine's environment every build starts from (tests may adjust it).
+        self.environment = base_environment
+        self.log_sink = log_sink
         self._log_dir = log_dir
         self._on_finished = on_finished
         self._slots = threading.Semaphore(max_parallel)
@@ -90,6 +191,14 @@ class LocalBuildRunner:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         safe_id = metadata["id"].replace(":", "_").replace("/", "_")
         record = BuildRecord(metadata, environment, buildspec, timeout_minutes, self._log_dir / f"{safe_id}.log")
+        metadata["logs"] = {"deepLink": str(record.log_path)}
+        if self.log_sink is not None:
+            stream = log_stream_name(metadata["id"])
+            metadata["logs"].update(
+                groupName=self.log_sink.group,
+                streamName=stream,
+                cloudWatchLogs={"status": "ENABLED", "groupName": self.log_sink.group, "streamName": stream},
+            )
         self.records[metadata["id"]] = record
         self.started += 1
         threading.Thread(target=self._run, args=(record,), name=f"build-{safe_id}", daemon=True).start()
@@ -117,14 +226,16 @@ class LocalBuildRunner:
     def _execute(self, record: BuildRecord) -> None:
         spec = yaml.safe_load(record.buildspec) or {}
         spec_env = {k: str(v) for k, v in ((spec.get("env") or {}).get("variables") or {}).items()}
+        mark = f"{_MARK}-{secrets.token_hex(8)}"
+        marker = re.compile(rf"^{re.escape(mark)} (\w+) (START|SUCCEEDED|FAILED)$")
         with tempfile.TemporaryDirectory(prefix="attune-build-") as workdir:
             work = Path(workdir)
             (work / "commands").mkdir()
             (work / "src").mkdir()
             script = work / "build.sh"
-            script.write_text(render_script(spec, work / "commands"))
+            script.write_text(render_script(spec, work / "commands", mark))
             environment = {
-                **self._base,
+                **self.environment,
                 **spec_env,
                 **record.environment,
                 "CODEBUILD_BUILD_ID": record.metadata["id"],
@@ -135,7 +246,15 @@ class LocalBuildRunner:
             }
             record.metadata.update(currentPhase="INSTALL")
             phases: list[dict[str, Any]] = []
+            stream = self.log_sink.open(log_stream_name(record.metadata["id"])) if self.log_sink else None
             with record.log_path.open("w") as log:
+
+                def emit(text: str) -> None:
+                    log.write(text)
+                    log.flush()
+                    if stream is not None:
+                        stream.write(text)
+
                 process = subprocess.Popen(
                     ["bash", str(script)],
                     cwd=work / "src",
@@ -143,6 +262,7 @@ class LocalBuildRunner:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     text=True,
+                    errors="replace",
                     start_new_session=True,
                 )
                 killed = threading.Event()
@@ -151,19 +271,28 @@ class LocalBuildRunner:
                 try:
                     assert process.stdout is not None
                     for line in process.stdout:
-                        log.write(line)
-                        log.flush()
-                        if line.startswith(_MARK):
-                            _, phase, status = line.split()
-                            if status == "START":
-                                record.metadata["currentPhase"] = phase.upper()
-                                phases.append({"phaseType": phase.upper(), "startTime": _now()})
-                            else:
-                                phases[-1].update(phaseStatus=status, endTime=_now())
+                        found = marker.match(line.rstrip("\n"))
+                        if found is None:
+                            emit(line)
+                            continue
+                        phase, status = found.group(1).upper(), found.group(2)
+                        if status == "START":
+                            record.metadata["currentPhase"] = phase
+                            phases.append({"phaseType": phase, "startTime": _now()})
+                            emit(f"[Container] {_now()} Entering phase {phase}\n")
+                        else:
+                            phases[-1].update(phaseStatus=status, endTime=_now())
+                            emit(f"[Container] {_now()} Phase complete: {phase} State: {status}\n")
                     process.wait()
+                    timed_out = killed.is_set()
+                    if timed_out:
+                        emit(f"[Container] {_now()} Build timed out after {record.timeout_minutes} minutes\n")
                 finally:
                     timer.cancel()
-                timed_out = killed.is_set()
+                    if stream is not None:
+                        stream.close()
+                        if stream.problem:
+                            log.write(f"local build runner: {stream.problem}\n")
             failed = [p for p in phases if p.get("phaseStatus") == "FAILED"]
             for phase in failed:
                 phase["contexts"] = [
@@ -178,7 +307,6 @@ class LocalBuildRunner:
                 currentPhase="COMPLETED",
                 phases=phases,
                 endTime=_now(),
-                logs={"deepLink": str(record.log_path)},
             )
 
 
@@ -221,7 +349,11 @@ def state_change_event(record: BuildRecord) -> dict[str, Any]:
                     }
                     for p in metadata.get("phases", [])
                 ],
-                "logs": {"deep-link": str(record.log_path)},
+                "logs": {
+                    "group-name": metadata.get("logs", {}).get("groupName", ""),
+                    "stream-name": metadata.get("logs", {}).get("streamName", ""),
+                    "deep-link": str(record.log_path),
+                },
             },
         },
     }

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from attune_cli.build_runner import BuildRecord, LocalBuildRunner, state_change_event
+from attune_cli.build_runner import BuildRecord, CloudWatchLogSink, LocalBuildRunner, state_change_event
 from attune_cli.template import FunctionSpec, Resolver, StackResources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -86,10 +86,12 @@ class LocalStack:
         root: Path = PROJECT_ROOT,
         parameters: dict[str, str] | None = None,
         persist: bool = True,
+        extra_environment: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.state_dir = state_dir or root / ".attune" / "local"
         self.persist = persist
+        self.extra_environment = dict(extra_environment or {})  # merged into every hosted function's environment
         self.parameters = {"Stage": "dev", "RegistryIndexUrls": "", "LogRetentionDays": "30", **(parameters or {})}
         self.stack = StackResources.load(root)
         self.functions: dict[str, HostedFunction] = {}
@@ -270,6 +272,7 @@ class LocalStack:
             name = self.names[spec.logical_id]
             env = {k: str(resolve(v)) for k, v in spec.environment.items()}
             env["ALLOW_LOCAL_SOURCES"] = "true"  # local paths as sources: the local stack only
+            env.update(self.extra_environment)
             lambda_client.create_function(
                 FunctionName=name,
                 Runtime="python3.12",
@@ -290,7 +293,23 @@ class LocalStack:
         )
         base_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         base_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base_env.get('PATH', '')}"
-        self.runner = LocalBuildRunner(base_env, self.state_dir / "builds", self._build_finished)
+        self.runner = LocalBuildRunner(
+            base_env,
+            self.state_dir / "builds",
+            self._build_finished,
+            log_sink=CloudWatchLogSink(self.client("logs"), self._build_log_group(project_id, project)),
+        )
+
+    def _build_log_group(self, project_id: str, project: dict[str, Any]) -> str:
+        """The CloudWatch log group builds write to: the project's LogsConfig group (a log group
+        of the template gets a local name), else CodeBuild's default ``/aws/codebuild/<project>``."""
+        logs = (project["Properties"].get("LogsConfig") or {}).get("CloudWatchLogs") or {}
+        group = logs.get("GroupName")
+        if isinstance(group, dict) and "Ref" in group and group["Ref"] in self.stack.resources:
+            self.names.setdefault(group["Ref"], f"/aws/codebuild/{PREFIX}-{group['Ref']}")
+        if group and logs.get("Status", "ENABLED") == "ENABLED":
+            return str(Resolver(self.names, self.arns, self.parameters)(group))
+        return f"/aws/codebuild/{self.names[project_id]}"
 
     @staticmethod
     def _enable_bucket_eventbridge(bucket: str) -> None:

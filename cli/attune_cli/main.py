@@ -96,6 +96,79 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _registry_error(exc: Exception) -> int:
+    from attune_packs.errors import AttuneError, InvalidRequestError
+
+    assert isinstance(exc, AttuneError)
+    print(f"attune-packs: {exc.error_code}: {exc.message}", file=sys.stderr)
+    return EXIT_USAGE if isinstance(exc, InvalidRequestError) else EXIT_FAILED
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from attune_packs.errors import AttuneError
+
+    with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+        try:
+            result = backend.remove_pack(args.ref, force=args.force)
+        except AttuneError as exc:
+            return _registry_error(exc)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        forced = f"; forced although {', '.join(result['dependents'])} depend(s) on it" if result["forced"] else ""
+        print(
+            f"removed {result['pack_ref']} {result['removed_version']} ({result['components_removed']} component "
+            f"item(s) deleted; version history kept{forced})"
+        )
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from attune_packs.errors import AttuneError
+
+    with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+        try:
+            result = backend.rollback_pack(args.ref, args.version, force=args.force)
+        except AttuneError as exc:
+            return _registry_error(exc)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif result["status"] == "unchanged":
+        print(f"{result['pack_ref']} {result['to_version']} is already current")
+    else:
+        how = "components registered again from its archive" if result["rebuilt_from_archive"] else "pointer flip"
+        print(f"rolled back {result['pack_ref']} {result['from_version']} -> {result['to_version']} ({how})")
+    return EXIT_OK
+
+
+def _components_table(page: dict[str, object]) -> str:
+    components = page["components"]
+    assert isinstance(components, list)
+    if not components:
+        return f"no {page['type']} installed"
+    rows = [("REF", "VERSION", "RUNNER", "DESCRIPTION")]
+    for c in components:
+        runner = c.get("runner_type") or c.get("trigger_ref") or ""
+        rows.append((str(c["ref"]), str(c["pack_version"]), str(runner), str(c.get("description") or "")[:60]))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
+    if page.get("next_cursor"):
+        lines.append(f"(more: --cursor {page['next_cursor']})")
+    return "\n".join(lines)
+
+
+def cmd_components(args: argparse.Namespace) -> int:
+    from attune_packs.errors import AttuneError
+
+    with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+        try:
+            page = backend.list_components(args.type, limit=args.limit, cursor=args.cursor)
+        except AttuneError as exc:
+            return _registry_error(exc)
+    print(json.dumps(page, indent=2, default=str) if args.json else _components_table(page))
+    return EXIT_OK
+
+
 def cmd_local_reset(args: argparse.Namespace) -> int:
     from attune_cli.local_stack import reset_state
 
@@ -161,6 +234,38 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[common], help="show one pack, its components and history")
     show.add_argument("ref")
     show.set_defaults(func=cmd_show)
+
+    remove = sub.add_parser(
+        "remove",
+        parents=[common],
+        help="remove an installed pack (its version history is kept)",
+        description="Remove a pack: refused while installed packs depend on it, unless --force.",
+    )
+    remove.add_argument("ref")
+    remove.add_argument("--force", action="store_true", help="remove it even though installed packs depend on it")
+    remove.set_defaults(func=cmd_remove)
+
+    rollback = sub.add_parser(
+        "rollback",
+        parents=[common],
+        help="make a previously registered version of a pack current again",
+        description="Roll a pack back to VERSION (default: the version current before this one). Its archive and "
+        "environments must still be stored.",
+    )
+    rollback.add_argument("ref")
+    rollback.add_argument("version", nargs="?", help="the version to restore (default: the previous one)")
+    rollback.add_argument("--force", action="store_true", help="even if dependencies or dependents disagree")
+    rollback.set_defaults(func=cmd_rollback)
+
+    from attune_packs.models import COMPONENT_TYPES
+
+    components = sub.add_parser(
+        "components", parents=[common], help="list the installed components of one type across packs"
+    )
+    components.add_argument("type", choices=COMPONENT_TYPES, metavar="TYPE", help=", ".join(COMPONENT_TYPES))
+    components.add_argument("--limit", type=int, default=100, help="about this many per page (default 100)")
+    components.add_argument("--cursor", metavar="PACK", help="continue after this pack (from a previous page)")
+    components.set_defaults(func=cmd_components)
 
     local = sub.add_parser("local", help="manage the embedded local stack")
     local_sub = local.add_subparsers(dest="local_command", required=True)

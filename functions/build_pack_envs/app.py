@@ -8,6 +8,7 @@ token from the cache or start a CodeBuild build that answers it), or a direct st
 from typing import Any
 
 from attune_packs import wiring
+from attune_packs.adapters.logs import log_reader
 from attune_packs.edge import logger, parse_request
 from attune_packs.models import BuildEnvsRequest, BuildTask
 from attune_packs.services.build_envs import build_pack_envs, handle_build_task
@@ -27,5 +28,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
     request = parse_request(BuildEnvsRequest, event)
     return build_pack_envs(
-        request, store=wiring.object_store(), starter=wiring.build_starter(), architecture=settings.target_architecture
+        request,
+        store=wiring.object_store(),
+        starter=wiring.build_starter(),
+        architecture=settings.target_architecture,
+        logs=log_reader(),
     ).model_dump(mode="json")

@@ -10,4 +10,4 @@ from attune_packs.services.dependencies import analyze_dependencies
 
 @stage_handler(DependenciesRequest)
 def lambda_handler(request: DependenciesRequest, context: Any) -> DependenciesResponse:
-    return analyze_dependencies(request, wiring.object_store(), wiring.pack_table())
+    return analyze_dependencies(request, wiring.object_store(), wiring.pack_table(), wiring.settings())

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
 from collections import Counter
 from typing import Any, BinaryIO
 
+from attune_packs.adapters.dynamodb import Delete, IndexPage, Put, TransactionConditionFailed, Update
 from attune_packs.adapters.s3 import S3Location, StoredObject
-from attune_packs.errors import RegistrationConflictError, SourceError, SourceGoneError
+from attune_packs.errors import SourceError, SourceGoneError
 
 
 class FakeObjectStore:
@@ -53,7 +55,8 @@ class FakeObjectStore:
         self.objects.pop(key, None)
 
     def put_bytes(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        self.objects[key] = (body, {})
+        self.calls["put"] += 1
+        self.objects[key] = (body, {"content-type": content_type})
 
     def get_json(self, location: S3Location) -> Any:
         with self.open(location) as body:
@@ -61,43 +64,99 @@ class FakeObjectStore:
 
 
 class FakePackTable:
+    """The registry table in memory, with DynamoDB's semantics for what the services use:
+    consistent reads, prefix queries, the GSI1 index (ordered by GSI1SK, paged), batches, and
+    all-or-nothing conditional transactions. ``calls`` counts API calls as DynamoDB would bill
+    them (one per 25 items written, per 100 keys read)."""
+
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.calls: Counter[str] = Counter()
-        self.fail_next_flip = False
+        self.fail_next_transact = False
+        self.transactions: list[list[Any]] = []
 
     def get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
         self.calls["get_item"] += 1
         item = self.items.get((pk, sk))
-        return dict(item) if item else None
+        return copy.deepcopy(item) if item else None
 
-    def query_prefix(self, pk: str, sk_prefix: str) -> list[dict[str, Any]]:
+    def batch_get(self, keys: Any) -> dict[tuple[str, str], dict[str, Any]]:
+        keys = list(dict.fromkeys(keys))
+        self.calls["batch_get_item"] += -(-len(keys) // 100)
+        return {key: copy.deepcopy(self.items[key]) for key in keys if key in self.items}
+
+    def query_prefix(self, pk: str, sk_prefix: str, *, attributes: Any = None) -> list[dict[str, Any]]:
         self.calls["query"] += 1
-        return [dict(v) for (p, s), v in sorted(self.items.items()) if p == pk and s.startswith(sk_prefix)]
+        found = [copy.deepcopy(v) for (p, s), v in sorted(self.items.items()) if p == pk and s.startswith(sk_prefix)]
+        if attributes:
+            wanted = {"PK", "SK", *attributes}
+            found = [{k: v for k, v in item.items() if k in wanted} for item in found]
+        return found
+
+    def _indexed(self, gsi_pk: str) -> list[dict[str, Any]]:
+        rows = [v for v in self.items.values() if v.get("GSI1PK") == gsi_pk and "GSI1SK" in v]
+        return sorted(rows, key=lambda v: (v["GSI1SK"], v["PK"], v["SK"]))
 
     def query_index(self, gsi_pk: str, sk_prefix: str = "") -> list[dict[str, Any]]:
         self.calls["query"] += 1
-        return [
-            dict(v)
-            for v in self.items.values()
-            if v.get("GSI1PK") == gsi_pk and str(v.get("GSI1SK", "")).startswith(sk_prefix)
-        ]
+        return [copy.deepcopy(v) for v in self._indexed(gsi_pk) if str(v["GSI1SK"]).startswith(sk_prefix)]
+
+    def query_index_page(
+        self, gsi_pk: str, *, after: str | None = None, limit: int = 100, start: dict[str, str] | None = None
+    ) -> IndexPage:
+        self.calls["query"] += 1
+        rows = [v for v in self._indexed(gsi_pk) if after is None or v["GSI1SK"] > after]
+        if start:
+            position = (start["GSI1SK"], start["PK"], start["SK"])
+            rows = [v for v in rows if (v["GSI1SK"], v["PK"], v["SK"]) > position]
+        page = rows[:limit]
+        more = len(rows) >= limit and bool(page)
+        last = page[-1] if more else None
+        return IndexPage(
+            items=[copy.deepcopy(v) for v in page],
+            next_start={k: last[k] for k in ("PK", "SK", "GSI1PK", "GSI1SK")} if last else None,
+        )
 
     def batch_put(self, items: Any) -> int:
         items = list(items)
         self.calls["batch_write_item"] += -(-len(items) // 25)
         for item in items:
-            self.items[(item["PK"], item["SK"])] = dict(item)
+            self.items[(item["PK"], item["SK"])] = copy.deepcopy({k: v for k, v in item.items() if v is not None})
         return len(items)
 
-    def put_if_revision(self, item: dict[str, Any], expected_revision: int | None) -> None:
-        self.calls["put_item"] += 1
-        if self.fail_next_flip:
-            self.fail_next_flip = False
-            raise RuntimeError("injected crash before the pointer flip")
-        current = self.items.get((item["PK"], item["SK"]))
-        if (current is None) != (expected_revision is None) or (
-            current is not None and current.get("revision") != expected_revision
-        ):
-            raise RegistrationConflictError("conflict")
-        self.items[(item["PK"], item["SK"])] = dict(item)
+    def batch_delete(self, keys: Any) -> int:
+        keys = list(keys)
+        self.calls["batch_write_item"] += -(-len(keys) // 25)
+        for key in keys:
+            self.items.pop(key, None)
+        return len(keys)
+
+    def transact(self, operations: Any) -> None:
+        operations = list(operations)
+        if not operations:
+            return
+        self.calls["transact_write_items"] += 1
+        if self.fail_next_transact:
+            self.fail_next_transact = False
+            raise RuntimeError("injected crash before the transaction")
+        keys = [op.key for op in operations]
+        assert len(set(keys)) == len(keys), "DynamoDB refuses two operations on one item in a transaction"
+        assert len(operations) <= 100
+        failed = [
+            i
+            for i, op in enumerate(operations)
+            if op.condition is not None and not op.condition.holds_for(self.items.get(op.key))
+        ]
+        if failed:
+            raise TransactionConditionFailed(failed)
+        self.transactions.append(operations)
+        for op in operations:
+            if isinstance(op, Put):
+                self.items[op.key] = copy.deepcopy({k: v for k, v in op.item.items() if v is not None})
+            elif isinstance(op, Delete):
+                self.items.pop(op.key, None)
+            elif isinstance(op, Update):
+                item = self.items.setdefault(op.key, {"PK": op.pk, "SK": op.sk})
+                item.update(copy.deepcopy({k: v for k, v in op.set.items() if v is not None}))
+                for name in op.remove:
+                    item.pop(name, None)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from fakes import FakeObjectStore
 from packs import pack_files, tar_gz, zip_bytes
+from test_net import PUBLIC, FakeNetwork, http_answer, redirect
 
-from attune_packs.models import DownloadRequest
+from attune_packs.models import DownloadRequest, DownloadResponse
 from attune_packs.services.download import download_packs
 from attune_packs.settings import Settings
 
@@ -105,7 +110,6 @@ def test_local_paths_are_refused_outside_the_local_stack(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("source", "code"),
     [
-        ("https://example.com/org/repo.git", "SOURCE_TYPE_UNSUPPORTED"),
         ("ftp://example.com/x.tar.gz", "SOURCE_URL_FORBIDDEN"),
         ("file:///etc/passwd", "SOURCE_URL_FORBIDDEN"),
     ],
@@ -148,3 +152,240 @@ def test_known_pack_paths_are_carried_into_pack_paths(registry: Path) -> None:
     )
     response = download_packs(request, FakeObjectStore(), settings())
     assert response.pack_paths[0] == "s3://packs/archives/sha256/x.tar.gz" and len(response.pack_paths) == 2
+
+
+# --- network sources (issue 3): scripted DNS and connections, no sockets to anything -------------
+
+
+@pytest.fixture
+def no_subprocess(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    spawned: list[object] = []
+
+    def refuse(*args: object, **_kwargs: object) -> None:
+        spawned.append(args)
+        raise AssertionError("the download stage must never start a process")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    monkeypatch.setattr(os, "system", refuse)
+    return spawned
+
+
+def fetch_with(net: FakeNetwork, store: FakeObjectStore, *packs: str, **options: object) -> DownloadResponse:
+    allow_http = str(options.pop("allow_http", True)).lower()
+    max_archive = options.pop("max_archive_bytes", 512 * 2**20)
+    request = DownloadRequest(packs=list(packs), **options)  # type: ignore[arg-type]
+    config = settings(DOWNLOAD_ALLOW_HTTP=allow_http, ALLOW_LOCAL_SOURCES="false", MAX_ARCHIVE_BYTES=max_archive)
+    return download_packs(request, store, config, transport=net.transport)
+
+
+def only_failure(response: DownloadResponse) -> tuple[str, bool]:
+    [failed] = response.failed_packs
+    return failed.error_code, failed.retriable
+
+
+@pytest.mark.parametrize(
+    ("source", "ref_spec", "code"),
+    [
+        ("ext::sh -c touch% /tmp/pwned", None, "SOURCE_URL_FORBIDDEN"),
+        ("file:///srv/git/pack.git", None, "SOURCE_URL_FORBIDDEN"),
+        ("ssh://-oProxyCommand=touch%20x/repo.git", None, "SOURCE_URL_FORBIDDEN"),
+        ("git@github.com:org/repo.git", None, "SOURCE_URL_FORBIDDEN"),
+        ("git://github.com/org/repo.git", None, "SOURCE_URL_FORBIDDEN"),
+        ("http://github.com/org/repo.git", None, "SOURCE_URL_FORBIDDEN"),
+        ("-oProxyCommand=touch /tmp/pwned", None, "SOURCE_URL_FORBIDDEN"),
+        ("https://github.com/org/repo.git\n--upload-pack=x", None, "SOURCE_URL_FORBIDDEN"),
+        ("https://github.com/org/../repo.git", None, "SOURCE_URL_FORBIDDEN"),
+        ("https://github.com/org/repo.git@--upload-pack=touch", None, "REF_INVALID"),
+        ("https://github.com/org/repo.git@main..evil", None, "REF_INVALID"),
+        ("https://github.com/org/repo.git@HEAD@{1}", None, "REF_INVALID"),
+        ("https://github.com/org/repo.git", "-oProxyCommand=x", "REF_INVALID"),
+        ("https://github.com/org/repo.git", "v1\nrm -rf /", "REF_INVALID"),
+        ("https://169.254.169.254/latest/meta-data/pack.tar.gz", None, "SSRF_BLOCKED"),
+        ("https://[::ffff:169.254.170.2]/v2/credentials.zip", None, "SSRF_BLOCKED"),
+        ("https://100.64.0.1/pack.tgz", None, "SSRF_BLOCKED"),
+    ],
+)
+def test_hostile_sources_are_refused_before_any_network_or_process(
+    source: str, ref_spec: str | None, code: str, no_subprocess: list[object]
+) -> None:
+    net, store = FakeNetwork(), FakeObjectStore()
+    response = fetch_with(net, store, source, ref_spec=ref_spec, allow_http=False)
+    assert only_failure(response) == (code, False)
+    assert net.lookups == [] and net.connections == [] and no_subprocess == []
+    assert store.objects == {}
+
+
+def test_an_archive_url_is_downloaded_verified_and_stored_content_addressed() -> None:
+    body = tar_gz(pack_files("webpack", "1.2.3"), root="webpack-1.2.3/")
+    net = FakeNetwork(dns={"packs.example": [[PUBLIC]]}, scripts=[http_answer(body=body)])
+    store = FakeObjectStore()
+    response = fetch_with(net, store, "http://packs.example/dl/webpack-1.2.3.tar.gz")
+    [pack] = response.downloaded_packs
+    digest = hashlib.sha256(body).hexdigest()
+    assert (pack.source_type, pack.pack_ref, pack.pack_version, pack.size_bytes) == (
+        "archive",
+        "webpack",
+        "1.2.3",
+        len(body),
+    )
+    assert pack.checksum == f"sha256:{digest}" and pack.git_commit is None and pack.warnings == []
+    assert set(store.objects) == {f"archives/sha256/{digest}.tar.gz"}
+
+
+def test_a_redirect_to_the_metadata_service_stores_nothing() -> None:
+    net = FakeNetwork(dns={"packs.example": [[PUBLIC]]}, scripts=[redirect("http://169.254.169.254/latest/x.zip")])
+    store = FakeObjectStore()
+    response = fetch_with(net, store, "http://packs.example/x.zip")
+    assert only_failure(response) == ("SSRF_BLOCKED", False)
+    assert net.connections == [(PUBLIC, 80)] and store.objects == {} and store.calls["upload"] == 0
+
+
+def test_a_truncated_download_is_retriable_and_leaves_no_staging_object() -> None:
+    net = FakeNetwork(
+        dns={"packs.example": [[PUBLIC]]}, scripts=[http_answer(body=b"\x1f\x8b" + b"x" * 50, length=5000)]
+    )
+    store = FakeObjectStore()
+    assert only_failure(fetch_with(net, store, "http://packs.example/x.tgz")) == ("DOWNLOAD_INCOMPLETE", True)
+    assert store.objects == {}
+
+
+def test_a_download_over_the_archive_limit_is_refused() -> None:
+    net = FakeNetwork(dns={"packs.example": [[PUBLIC]]}, scripts=[http_answer(body=b"x" * 10, length=2 * 2**20)])
+    store = FakeObjectStore()
+    response = fetch_with(net, store, "http://packs.example/x.tgz", max_archive_bytes=2**20)
+    assert only_failure(response) == ("DOWNLOAD_TOO_LARGE", False)
+
+
+def test_the_request_timeout_bounds_a_trickling_download() -> None:
+    def trickle(server: socket.socket) -> None:
+        server.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n\x1f\x8b")
+        for _ in range(500):
+            time.sleep(0.02)
+            server.sendall(b"x")
+
+    net = FakeNetwork(dns={"packs.example": [[PUBLIC]]}, scripts=[trickle])
+    store = FakeObjectStore()
+    started = time.monotonic()
+    assert only_failure(fetch_with(net, store, "http://packs.example/x.tgz", timeout=1)) == ("DOWNLOAD_TIMEOUT", True)
+    assert time.monotonic() - started < 4 and store.objects == {}
+
+
+def web_index(entries: list[dict[str, object]]) -> bytes:
+    return json.dumps({"packs": entries}).encode()
+
+
+def archive_entry(ref: str, version: str, url: str, body: bytes | None) -> dict[str, object]:
+    source: dict[str, object] = {"type": "archive", "url": url}
+    if body is not None:
+        source["checksum"] = "sha256:" + hashlib.sha256(body).hexdigest()
+    return {"ref": ref, "version": version, "install_sources": [source]}
+
+
+def test_an_index_over_http_is_loaded_once_and_its_relative_urls_stay_on_the_web() -> None:
+    alpha = tar_gz(pack_files("alpha", "1.0.0"))
+    beta = zip_bytes(pack_files("beta", "2.0.0"))
+    index = web_index(
+        [
+            archive_entry("alpha", "1.0.0", "archives/alpha.tar.gz", alpha),
+            archive_entry("beta", "2.0.0", "/b/beta.zip", beta),
+        ]
+    )
+    net = FakeNetwork(
+        dns={"registry.example": [[PUBLIC]]},
+        scripts=[http_answer(body=index), http_answer(body=alpha), http_answer(body=beta)],
+    )
+    store = FakeObjectStore()
+    response = fetch_with(net, store, "alpha", "beta", registry_url="http://registry.example/v1/index.json")
+    assert [(p.pack_ref, p.source_type) for p in response.downloaded_packs] == [
+        ("alpha", "registry"),
+        ("beta", "registry"),
+    ]
+    paths = [r.split(b"\r\n")[0] for r in net.requests]
+    assert paths == [
+        b"GET /v1/index.json HTTP/1.1",
+        b"GET /v1/archives/alpha.tar.gz HTTP/1.1",
+        b"GET /b/beta.zip HTTP/1.1",
+    ]
+
+
+def test_a_failing_index_fails_every_registry_source_with_one_fetch() -> None:
+    net = FakeNetwork(dns={"registry.example": [[PUBLIC]]}, scripts=[http_answer("503 Busy")])
+    response = fetch_with(net, FakeObjectStore(), "alpha", "beta", registry_url="http://registry.example/index.json")
+    assert [(f.error_code, f.retriable) for f in response.failed_packs] == [("DOWNLOAD_HTTP_ERROR", True)] * 2
+    assert len(net.connections) == 1
+
+
+def test_an_oversized_web_index_is_index_invalid() -> None:
+    net = FakeNetwork(dns={"registry.example": [[PUBLIC]]}, scripts=[http_answer(body=b"{}", length=17 * 2**20)])
+    response = fetch_with(net, FakeObjectStore(), "alpha", registry_url="http://registry.example/index.json")
+    assert only_failure(response) == ("INDEX_INVALID", False)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "s3://packs/uploads/other.tar.gz"])
+def test_a_web_index_cannot_point_at_local_files_or_the_bucket(url: str) -> None:
+    index = web_index([archive_entry("alpha", "1.0.0", url, b"pinned")])
+    net = FakeNetwork(dns={"registry.example": [[PUBLIC]]}, scripts=[http_answer(body=index)])
+    response = fetch_with(net, FakeObjectStore(), "alpha", registry_url="http://registry.example/index.json")
+    assert only_failure(response) == ("SOURCE_URL_FORBIDDEN", False)
+    assert len(net.connections) == 1
+
+
+def test_an_s3_index_cannot_point_at_local_files() -> None:
+    store = FakeObjectStore()
+    index = web_index([archive_entry("alpha", "1.0.0", "file:///etc/passwd", b"x")])
+    index_uri = store.add("registry/index.json", index)
+    response = download_packs(
+        DownloadRequest(packs=["alpha"], registry_url=index_uri), store, settings(ALLOW_LOCAL_SOURCES="true")
+    )
+    assert only_failure(response) == ("SOURCE_URL_FORBIDDEN", False)
+
+
+def test_a_checksum_mismatch_over_the_web_stores_nothing() -> None:
+    served = tar_gz(pack_files("alpha", "1.0.0", extra={"tampered": "yes"}))
+    index = web_index([archive_entry("alpha", "1.0.0", "alpha.tar.gz", tar_gz(pack_files("alpha", "1.0.0")))])
+    net = FakeNetwork(dns={"registry.example": [[PUBLIC]]}, scripts=[http_answer(body=index), http_answer(body=served)])
+    store = FakeObjectStore()
+    response = fetch_with(net, store, "alpha", registry_url="http://registry.example/index.json")
+    assert only_failure(response) == ("CHECKSUM_MISMATCH", False)
+    assert store.objects == {}
+
+
+def git_entry(ref: str | None, checksum: str | None = None) -> dict[str, object]:
+    source: dict[str, object] = {"type": "git", "url": "https://git.example/org/alpha.git"}
+    if ref is not None:
+        source["ref"] = ref
+    if checksum is not None:
+        source["checksum"] = checksum
+    return {"ref": "alpha", "version": "1.0.0", "install_sources": [source]}
+
+
+@pytest.mark.parametrize("ref", [None, "v1.0.0", "main", "abc1234"])
+def test_a_git_entry_pinned_by_neither_checksum_nor_commit_is_unverified(ref: str | None) -> None:
+    net = FakeNetwork(dns={"registry.example": [[PUBLIC]]}, scripts=[http_answer(body=web_index([git_entry(ref)]))])
+    response = fetch_with(net, FakeObjectStore(), "alpha", registry_url="http://registry.example/index.json")
+    assert only_failure(response) == ("INDEX_ENTRY_UNVERIFIED", False)
+    assert len(net.connections) == 1, "the repository was not contacted"
+
+
+def test_a_git_entry_with_an_option_like_ref_is_refused_before_contacting_the_repository() -> None:
+    entry = git_entry("--upload-pack=touch", checksum="sha256:" + "0" * 64)
+    net = FakeNetwork(dns={"registry.example": [[PUBLIC]]}, scripts=[http_answer(body=web_index([entry]))])
+    response = fetch_with(net, FakeObjectStore(), "alpha", registry_url="http://registry.example/index.json")
+    assert only_failure(response) == ("REF_INVALID", False)
+    assert net.lookups == ["registry.example"]
+
+
+def test_a_retry_with_the_same_input_gives_the_same_answer_and_stores_nothing_new() -> None:
+    body = tar_gz(pack_files("webpack", "1.2.3"))
+    store = FakeObjectStore()
+    answers = []
+    for _ in range(2):
+        net = FakeNetwork(dns={"packs.example": [[PUBLIC]]}, scripts=[http_answer(body=body)])
+        answers.append(fetch_with(net, store, "http://packs.example/webpack.tar.gz", "nope-not-a-pack"))
+        if len(answers) == 1:
+            stored = dict(store.objects)
+    first, second = (a.model_dump() for a in answers)
+    assert first["downloaded_packs"][0].pop("stored") is True
+    assert second["downloaded_packs"][0].pop("stored") is False
+    assert first == second
+    assert store.objects == stored

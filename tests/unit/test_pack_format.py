@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from attune_packs.archive import PackArchive
@@ -132,3 +134,141 @@ def test_skip_validation_skips_strict_checks_but_not_path_safety() -> None:
     unsafe = {"pack.yaml": 'ref: demo\nversion: "1.0.0"\n', "actions/a.yaml": "name: a\nentry_point: ../../x\n"}
     with pytest.raises(ManifestError):
         read_pack(archive_of(unsafe), strict=False)
+
+
+# --- every problem at once, with its field path --------------------------------------------------
+
+EXCHANGE = Path(__file__).resolve().parents[1] / "fixtures" / "exchange"
+
+
+def problems_of(text: bytes) -> tuple[str, dict[str, str]]:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text)
+    return caught.value.error_code, {p["field"]: p["problem"] for p in caught.value.details}
+
+
+def test_every_kind_of_problem_is_reported_in_one_error_with_paths_below_the_field() -> None:
+    code, problems = problems_of(
+        b'ref: "Not Valid"\n'
+        b"version: 1.10\n"
+        b"keywords: 3\n"
+        b"description: [not, text]\n"
+        b"dependencies:\n  - core=3.0.0\n  - 42\n  - Bad=1.0.0\n  - x>>1\n  - core\n"
+        b'python_versions: [2, 3.10, "3", "three"]\n'
+        b'runtime_deps: {python: 3.10, ruby: "3"}\n'
+        b'stackstorm_version: ">>3"\n'
+    )
+    assert code == "PACK_REF_INVALID"
+    assert set(problems) == {
+        "ref",
+        "version",
+        "keywords",
+        "description",
+        "dependencies.1",
+        "dependencies.2",
+        "dependencies.3",
+        "dependencies.4",
+        "python_versions.1",
+        "python_versions.3",
+        "runtime_deps.python",
+        "runtime_deps.ruby",
+        "stackstorm_version",
+    }
+    assert "listed twice" in problems["dependencies.4"] and "dependencies.0" in problems["dependencies.4"]
+    assert "unknown runtime 'ruby'" in problems["runtime_deps.ruby"]
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "hint"),
+    [
+        (b"ref: demo\nversion: 1.10\n", "version", 'version: "1.10.0"'),
+        (b"ref: demo\nversion: 2\n", "version", "quote it"),
+        (b'ref: demo\nversion: "1.0.0"\npython_versions: [3.10]\n', "python_versions.0", "quote it"),
+        (b'ref: demo\nversion: "1.0.0"\nruntime_deps: {python: 3.10}\n', "runtime_deps.python", "quote it"),
+        (b'ref: demo\nversion: "1.0.0"\ndependencies: {core: 1.10}\n', "dependencies.core", "quote it"),
+        (b'ref: demo\nversion: "1.0.0"\nstackstorm_version: 3.1\n', "stackstorm_version", "quote it"),
+        (b'ref: demo\nversion: "1.0.0"\nattune_version: no\n', "attune_version", "boolean"),
+    ],
+)
+def test_yaml_numbers_where_text_is_meant_are_refused_with_a_hint_to_quote(text: bytes, field: str, hint: str) -> None:
+    _, problems = problems_of(text)
+    assert hint in problems[field]
+    assert "1.1" in problems[field] or field in ("attune_version",) or "2" in problems[field]
+
+
+def test_a_bad_version_alone_is_pack_version_invalid_and_missing_fields_say_what_to_write() -> None:
+    assert problems_of(b'ref: demo\nversion: "01.0.0"\n')[0] == "PACK_VERSION_INVALID"
+    code, problems = problems_of(b"description: nothing else\n")
+    assert code == "MANIFEST_INVALID"
+    assert set(problems) == {"ref", "name", "version"}
+    assert "name" in problems["ref"]
+
+
+def test_a_name_used_as_ref_says_so_when_it_is_not_a_safe_ref() -> None:
+    code, problems = problems_of(b'name: "My Pack"\nversion: "1.0.0"\n')
+    assert code == "PACK_REF_INVALID"
+    assert "uses its name as ref" in problems["ref"]
+
+
+@pytest.mark.parametrize("ref", ["attune", "st2", "-dash", "a" * 65, "UPPER", "dots.not.allowed", "sp ace"])
+def test_unsafe_or_reserved_refs_are_refused(ref: str) -> None:
+    code, problems = problems_of(f'ref: "{ref}"\nversion: "1.0.0"\n'.encode())
+    assert code == "PACK_REF_INVALID" and "ref" in problems
+
+
+def test_python_and_platform_fields_are_normalised() -> None:
+    stackstorm = parse_manifest(b'name: x\nversion: "1.0.0"\npython_versions: ["2", 3]\nstackstorm_version: ">=3"\n')
+    assert stackstorm.python_versions == ["2", "3"]
+    assert stackstorm.python_constraint == "2 || 3"
+    assert stackstorm.platform_version == ">=3"
+    attune = parse_manifest(
+        b'ref: x\nversion: "1.0.0"\nattune_version: "^3.9"\nruntime_deps: {python: "~=3.10", node: 20}\n'
+    )
+    assert attune.platform_version == "^3.9"
+    assert attune.python_constraint == "~=3.10"
+    assert attune.nodejs_version == "20"
+    assert attune.runtime_deps == {"python": "~=3.10", "nodejs": "20"}
+
+
+def test_dependency_forms_are_normalised_to_ref_and_constraint() -> None:
+    manifest = parse_manifest(
+        b'name: x\nversion: "1.0.0"\ndependencies:\n'
+        b"  - core\n  - slack=2.1.0\n  - jira>=2,<3\n  - aws@^1.2\n"
+        b"  - https://github.com/StackStorm-Exchange/stackstorm-email.git=v1.1.0\n"
+        b"  - {ref: github, version: '~2.1'}\n"
+    )
+    assert manifest.dependencies == {
+        "core": "*",
+        "slack": "=2.1.0",
+        "jira": ">=2.0.0,<3.0.0",
+        "aws": ">=1.2.0,<2.0.0",
+        "email": "=1.1.0",
+        "github": ">=2.1.0,<2.2.0",
+    }
+
+
+def test_too_many_dependencies_is_a_dependency_limit() -> None:
+    many = "".join(f"  - dep{i}\n" for i in range(201))
+    code, problems = problems_of(f'ref: x\nversion: "1.0.0"\ndependencies:\n{many}'.encode())
+    assert code == "DEPENDENCY_LIMIT"
+    assert "200" in problems["dependencies"]
+
+
+@pytest.mark.parametrize("path", sorted(EXCHANGE.glob("*/pack.yaml")), ids=lambda p: p.parent.name)
+def test_stackstorm_exchange_pack_yaml_files_parse(path: Path) -> None:
+    manifest = parse_manifest(path.read_bytes(), source=str(path))
+    assert manifest.ref == path.parent.name
+    assert manifest.semver
+    assert manifest.description
+
+
+def test_there_are_at_least_six_exchange_fixtures_and_their_details_survive() -> None:
+    assert len(list(EXCHANGE.glob("*/pack.yaml"))) >= 6
+    napalm = parse_manifest((EXCHANGE / "napalm" / "pack.yaml").read_bytes())
+    assert napalm.dependencies == {"networking_utils": "*", "core": "=3.8.1", "email": "=1.1.0"}
+    assert napalm.platform_version == ">=2.9.0"
+    aws = parse_manifest((EXCHANGE / "aws" / "pack.yaml").read_bytes())
+    assert aws.model_extra is not None and len(aws.model_extra["contributors"]) == 2
+    assert "CloudFormation" in aws.keywords
+    linux = parse_manifest((EXCHANGE / "linux" / "pack.yaml").read_bytes())
+    assert linux.python_constraint == "2 || 3"

@@ -18,6 +18,9 @@ COMPONENT_TYPES: tuple[str, ...] = (
     "rules",
     "workflows",
     "policies",
+    "runtimes",
+    "permission_sets",
+    "queues",
 )
 
 
@@ -44,13 +47,22 @@ class PackFailure(Response):
 
 
 class DownloadRequest(Request):
-    packs: list[str] = Field(min_length=1, max_length=200)
-    registry_url: str | None = None
-    ref_spec: str | None = None
-    timeout: int = Field(default=300, ge=1, le=900)
-    verify_ssl: bool = True
+    packs: list[str] = Field(
+        min_length=1,
+        max_length=200,
+        description="registry names (slack, slack@2.1.0, slack@>=2,<3), Git URLs (https://host/org/repo.git, "
+        "optionally @ref), archive URLs (.tar.gz, .tgz, .zip) or s3://bucket/key",
+    )
+    registry_url: str | None = Field(default=None, description="index to use instead of the configured ones")
+    ref_spec: str | None = Field(default=None, description="branch, tag or commit for Git URLs without their own @ref")
+    timeout: int = Field(
+        default=300, ge=1, le=900, description="seconds all network downloads of this request may take together"
+    )
+    verify_ssl: bool = Field(default=True, description="false: TLS certificates are not checked (warned per pack)")
     destination: str | None = None
-    allow_unpinned: bool = False
+    allow_unpinned: bool = Field(
+        default=False, description="accept registry entries pinned by neither a checksum nor a Git commit id"
+    )
     # Archives already downloaded by an earlier round (the dependency loop); they are carried
     # into ``pack_paths`` of the response so the next stage sees the whole set.
     known_pack_paths: list[str] = Field(default_factory=list, max_length=500)
@@ -82,7 +94,7 @@ class DownloadedPack(Response):
     pack_version: str
     archive: str
     checksum: str
-    git_commit: str | None = None
+    git_commit: str | None = Field(default=None, description="full commit id, for packs fetched from Git")
     size_bytes: int
     stored: bool = Field(description="False when identical content was already stored")
     warnings: list[str] = Field(default_factory=list)
@@ -103,7 +115,10 @@ class DownloadResponse(Response):
 class DependenciesRequest(Request):
     pack_paths: list[str] = Field(min_length=1, max_length=500)
     skip_validation: bool = False
-    force: bool = False
+    force: bool = Field(default=False, description="installed packs may be upgraded or changed to satisfy dependencies")
+    registry_url: str | None = Field(default=None, description="index to resolve from; else the configured indices")
+    python_version: str = Field(default="3.12", pattern=r"^[0-9]+\.[0-9]+$", description="Python environments target")
+    nodejs_version: str = Field(default="20", pattern=r"^[0-9]+$", description="Node.js major environments target")
 
 
 class Dependency(Response):
@@ -112,20 +127,34 @@ class Dependency(Response):
     required_by: str
     already_installed: bool
     installed_version: str | None = None
-    satisfied: bool
+    satisfied: bool = Field(description="satisfied now, by an installed pack or one of this installation")
     provided_by: str | None = Field(default=None, description="archive in this batch that satisfies it")
+    resolved_version: str | None = Field(default=None, description="the version the resolution settles on")
+
+
+class Resolution(Response):
+    """A pack the resolution chose to fetch: the exact version and the registry index it comes from."""
+
+    pack_ref: str
+    version: str
+    index: str = Field(description="location of the registry index whose entry was chosen")
+    required_by: list[str] = Field(description="the packs (ref version) that require it")
+    installed_version: str | None = Field(default=None, description="the installed version it replaces (force)")
 
 
 class PythonRequirements(Response):
-    version: str | None = None
+    version: str | None = Field(default=None, description="declared Python constraint (runtime_deps / python_versions)")
     requirements_file: str | None = None
-    packages: list[str] = Field(default_factory=list)
+    packages: list[str] = Field(default_factory=list, description="normalised PEP 508 requirements, includes resolved")
+    included_files: list[str] = Field(default_factory=list, description="files pulled in with -r, inside the pack")
+    hashed: bool = Field(default=False, description="every requirement carries --hash")
 
 
 class NodeRequirements(Response):
     version: str | None = None
     package_file: str | None = None
     lockfile: str | None = None
+    warnings: list[str] = Field(default_factory=list)
 
 
 class RuntimeRequirements(Response):
@@ -139,19 +168,20 @@ class AnalyzedPack(Response):
     archive: str
     needs_python: bool
     needs_nodejs: bool
+    blocked: bool = Field(default=False, description="a conflict keeps it from being installed")
 
 
 class Conflict(Response):
-    pack_ref: str
+    pack_ref: str = Field(description="the pack of this installation that the conflict blocks")
     message: str
     error_code: str
-    chain: list[str] = Field(default_factory=list)
+    chain: list[str] = Field(default_factory=list, description="the requirements leading to the conflict, in order")
 
 
 class DependenciesResponse(Response):
     dependencies: list[Dependency]
     runtime_requirements: dict[str, RuntimeRequirements]
-    missing_dependencies: list[str]
+    missing_dependencies: list[str] = Field(description="exact pins ref@=X.Y.Z the download loop fetches")
     conflicts: list[Conflict]
     install_order: list[str]
     analyzed_packs: list[AnalyzedPack]
@@ -161,6 +191,7 @@ class DependenciesResponse(Response):
     errors: list[PackFailure]
     missing_count: int = 0
     build_count: int = 0
+    resolution: list[Resolution] = Field(default_factory=list, description="the packs chosen from registry indices")
 
 
 # --- Build environments -------------------------------------------------------------------------
@@ -213,7 +244,16 @@ class BuiltEnvironment(Response):
     archive: str | None = None
     environments: dict[str, EnvironmentArtifact]
     duration_ms: int
-    test_result: dict[str, Any] | None = None
+    test_result: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "None when the pack declares no tests; else {status: passed|failed|partial|skipped|error, total_tests, "
+            "passed, failed, skipped, pass_rate (passed / (passed + failed), 0.0 when none ran), duration_ms, "
+            "suites[{name, type, status, total, passed, failed, skipped, failures[{name, message}]}], "
+            "policy{min_pass_rate, on_failure}, report (s3:// URI of the full report, '' when not run), "
+            "interpreter} -- see services.build_reports.TestResult"
+        ),
+    )
 
 
 class BuildSummary(Response):
@@ -257,7 +297,8 @@ class RegisterRequest(Request):
     skip_validation: bool = False
     skip_tests: bool = False
     force: bool = False
-    installation_id: str | None = None
+    installation_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    requested_by: str | None = Field(default=None, max_length=200, description="who asked: a token id, a user")
     build_results: list[BuiltEnvironment | FailedBuild] = Field(default_factory=list)
 
 
@@ -266,10 +307,11 @@ class RegisteredPack(Response):
     pack_id: str
     pack_version: str
     storage_path: str
-    components_registered: dict[str, int]
+    components_registered: dict[str, int] = Field(description="one count per entry of COMPONENT_TYPES")
     test_result: dict[str, Any] | None = None
     validation_results: dict[str, Any]
     status: Literal["registered", "unchanged"]
+    previous_version: str | None = Field(default=None, description="the version that was current before")
 
 
 class RegisterSummary(Response):
@@ -284,6 +326,32 @@ class RegisterResponse(Response):
     registered_packs: list[RegisteredPack]
     failed_packs: list[PackFailure]
     summary: RegisterSummary
+    installation_id: str | None = Field(default=None, description="key of the installation record (INSTALL#<id>)")
+
+
+class RemovedPack(Response):
+    """The result of removing a pack: its pointer is gone, its version history stays for audit."""
+
+    pack_ref: str
+    removed_version: str
+    status: Literal["removed"]
+    forced: bool
+    dependents: list[str] = Field(description="installed packs that depend on it (non-empty only when forced)")
+    components_removed: int
+    removed_at: str
+
+
+class RolledBackPack(Response):
+    """The result of rolling a pack back to a previously registered version."""
+
+    pack_ref: str
+    from_version: str
+    to_version: str
+    status: Literal["rolled_back", "unchanged"]
+    rebuilt_from_archive: bool = Field(description="True when the version's component items had been cleaned up "
+                                       "and were registered again from its archive")
+    storage_path: str
+    components_registered: dict[str, int]
 
 
 # --- Whole installation (the state machine's input) ---------------------------------------------

@@ -1,6 +1,12 @@
 """Registry indices: Attune's ``index.json`` (``packs[]`` with ``install_sources[]``).
 
 Pure: parsing and lookup. Fetching an index is the download service's job.
+
+Indices are ordered: the first index that lists a ref is the only one consulted for it (a later
+index cannot shadow or add versions of a pack an earlier one publishes). An entry may carry
+``dependencies`` in pack.yaml's syntax (a list of ``pack``, ``pack=1.2.3``, ``pack>=1,<2``, or a
+mapping ref -> constraint) so the resolver can look ahead before downloading; an entry without
+it is taken to have none (the dependencies stage reads the real pack.yaml once it is downloaded).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from attune_packs.errors import ManifestError, SourceError
+from attune_packs.pack import normalise_dependencies
 from attune_packs.semver import Constraint, Version
 
 MAX_INDEX_BYTES = 16 * 2**20
@@ -39,6 +46,15 @@ class IndexEntry(BaseModel):
     version: str
     description: str = ""
     install_sources: list[InstallSource] = Field(min_length=1)
+    dependencies: dict[str, str] = Field(default_factory=dict, description="ref -> constraint, as in pack.yaml")
+
+    @field_validator("dependencies", mode="before")
+    @classmethod
+    def _dependencies(cls, value: object) -> dict[str, str]:
+        deps, problems = normalise_dependencies(value)
+        if problems:
+            raise ValueError("; ".join(f"{path}: {problem}" if path else problem for path, problem in problems))
+        return deps
 
     @property
     def semver(self) -> Version:
@@ -65,27 +81,56 @@ def parse_registry_ref(text: str) -> tuple[str, Constraint]:
     return ref.strip(), Constraint.parse(spec.strip() or "*")
 
 
+class RegistryCatalog:
+    """The ordered indices as a lookup: for each ref, the first index with a valid version of it
+    and its versions there, newest first. Entries are grouped once; versions are parsed on the
+    first look-up of a ref."""
+
+    def __init__(self, indices: list[tuple[str, RegistryIndex]]) -> None:
+        self.locations = [location for location, _ in indices]
+        self._entries: dict[str, list[tuple[str, list[IndexEntry]]]] = {}
+        for location, index in indices:
+            grouped: dict[str, list[IndexEntry]] = {}
+            for entry in index.packs:
+                grouped.setdefault(entry.ref, []).append(entry)
+            for ref, entries in grouped.items():
+                self._entries.setdefault(ref, []).append((location, entries))
+        self._versions: dict[str, tuple[str, list[tuple[Version, IndexEntry]]] | None] = {}
+
+    def lookup(self, ref: str) -> tuple[str, list[tuple[Version, IndexEntry]]] | None:
+        """``(index location, [(version, entry)] newest first)``, or None if no index lists a valid
+        version of ``ref``. Entries with an invalid version are not candidates (an index listing
+        only such entries does not count); of two entries with the same version the first wins."""
+        if ref in self._versions:
+            return self._versions[ref]
+        result = None
+        for location, entries in self._entries.get(ref, []):
+            by_version: dict[Version, IndexEntry] = {}
+            for entry in entries:
+                try:
+                    version = entry.semver
+                except ManifestError:
+                    continue
+                by_version.setdefault(version, entry)
+            if by_version:
+                result = (location, sorted(by_version.items(), key=lambda pair: pair[0], reverse=True))
+                break
+        self._versions[ref] = result
+        return result
+
+
 def find_entry(indices: list[tuple[str, RegistryIndex]], ref: str, constraint: Constraint) -> tuple[str, IndexEntry]:
     """The best version of ``ref`` allowed by ``constraint`` in the first index that lists ``ref``."""
-    for location, index in indices:
-        candidates = []
-        for entry in index.packs:
-            if entry.ref != ref:
-                continue
-            try:
-                version = entry.semver
-            except ManifestError:  # an index entry with an invalid version is not a candidate
-                continue
-            candidates.append((version, entry))
-        if not candidates:
-            continue
-        allowed = [(v, e) for v, e in candidates if constraint.allows(v)]
-        if not allowed:
-            offered = ", ".join(sorted(str(v) for v, _ in candidates))
-            raise SourceError(
-                f"registry {location} has {ref} {offered} but none matches {constraint}",
-                error_code="VERSION_NOT_FOUND",
-            )
-        return location, max(allowed, key=lambda pair: pair[0])[1]
+    found = RegistryCatalog(indices).lookup(ref)
+    if found is not None:
+        location, candidates = found
+        for version, entry in candidates:
+            if constraint.allows(version):
+                return location, entry
+        offered = ", ".join(str(v) for v, _ in reversed(candidates))
+        raise SourceError(
+            f"registry {location} has {ref} {offered} but none matches {constraint}",
+            error_code="VERSION_NOT_FOUND",
+        )
     searched = ", ".join(location for location, _ in indices) or "(no registry configured)"
     raise SourceError(f"pack {ref!r} is not in any registry index ({searched})", error_code="PACK_NOT_FOUND")

@@ -23,11 +23,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import ClassVar
 
 from attune_packs.errors import ManifestError
 
-__all__ = ["Constraint", "Version", "best_match", "parse_dependency"]
+__all__ = ["Constraint", "Version", "best_match", "cached_constraint", "cached_dependency", "parse_dependency"]
 
 MAX_VERSION_LENGTH = 256
 MAX_CONSTRAINT_LENGTH = 1024
@@ -486,7 +487,7 @@ def parse_dependency(text: str) -> tuple[str, Constraint]:
             error_code="DEPENDENCY_INVALID",
         )
     try:
-        return ref, Constraint.parse(spec)
+        return ref, cached_constraint(spec)
     except ManifestError as exc:
         raise ManifestError(
             f"dependency {text!r}: {exc.message}", error_code="VERSION_CONSTRAINT_INVALID"
@@ -500,3 +501,21 @@ def best_match(constraint: Constraint, versions: Iterable[Version]) -> Version |
         if constraint.allows(v) and (best is None or v > best):
             best = v
     return best
+
+
+# --- shared parses -------------------------------------------------------------------------------
+# Constraints and versions are immutable, so equal texts can share one parsed object: indices repeat
+# the same few constraints thousands of times. Invalid texts raise every time (exceptions are not
+# cached).
+
+
+@lru_cache(maxsize=8192)
+def cached_constraint(spec: str) -> Constraint:
+    """:meth:`Constraint.parse`, memoised."""
+    return Constraint.parse(spec)
+
+
+@lru_cache(maxsize=8192)
+def cached_dependency(text: str) -> tuple[str, Constraint]:
+    """:func:`parse_dependency`, memoised."""
+    return parse_dependency(text)

@@ -38,6 +38,9 @@ class Settings(BaseModel):
     download_max_redirects: int = Field(default=5, alias="DOWNLOAD_MAX_REDIRECTS")
     # Platform checks (issue 4): the Attune / StackStorm version packs are installed into.
     platform_version: str = Field(default="3.9.0", alias="PLATFORM_VERSION")
+    # Registry (issue 6): how many registrations of a pack keep their component items (the
+    # current one included); older ones keep only their version record, for audit.
+    keep_versions: int = Field(default=5, ge=1, le=40, alias="KEEP_VERSIONS")
 
     @field_validator("registry_index_urls", "download_allow_networks", mode="before")
     @classmethod

@@ -1,22 +1,43 @@
-"""Build-environments stage: find each pack's environments by content hash, build what is missing.
+"""Build-environments stage: find each pack's environments by content hash, build what is missing,
+run the pack's tests inside them.
 
-A cache hit (artifact and a valid manifest under ``envs/<env_hash>/``) answers at once, without
-CodeBuild. A miss starts one CodeBuild build per pack running ``buildspec/build_env.yml``, which
-stores the artifacts and answers the Step Functions task token itself.
+A pack's plan (:func:`prepare`) says which environments it has (Python from ``requirements.txt``,
+Node.js from ``package.json`` and its lockfile), whether each is already stored under
+``envs/<env_hash>/`` (artifact and a valid manifest), and whether its tests must run. A build is
+started only for what is missing: environments not stored, or tests with no stored report.
+
+Pack tests and the cache. The test report is stored at ``reports/builds/tests/<key>.json``, the key a
+hash of everything that determines the run: the archive's checksum (pack code, tests and the
+``testing`` settings), the environment hashes, the requested runtimes, the architecture and the
+build recipe (buildspec and its tools). A pack whose environments are cached reuses the stored
+report of an identical run; without one, a *test-only* build fetches the stored environments and
+runs the tests. So a repeated installation costs no build, while any change that could change a
+test's outcome runs the tests again. ``force_rebuild`` rebuilds and re-tests; ``skip_tests`` runs
+nothing and reports ``skipped``.
 """
 
 from __future__ import annotations
 
+import ast
+import base64
+import gzip
+import hashlib
 import json
+import math
+import re
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from typing import Any
 
 from attune_packs.adapters.codebuild import BuildStarter
+from attune_packs.adapters.logs import LogReader
 from attune_packs.adapters.s3 import ObjectStore, S3Location
 from attune_packs.adapters.stepfunctions import TaskTokens
-from attune_packs.errors import AttuneError, BuildError, TransientError
+from attune_packs.buildspec.build_tools import summarise
+from attune_packs.errors import AttuneError, BuildError, ConfigurationError, RequirementsError, TransientError
 from attune_packs.models import (
     BuildEnvsRequest,
     BuildEnvsResponse,
@@ -27,15 +48,57 @@ from attune_packs.models import (
     EnvironmentArtifact,
     PackFailure,
 )
-from attune_packs.runtime import nodejs_env_hash, parse_requirements, python_env_hash
+from attune_packs.runtime import BUILD_RECIPE_VERSION, nodejs_env_hash, pack_requirements, python_env_hash
+from attune_packs.services.build_reports import failure_message, fetch_excerpt, valid_test_result
 from attune_packs.services.packs import StoredPack, load_pack
 
 PYTHON_PLATFORMS = {"arm64": "aarch64-manylinux_2_28", "x86_64": "x86_64-manylinux_2_28"}
 ENV_PREFIX = "envs/"
+TEST_REPORT_PREFIX = "reports/builds/tests/"
+MAX_VARIABLE_CHARS = 4096  # CodeBuild's limit for one environment variable's value
+MAX_BUILDSPEC_CHARS = 25_600  # CodeBuild's limit for an inline buildspec
+_TOOLS_MARKER = "@@BUILD_TOOLS@@"
+_YAML_COMMENT = re.compile(r"^ {0,6}#")  # YAML-level comments; command blocks are indented 8+
 
 
+@cache
 def buildspec_text() -> str:
-    return resources.files("attune_packs.buildspec").joinpath("build_env.yml").read_text()
+    """The buildspec the builds run: ``build_env.yml`` without its YAML comment lines (lines inside
+    command blocks, such as a heredoc's ``#!``, are indented deeper and stay), with
+    ``build_tools.py`` embedded (docstrings and comments dropped, gzip, base64) to stay well under
+    CodeBuild's limit for an inline buildspec."""
+    folder = resources.files("attune_packs.buildspec")
+    lines = folder.joinpath("build_env.yml").read_text().splitlines(keepends=True)
+    spec = "".join(line for line in lines if not _YAML_COMMENT.match(line))
+    tools = minified_python(folder.joinpath("build_tools.py").read_text())
+    text = spec.replace(_TOOLS_MARKER, base64.b64encode(gzip.compress(tools.encode(), 9, mtime=0)).decode())
+    if len(text) > MAX_BUILDSPEC_CHARS:
+        raise ConfigurationError(f"the buildspec is {len(text)} characters; CodeBuild accepts {MAX_BUILDSPEC_CHARS}")
+    return text
+
+
+def minified_python(source: str) -> str:
+    """``source`` without docstrings and comments (same behaviour, fewer characters)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.unparse(tree) + "\n"
+
+
+@cache
+def recipe_digest() -> str:
+    """Identifies what a build does (recipe version, buildspec and tools): part of the test key."""
+    return hashlib.sha256(f"{BUILD_RECIPE_VERSION}\n{buildspec_text()}".encode()).hexdigest()
+
+
+# --- plans -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -53,28 +116,65 @@ class EnvPlan:
         return f"{ENV_PREFIX}{self.env_hash}/{self.kind}.manifest.json"
 
 
+@dataclass(frozen=True)
+class TestPlan:
+    config: dict[str, Any]  # pack.yaml's ``testing``, normalised
+    run: bool  # False: skip_tests, disabled, or no runners
+    key: str  # where the report of this exact run is stored
+    __test__ = False  # not a pytest class
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        return {"min_pass_rate": self.config["min_pass_rate"], "on_failure": self.config["on_failure"]}
+
+
+@dataclass
+class PackPlan:
+    pack: StoredPack
+    envs: list[EnvPlan]
+    cached: dict[str, EnvironmentArtifact]
+    tests: TestPlan | None
+    test_result: dict[str, Any] | None = None  # known without a build (skipped, or a stored report)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def missing(self) -> list[EnvPlan]:
+        return [p for p in self.envs if p.kind not in self.cached]
+
+    @property
+    def needs_build(self) -> bool:
+        return bool(self.missing) or (self.tests is not None and self.tests.run and self.test_result is None)
+
+    def built(
+        self, environments: dict[str, EnvironmentArtifact], test_result: dict[str, Any] | None
+    ) -> BuiltEnvironment:
+        return BuiltEnvironment(
+            pack_ref=self.pack.contents.ref,
+            pack_version=self.pack.contents.manifest.version,
+            archive=self.pack.uri,
+            environments=environments,
+            duration_ms=int((time.monotonic() - self.started) * 1000),
+            test_result=test_result,
+        )
+
+
 def plan_environments(pack: StoredPack, options: BuildOptions, architecture: str) -> list[EnvPlan]:
     contents = pack.contents
     plans = []
-    if contents.requirements_txt is not None and not options.skip_python:
-        requirements = parse_requirements(contents.requirements_txt)
-        plans.append(
-            EnvPlan(
-                "python",
-                python_env_hash(requirements, python_version=options.python_version, architecture=architecture),
-                options.python_version,
-            )
+    requirements = pack_requirements(contents) if not options.skip_python else None
+    if requirements is not None:  # requirements.txt and the files it includes (-r)
+        env_hash = python_env_hash(
+            requirements.requirements, python_version=options.python_version, architecture=architecture
         )
+        plans.append(EnvPlan("python", env_hash, options.python_version))
     if contents.package_json is not None and not options.skip_nodejs:
-        lock = contents.node_lockfile
+        lock_name = contents.node_lockfile
+        lock = check_node_sources(contents.package_json, contents.file(lock_name) if lock_name else None, lock_name)
         plans.append(
             EnvPlan(
                 "nodejs",
                 nodejs_env_hash(
-                    contents.package_json,
-                    contents.file(lock) if lock else None,
-                    nodejs_version=options.nodejs_version,
-                    architecture=architecture,
+                    contents.package_json, lock, nodejs_version=options.nodejs_version, architecture=architecture
                 ),
                 options.nodejs_version,
             )
@@ -82,13 +182,145 @@ def plan_environments(pack: StoredPack, options: BuildOptions, architecture: str
     return plans
 
 
+# --- npm sources -------------------------------------------------------------------------------
+
+_FORBIDDEN_SPEC_PREFIXES = (
+    "file:",
+    "link:",
+    "git",
+    "http:",
+    "https:",
+    "github:",
+    "gitlab:",
+    "bitbucket:",
+    "workspace:",
+)
+
+
+def check_node_sources(package_json: bytes, lockfile: bytes | None, lock_name: str | None) -> bytes | None:
+    """Refuse what would let a pack point npm elsewhere than the registry (local paths, Git, URLs),
+    check the lockfile, and return its canonical form for the environment hash: what ``npm ci
+    --omit=dev`` installs (the non-dev entries), without the root package's own name and version,
+    so two packs locking the same dependencies share one environment."""
+    data = json.loads(package_json)
+    for section in ("dependencies", "optionalDependencies"):
+        for name, spec in (data.get(section) or {}).items():
+            text = str(spec).strip()
+            if text.startswith(_FORBIDDEN_SPEC_PREFIXES) or ("/" in text and not text.startswith("npm:")):
+                raise RequirementsError(
+                    f"package.json {section}.{name} = {text!r}: only registry packages (version ranges, tags or "
+                    "npm: aliases) are allowed, not local paths, Git repositories or URLs",
+                    error_code="REQUIREMENTS_FORBIDDEN",
+                    details={"field": f"{section}.{name}", "spec": text},
+                )
+    if lockfile is None:
+        return None
+    try:
+        lock = json.loads(lockfile)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequirementsError(f"{lock_name} is not valid JSON: {exc}", error_code="NPM_LOCK_INVALID") from exc
+    if not isinstance(lock, dict) or lock.get("lockfileVersion") not in (1, 2, 3):
+        raise RequirementsError(
+            f"{lock_name} is not an npm lockfile (lockfileVersion 1, 2 or 3 expected)", error_code="NPM_LOCK_INVALID"
+        )
+    entries = _lock_entries(lock, lock_name or "package-lock.json")
+    for path, entry in entries.items():
+        resolved = str(entry.get("resolved") or "")
+        if entry.get("link") or (resolved and not resolved.startswith("https://")):
+            raise RequirementsError(
+                f"{lock_name}: {path} resolves to {resolved or 'a local link'!r}; only https registry "
+                "tarballs are allowed",
+                error_code="REQUIREMENTS_FORBIDDEN",
+                details={"entry": path, "resolved": resolved},
+            )
+    installed = {p: e for p, e in entries.items() if not e.get("dev")}
+    return json.dumps({"lockfileVersion": lock["lockfileVersion"], "packages": installed}, sort_keys=True).encode()
+
+
+def _lock_entries(lock: dict[str, Any], lock_name: str) -> dict[str, dict[str, Any]]:
+    if isinstance(lock.get("packages"), dict):
+        entries = {p: e for p, e in lock["packages"].items() if p}
+    else:  # lockfileVersion 1: a tree of "dependencies"
+        entries = {}
+        pending = [("", lock.get("dependencies") or {})]
+        while pending:
+            prefix, tree = pending.pop()
+            for name, entry in tree.items():
+                if not isinstance(entry, dict):
+                    raise RequirementsError(f"{lock_name}: {prefix}{name} is malformed", error_code="NPM_LOCK_INVALID")
+                path = f"{prefix}node_modules/{name}"
+                entries[path] = {k: v for k, v in entry.items() if k not in ("dependencies", "requires")}
+                pending.append((f"{path}/", entry.get("dependencies") or {}))
+    if not all(isinstance(e, dict) for e in entries.values()):
+        raise RequirementsError(f"{lock_name}: malformed package entries", error_code="NPM_LOCK_INVALID")
+    return entries
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+
+def plan_tests(pack: StoredPack, options: BuildOptions, envs: list[EnvPlan], architecture: str) -> TestPlan | None:
+    """The pack's tests: None when it declares none."""
+    testing = pack.contents.manifest.testing
+    if testing is None:
+        return None
+    runners = {
+        name: {
+            "type": runner.type,
+            "entry_point": runner.entry_point,
+            "timeout": runner.timeout,
+            "result_format": runner.result_format,
+        }
+        for name, runner in testing.runners.items()
+    }
+    config = {
+        "enabled": testing.enabled,
+        "runners": runners,
+        "min_pass_rate": testing.min_pass_rate,
+        "on_failure": testing.on_failure,
+    }
+    key_document = {
+        "archive": pack.checksum,
+        "environments": {p.kind: p.env_hash for p in envs},
+        "python": options.python_version,
+        "nodejs": options.nodejs_version,
+        "arch": architecture,
+        "recipe": recipe_digest(),
+    }
+    digest = hashlib.sha256(json.dumps(key_document, sort_keys=True).encode()).hexdigest()
+    run = testing.enabled and bool(runners) and not options.skip_tests
+    return TestPlan(config=config, run=run, key=f"{TEST_REPORT_PREFIX}{digest}.json")
+
+
+def skipped_result(tests: TestPlan) -> dict[str, Any]:
+    return summarise([], policy=tests.policy, duration_ms=0, report="", interpreter="", status="skipped")
+
+
+def stored_test_result(store: ObjectStore, tests: TestPlan) -> dict[str, Any] | None:
+    """The result of an identical earlier run, if its report is stored and well formed."""
+    location = S3Location(store.bucket, tests.key)
+    if store.head(location) is None:
+        return None
+    try:
+        report = store.get_json(location)
+    except ValueError:
+        return None
+    return valid_test_result(report.get("test_result")) if isinstance(report, dict) else None
+
+
+# --- lookup and builds -------------------------------------------------------------------------
+
+
 def find_cached(store: ObjectStore, plan: EnvPlan) -> EnvironmentArtifact | None:
     """The stored environment for ``plan``, if both its artifact and a valid manifest exist."""
-    if store.head(S3Location(store.bucket, plan.artifact_key)) is None:
-        return None
     if store.head(S3Location(store.bucket, plan.manifest_key)) is None:
         return None
-    manifest = store.get_json(S3Location(store.bucket, plan.manifest_key))
+    if store.head(S3Location(store.bucket, plan.artifact_key)) is None:
+        return None
+    try:
+        manifest = store.get_json(S3Location(store.bucket, plan.manifest_key))
+    except ValueError:
+        return None
     return artifact_from_manifest(store.bucket, plan, manifest, cached=True)
 
 
@@ -109,88 +341,99 @@ def artifact_from_manifest(bucket: str, plan: EnvPlan, manifest: Any, *, cached:
     )
 
 
-def build_environment(
-    *,
-    pack: StoredPack,
-    plans: list[EnvPlan],
-    cached: dict[str, EnvironmentArtifact],
+def prepare(pack: StoredPack, options: BuildOptions, store: ObjectStore, architecture: str) -> PackPlan:
+    """What ``pack`` has, what of it is stored, and what a build must still do."""
+    envs = plan_environments(pack, options, architecture)
+    tests = plan_tests(pack, options, envs, architecture)
+    plan = PackPlan(pack=pack, envs=envs, cached={}, tests=tests)
+    if tests is not None and not tests.run:
+        plan.test_result = skipped_result(tests)
+    if options.force_rebuild:
+        return plan
+    for env in envs:
+        hit = find_cached(store, env)
+        if hit is not None:
+            plan.cached[env.kind] = hit
+    if tests is not None and tests.run and not plan.missing:
+        plan.test_result = stored_test_result(store, tests)
+    return plan
+
+
+def start_build(
+    plan: PackPlan,
     options: BuildOptions,
+    *,
     starter: BuildStarter,
     store: ObjectStore,
     architecture: str,
-    task_token: str = "",
+    token: str = "",
 ) -> str:
-    """Start the CodeBuild build of the plans not in ``cached``; returns the build id."""
-    wanted = {p.kind: p for p in plans if p.kind not in cached}
-    python, nodejs = wanted.get("python"), wanted.get("nodejs")
+    """Start the CodeBuild build of what ``plan`` misses; returns the build id."""
+    contents = plan.pack.contents
+    hashes = {p.kind: p.env_hash for p in plan.envs}
+    missing = {p.kind for p in plan.missing}
+    run_tests = plan.tests is not None and plan.tests.run
     environment = {
         "BUCKET": store.bucket,
-        "ARCHIVE_URI": pack.uri,
-        "PACK_ROOT": pack.contents.archive.root,
-        "PACK_REF": pack.contents.ref,
-        "PACK_VERSION": pack.contents.manifest.version,
-        "TASK_TOKEN": task_token,
-        "BUILD_PYTHON": "1" if python else "0",
-        "PYTHON_ENV_HASH": python.env_hash if python else "",
+        "ARCHIVE_URI": plan.pack.uri,
+        "PACK_ROOT": contents.archive.root,
+        "PACK_REF": contents.ref,
+        "PACK_VERSION": contents.manifest.version,
+        "TASK_TOKEN": token,
+        "BUILD_PYTHON": "1" if "python" in missing else "0",
+        "PYTHON_ENV_HASH": hashes.get("python", ""),
         "PYTHON_VERSION": options.python_version,
         "PYTHON_PLATFORM": PYTHON_PLATFORMS.get(architecture, PYTHON_PLATFORMS["arm64"]),
-        "BUILD_NODEJS": "1" if nodejs else "0",
-        "NODEJS_ENV_HASH": nodejs.env_hash if nodejs else "",
+        "BUILD_NODEJS": "1" if "nodejs" in missing else "0",
+        "NODEJS_ENV_HASH": hashes.get("nodejs", ""),
         "NODEJS_VERSION": options.nodejs_version,
-        "CACHED_ENVIRONMENTS": json.dumps({k: v.model_dump(mode="json") for k, v in cached.items()}),
+        "RUN_TESTS": "1" if run_tests else "0",
+        "TEST_CONFIG": json.dumps(plan.tests.config, separators=(",", ":")) if run_tests and plan.tests else "",
+        "TEST_REPORT_KEY": plan.tests.key if run_tests and plan.tests else "",
+        "BUILD_TIMEOUT_SECONDS": str(options.timeout),
     }
-    token_key = "-".join([pack.contents.ref, *(p.env_hash[:12] for p in wanted.values())])
+    too_long = sorted(name for name, value in environment.items() if len(value) > MAX_VARIABLE_CHARS)
+    if too_long:
+        raise BuildError(
+            f"the build of {contents.ref} cannot be started: {', '.join(too_long)} exceed CodeBuild's "
+            f"{MAX_VARIABLE_CHARS}-character limit for a variable (shorten pack.yaml's testing section)",
+            error_code="BUILD_INPUT_TOO_LARGE",
+        )
+    # CodeBuild returns the build an idempotency token already started (for 5 minutes): a retried
+    # invocation starts nothing new, while a forced rebuild must not be answered by an earlier build.
+    token_key = "-".join([contents.ref, *(hashes[k][:12] for k in sorted(missing)), "t" if run_tests else ""])
+    if options.force_rebuild:
+        token_key += f"-{secrets.token_hex(6)}"
     return starter.start(
         buildspec=buildspec_text(),
         environment=environment,
-        timeout_minutes=max(5, min(480, options.timeout // 60)),
-        idempotency_token=(task_token[-40:] if task_token else token_key),
+        timeout_minutes=codebuild_timeout_minutes(options.timeout),
+        idempotency_token=(token[-40:] if token else token_key),
     )
 
 
-def _lookup(
-    pack: StoredPack, options: BuildOptions, store: ObjectStore, architecture: str
-) -> tuple[list[EnvPlan], dict[str, EnvironmentArtifact]]:
-    plans = plan_environments(pack, options, architecture)
-    cached: dict[str, EnvironmentArtifact] = {}
-    if not options.force_rebuild:
-        for plan in plans:
-            hit = find_cached(store, plan)
-            if hit is not None:
-                cached[plan.kind] = hit
-    return plans, cached
+def codebuild_timeout_minutes(timeout_seconds: int) -> int:
+    """CodeBuild's own limit: the request's timeout (which the buildspec enforces to the second)
+    plus two minutes to report, within CodeBuild's 5..480 minutes."""
+    return max(5, min(480, math.ceil(timeout_seconds / 60) + 2))
 
 
 def handle_build_task(
     task: BuildTask, *, store: ObjectStore, starter: BuildStarter, tokens: TaskTokens, architecture: str
 ) -> dict[str, Any]:
-    """One Map item of the state machine. A cache hit answers the token now; a miss starts a build
-    that will answer it. Terminal errors propagate: the state machine's Catch records them."""
-    started = time.monotonic()
+    """One Map item of the state machine. When nothing is missing (environments stored, tests
+    skipped or their report stored) the token is answered now; else a build is started that will
+    answer it. Terminal errors propagate: the state machine's Catch records them."""
     pack = load_pack(task.pack_path, store)
-    plans, cached = _lookup(pack, task.options, store, architecture)
-    if len(cached) == len(plans):
-        result = BuiltEnvironment(
-            pack_ref=pack.contents.ref,
-            pack_version=pack.contents.manifest.version,
-            archive=pack.uri,
-            environments=cached,
-            duration_ms=int((time.monotonic() - started) * 1000),
-            test_result=None,
-        )
-        tokens.succeed(task.task_token, result.model_dump(mode="json"))
+    plan = prepare(pack, task.options, store, architecture)
+    if not plan.needs_build:
+        tokens.succeed(task.task_token, plan.built(plan.cached, plan.test_result).model_dump(mode="json"))
         return {"status": "cached", "pack_ref": pack.contents.ref}
-    build_id = build_environment(
-        pack=pack,
-        plans=plans,
-        cached=cached,
-        options=task.options,
-        starter=starter,
-        store=store,
-        architecture=architecture,
-        task_token=task.task_token,
+    build_id = start_build(
+        plan, task.options, starter=starter, store=store, architecture=architecture, token=task.task_token
     )
-    return {"status": "building", "pack_ref": pack.contents.ref, "build_id": build_id}
+    what = "building" if plan.missing else "testing"
+    return {"status": what, "pack_ref": pack.contents.ref, "build_id": build_id}
 
 
 def build_pack_envs(
@@ -199,77 +442,46 @@ def build_pack_envs(
     store: ObjectStore,
     starter: BuildStarter,
     architecture: str,
+    logs: LogReader | None = None,
     poll_seconds: float = 2.0,
 ) -> BuildEnvsResponse:
     """The stage called directly (not as Map items): look up, build what is missing, wait for the
-    builds to finish within ``request.timeout`` and report per pack."""
+    builds to finish within ``request.timeout`` and report per pack (a failed build with the last
+    lines of its log)."""
     started = time.monotonic()
     built: list[BuiltEnvironment] = []
     failed: list[PackFailure] = []
-    pending: dict[str, tuple[StoredPack, list[EnvPlan], dict[str, EnvironmentArtifact], float]] = {}
+    pending: dict[str, PackPlan] = {}
     cache_hits = 0
     for path in dict.fromkeys(request.pack_paths):
-        pack_started = time.monotonic()
         try:
             pack = load_pack(path, store)
-            plans, cached = _lookup(pack, request, store, architecture)
-            cache_hits += len(cached)
-            if len(cached) == len(plans):
-                built.append(
-                    BuiltEnvironment(
-                        pack_ref=pack.contents.ref,
-                        pack_version=pack.contents.manifest.version,
-                        archive=pack.uri,
-                        environments=cached,
-                        duration_ms=int((time.monotonic() - pack_started) * 1000),
-                    )
-                )
+            plan = prepare(pack, request, store, architecture)
+            cache_hits += len(plan.cached)
+            if not plan.needs_build:
+                built.append(plan.built(plan.cached, plan.test_result))
                 continue
-            build_id = build_environment(
-                pack=pack,
-                plans=plans,
-                cached=cached,
-                options=request,
-                starter=starter,
-                store=store,
-                architecture=architecture,
-            )
-            pending[build_id] = (pack, plans, cached, pack_started)
+            pending[start_build(plan, request, starter=starter, store=store, architecture=architecture)] = plan
         except AttuneError as exc:
-            failed.append(
-                PackFailure(
-                    source=path,
-                    error=exc.message,
-                    error_code=exc.error_code,
-                    retriable=exc.retriable,
-                    details=exc.details,
-                )
-            )
-    deadline = started + request.timeout
+            failed.append(_failure(path, None, exc))
+    deadline = started + codebuild_timeout_minutes(request.timeout) * 60
     while pending:
         for build_id in list(pending):
-            status = starter.status(build_id).get("buildStatus", "IN_PROGRESS")
+            build = starter.status(build_id)
+            status = build.get("buildStatus", "IN_PROGRESS")
             if status == "IN_PROGRESS":
                 continue
-            pack, plans, cached, pack_started = pending.pop(build_id)
+            plan = pending.pop(build_id)
             try:
-                built.append(_collect(pack, plans, cached, status, store, pack_started))
+                built.append(_collect(plan, build_id, build, store, logs))
             except AttuneError as exc:
-                failed.append(
-                    PackFailure(
-                        source=pack.uri,
-                        pack_ref=pack.contents.ref,
-                        error=exc.message,
-                        error_code=exc.error_code,
-                        retriable=exc.retriable,
-                    )
-                )
+                failed.append(_failure(plan.pack.uri, plan.pack.contents.ref, exc))
         if pending and time.monotonic() > deadline:
-            for build_id, (pack, *_rest) in pending.items():
+            for build_id, plan in pending.items():
                 failed.append(
                     PackFailure(
-                        source=pack.uri,
-                        pack_ref=pack.contents.ref,
+                        source=plan.pack.uri,
+                        pack_ref=plan.pack.contents.ref,
                         error_code="BUILD_TIMEOUT",
                         retriable=True,
                         error=f"build {build_id} did not finish within {request.timeout}s",
@@ -297,32 +509,49 @@ def build_pack_envs(
     )
 
 
-def _collect(
-    pack: StoredPack,
-    plans: list[EnvPlan],
-    cached: dict[str, EnvironmentArtifact],
-    status: str,
-    store: ObjectStore,
-    pack_started: float,
-) -> BuiltEnvironment:
-    if status != "SUCCEEDED":
-        raise BuildError(f"the environment build of {pack.contents.ref} ended {status}")
-    environments = dict(cached)
-    for plan in plans:
-        if plan.kind in environments:
-            continue
-        try:
-            manifest = store.get_json(S3Location(store.bucket, plan.manifest_key))
-        except AttuneError as exc:
-            raise TransientError(f"build of {pack.contents.ref} succeeded but left no {plan.kind} manifest") from exc
-        artifact = artifact_from_manifest(store.bucket, plan, manifest, cached=False)
-        if artifact is None:
-            raise BuildError(f"the {plan.kind} manifest of {pack.contents.ref} does not match its hash")
-        environments[plan.kind] = artifact
-    return BuiltEnvironment(
-        pack_ref=pack.contents.ref,
-        pack_version=pack.contents.manifest.version,
-        archive=pack.uri,
-        environments=environments,
-        duration_ms=int((time.monotonic() - pack_started) * 1000),
+def _failure(source: str, pack_ref: str | None, exc: AttuneError) -> PackFailure:
+    return PackFailure(
+        source=source,
+        pack_ref=pack_ref,
+        error=exc.message,
+        error_code=exc.error_code,
+        retriable=exc.retriable,
+        details=exc.details,
     )
+
+
+def _collect(
+    plan: PackPlan, build_id: str, build: dict[str, Any], store: ObjectStore, logs: LogReader | None
+) -> BuiltEnvironment:
+    ref = plan.pack.contents.ref
+    status = str(build.get("buildStatus"))
+    if status != "SUCCEEDED":
+        failed_phase = next(
+            (p for p in build.get("phases") or [] if p.get("phaseStatus") not in (None, "SUCCEEDED")), {}
+        )
+        contexts = [str(c.get("message") or "") for c in failed_phase.get("contexts") or [] if c.get("message")]
+        log_config = build.get("logs") or {}
+        excerpt = fetch_excerpt(logs, str(log_config.get("groupName") or ""), str(log_config.get("streamName") or ""))
+        phase = str(failed_phase.get("phaseType") or "")
+        raise BuildError(
+            failure_message(
+                pack_ref=ref, build_id=build_id, status=status, phase=phase, contexts=contexts, excerpt=excerpt
+            ),
+            details={"build_id": build_id, "status": status, "phase": phase, "log_excerpt": excerpt},
+        )
+    environments = dict(plan.cached)
+    for env in plan.missing:
+        try:
+            manifest = store.get_json(S3Location(store.bucket, env.manifest_key))
+        except AttuneError as exc:
+            raise TransientError(f"build {build_id} of {ref} succeeded but left no {env.kind} manifest") from exc
+        artifact = artifact_from_manifest(store.bucket, env, manifest, cached=False)
+        if artifact is None:
+            raise BuildError(f"the {env.kind} manifest of {ref} does not match its hash")
+        environments[env.kind] = artifact
+    test_result = plan.test_result
+    if plan.tests is not None and plan.tests.run and test_result is None:
+        test_result = stored_test_result(store, plan.tests)
+        if test_result is None:
+            raise TransientError(f"build {build_id} of {ref} succeeded but stored no valid test report")
+    return plan.built(environments, test_result)

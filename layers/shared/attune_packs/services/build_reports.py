@@ -1,28 +1,35 @@
-"""Answer a build's task token when CodeBuild reports that the build ended badly.
+"""What environment builds report: failures (with the log lines that explain them) and test results.
 
-The buildspec answers its own token in post_build. When a build fails before it can (install or
-pre_build failure), times out or is stopped, EventBridge delivers CodeBuild's state-change event
-here and the token is failed with what CodeBuild says went wrong, so no Map item waits forever.
+The buildspec answers its own task token in post_build. When a build fails before it can (install
+or pre_build failure), times out or is stopped, EventBridge delivers CodeBuild's state-change event
+here and the token is failed with what CodeBuild says went wrong and the last lines of the build's
+CloudWatch log, so no Map item waits forever and the per-pack failure says why.
+
+:class:`TestResult` is the shape of a pack's test result (``BuiltEnvironment.test_result``) that
+registration gates on; stored test reports are checked against it before they are reused.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from attune_packs.adapters.logs import LogReader
 from attune_packs.adapters.stepfunctions import TaskTokens
+from attune_packs.buildspec.build_tools import log_excerpt
+from attune_packs.errors import AttuneError
 
 FAILED_STATES = {"FAILED", "STOPPED", "TIMED_OUT", "FAULT"}
+EXCERPT_LINES = 40
 
 
-class EnvVar(BaseModel):
-    name: str
-    value: str = ""
+# --- failures ----------------------------------------------------------------------------------
 
 
 class BuildStateDetail(BaseModel):
+    """``detail`` of CodeBuild's "Build State Change" event."""
+
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     build_status: str = Field(alias="build-status")
     build_id: str = Field(alias="build-id")
@@ -36,28 +43,107 @@ class BuildStateDetail(BaseModel):
                 return str(var.get("value") or "")
         return ""
 
-    def phase_problems(self) -> list[str]:
-        problems = []
+    def failed_phase(self) -> tuple[str, list[str]]:
+        """The first phase that did not succeed, and what CodeBuild says about it."""
         for phase in self.additional_information.get("phases") or []:
             if phase.get("phase-status") not in (None, "SUCCEEDED"):
-                context = "; ".join(str(c) for c in phase.get("phase-context") or [] if c)
-                problems.append(f"{phase.get('phase-type')}: {phase.get('phase-status')} {context}".strip())
-        return problems
+                return str(phase.get("phase-type")), [str(c) for c in phase.get("phase-context") or [] if c]
+        return "", []
+
+    @property
+    def log_stream(self) -> tuple[str, str]:
+        logs = self.additional_information.get("logs") or {}
+        return str(logs.get("group-name") or ""), str(logs.get("stream-name") or "")
 
 
-def report_build_state(detail: BuildStateDetail, tokens: TaskTokens) -> dict[str, Any]:
+def fetch_excerpt(logs: LogReader | None, group: str, stream: str) -> str:
+    """The last lines of a build's log, or why they cannot be shown."""
+    if logs is None or not group or not stream:
+        return "(no build log is configured for this build)"
+    try:
+        lines = logs.tail(group, stream, lines=EXCERPT_LINES * 3)
+    except AttuneError as exc:
+        return f"(the build log {group}/{stream} could not be read: {exc.message})"
+    return log_excerpt(lines) or f"(the build log {group}/{stream} is empty)"
+
+
+def failure_message(*, pack_ref: str, build_id: str, status: str, phase: str, contexts: list[str], excerpt: str) -> str:
+    """One failed build, for a person: what ended how, where, and the log lines that say why."""
+    where = f" in phase {phase}" if phase else ""
+    said = f" CodeBuild: {'; '.join(contexts)}." if contexts else ""
+    return (
+        f"BUILD_FAILED: the environment build of {pack_ref or '?'} ended {status}{where} (build {build_id}).{said}"
+        f" Last lines of the build log:\n{excerpt}"
+    )
+
+
+def report_build_state(detail: BuildStateDetail, tokens: TaskTokens, logs: LogReader | None = None) -> dict[str, Any]:
     token = detail.variable("TASK_TOKEN")
     if detail.build_status not in FAILED_STATES or not token:
         return {"answered": False, "reason": "nothing to answer"}
-    logs = (detail.additional_information.get("logs") or {}).get("deep-link", "")
-    cause = {
-        "error_code": "BUILD_FAILED",
-        "pack_ref": detail.variable("PACK_REF"),
-        "build_id": detail.build_id,
-        "status": detail.build_status,
-        "message": f"environment build of {detail.variable('PACK_REF')} ended {detail.build_status}",
-        "phases": detail.phase_problems(),
-        "logs": logs,
-    }
-    answered = tokens.fail(token, "BuildError", json.dumps(cause))
-    return {"answered": answered, "build_id": detail.build_id}
+    phase, contexts = detail.failed_phase()
+    group, stream = detail.log_stream
+    cause = failure_message(
+        pack_ref=detail.variable("PACK_REF"),
+        build_id=detail.build_id,
+        status=detail.build_status,
+        phase=phase,
+        contexts=contexts,
+        excerpt=fetch_excerpt(logs, group, stream),
+    )
+    answered = tokens.fail(token, "BuildError", cause)
+    return {"answered": answered, "build_id": detail.build_id, "phase": phase}
+
+
+# --- test results ------------------------------------------------------------------------------
+
+Status = Literal["passed", "failed", "partial", "skipped", "error"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TestFailure(_Strict):
+    name: str
+    message: str
+
+
+class TestSuite(_Strict):
+    name: str
+    type: str
+    status: Status
+    total: int = Field(ge=0)
+    passed: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    skipped: int = Field(ge=0)
+    failures: list[TestFailure]
+
+
+class TestPolicy(_Strict):
+    min_pass_rate: float = Field(ge=0, le=1)
+    on_failure: Literal["block", "warn", "ignore"]
+
+
+class TestResult(_Strict):
+    """A pack's test result, as ``build_tools.summarise`` writes it."""
+
+    status: Status
+    total_tests: int = Field(ge=0)
+    passed: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    skipped: int = Field(ge=0)
+    pass_rate: float = Field(ge=0, le=1)
+    duration_ms: int = Field(ge=0)
+    suites: list[TestSuite]
+    policy: TestPolicy
+    report: str
+    interpreter: str
+
+
+def valid_test_result(document: Any) -> dict[str, Any] | None:
+    """``document`` as a test result when it has exactly the expected shape, else None."""
+    try:
+        return TestResult.model_validate(document).model_dump(mode="json")
+    except ValidationError:
+        return None

@@ -1,12 +1,22 @@
-"""Dependencies stage: what else has to be installed, in which order, and what cannot be."""
+"""Dependencies stage: what else has to be installed, in which order, and what cannot be.
+
+The packs of the request are the batch (fixed at their versions). The resolver
+(:mod:`attune_packs.resolver`) chooses an exact version for every pack they need that is neither
+in the batch nor installed (or, with ``force``, an installed pack that has to change), from the
+ordered registry indices. ``missing_dependencies`` pins them exactly (``ref@=X.Y.Z``) so the state
+machine's download loop fetches what was chosen; the next round reads their real pack.yaml and
+resolves again, until nothing is missing.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from attune_packs.adapters.dynamodb import PackTable
-from attune_packs.adapters.s3 import ObjectStore
-from attune_packs.errors import AttuneError
+from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
+from attune_packs.archive import scan_archive
+from attune_packs.errors import AttuneError, ConfigurationError, ManifestError, TransientError
 from attune_packs.models import (
     AnalyzedPack,
     Conflict,
@@ -14,11 +24,25 @@ from attune_packs.models import (
     DependenciesResponse,
     Dependency,
     PackFailure,
+    Resolution,
     RuntimeRequirements,
 )
+from attune_packs.registry import RegistryCatalog
+from attune_packs.resolver import (
+    InstalledPack,
+    PackNode,
+    PlatformTarget,
+    ResolverLimits,
+    constraint_of,
+    resolve,
+    topological_order,
+)
+from attune_packs.resolver import Resolution as ResolutionResult
 from attune_packs.runtime import runtime_requirements
-from attune_packs.semver import Constraint, Version
+from attune_packs.semver import Version
+from attune_packs.services.indices import index_urls, load_indices
 from attune_packs.services.packs import StoredPack, load_pack
+from attune_packs.settings import Settings
 
 
 @dataclass
@@ -34,78 +58,98 @@ class BatchPack:
     def version(self) -> Version:
         return self.stored.contents.manifest.semver
 
+    def node(self) -> PackNode:
+        manifest = self.stored.contents.manifest
+        nodejs = self.runtime.nodejs.version if self.runtime.nodejs else manifest.nodejs_version
+        return PackNode(
+            ref=self.ref,
+            version=self.version,
+            dependencies=manifest.dependencies,
+            platform_constraint=manifest.platform_version,
+            python_constraint=manifest.python_constraint,
+            nodejs_constraint=nodejs,
+            source=self.stored.uri,
+        )
 
-def analyze_dependencies(request: DependenciesRequest, store: ObjectStore, table: PackTable) -> DependenciesResponse:
+
+@dataclass
+class _Installed:
+    """Installed packs (``CURRENT`` items), read once per ref."""
+
+    table: PackTable
+    cache: dict[str, InstalledPack | None] = field(default_factory=dict)
+
+    def __call__(self, ref: str) -> InstalledPack | None:
+        if ref not in self.cache:
+            self.cache[ref] = self._read(ref)
+        return self.cache[ref]
+
+    def _read(self, ref: str) -> InstalledPack | None:
+        item = self.table.get_item(f"PACK#{ref}", "CURRENT")
+        if item is None:
+            return None
+        try:
+            version = Version.parse(str(item.get("version")))
+        except ManifestError:
+            return None  # not a version this installer wrote: nothing to keep or satisfy
+        deps = item.get("dependencies")
+        return InstalledPack(ref, version, {str(k): str(v) for k, v in deps.items()} if isinstance(deps, dict) else {})
+
+
+@dataclass
+class _Catalog:
+    """The registry indices, loaded on first use (a batch whose dependencies are all installed or
+    in the batch never reads an index). An index that cannot be read is an ``errors[]`` entry and
+    resolution goes on without it; a transient failure propagates, for the state machine to retry."""
+
+    load: Callable[[], RegistryCatalog]
+    errors: list[PackFailure]
+    loaded: RegistryCatalog | None = None
+
+    def __call__(self) -> RegistryCatalog:
+        if self.loaded is None:
+            try:
+                self.loaded = self.load()
+            except TransientError:
+                raise
+            except AttuneError as exc:
+                self.errors.append(
+                    PackFailure(
+                        source="registry",
+                        error=f"the registry indices could not be read, so missing dependencies cannot be found: "
+                        f"{exc.message}",
+                        error_code=exc.error_code,
+                        retriable=exc.retriable,
+                        details=exc.details,
+                    )
+                )
+                self.loaded = RegistryCatalog([])
+        return self.loaded
+
+
+def analyze_dependencies(
+    request: DependenciesRequest, store: ObjectStore, table: PackTable, settings: Settings | None = None
+) -> DependenciesResponse:
+    """``settings`` names the registry indices and the platform; without them only installed packs
+    and the batch can satisfy dependencies."""
     batch, errors, conflicts = _load_batch(request, store, table)
-    dependencies: list[Dependency] = []
-    missing: dict[str, list[str]] = {}
-    installed_cache: dict[str, dict | None] = {}
-    for pack in batch.values():
-        for dep_ref, spec in pack.stored.contents.manifest.dependencies.items():
-            constraint = Constraint.parse(spec)
-            if dep_ref == pack.ref:
-                conflicts.append(
-                    Conflict(
-                        pack_ref=pack.ref,
-                        error_code="DEPENDENCY_CYCLE",
-                        message=f"{pack.ref} depends on itself",
-                        chain=[pack.ref, pack.ref],
-                    )
-                )
-                continue
-            if dep_ref not in installed_cache:
-                installed_cache[dep_ref] = table.get_item(f"PACK#{dep_ref}", "CURRENT")
-            installed = installed_cache[dep_ref]
-            installed_version = str(installed["version"]) if installed else None
-            in_batch = batch.get(dep_ref)
-            if in_batch is not None:
-                satisfied = constraint.allows(in_batch.version)
-                if not satisfied:
-                    conflicts.append(
-                        Conflict(
-                            pack_ref=pack.ref,
-                            error_code="DEPENDENCY_CONFLICT",
-                            message=f"{pack.ref} requires {dep_ref} {constraint}, but this installation brings "
-                            f"{dep_ref} {in_batch.version}",
-                            chain=[f"{pack.ref} -> {dep_ref} {constraint}", f"batch: {dep_ref} {in_batch.version}"],
-                        )
-                    )
-            elif installed_version is not None:
-                satisfied = constraint.allows(Version.parse(installed_version))
-                if not satisfied and request.force:
-                    missing.setdefault(dep_ref, []).append(str(constraint))
-                elif not satisfied:
-                    conflicts.append(
-                        Conflict(
-                            pack_ref=pack.ref,
-                            error_code="DEPENDENCY_CONFLICT",
-                            message=f"{pack.ref} requires {dep_ref} {constraint}, but {dep_ref} "
-                            f"{installed_version} is installed; install with force to change it",
-                            chain=[
-                                f"{pack.ref} -> {dep_ref} {constraint}",
-                                f"installed: {dep_ref} {installed_version}",
-                            ],
-                        )
-                    )
-            else:
-                satisfied = False
-                missing.setdefault(dep_ref, []).append(str(constraint))
-            dependencies.append(
-                Dependency(
-                    pack_ref=dep_ref,
-                    version_spec=str(constraint),
-                    required_by=pack.ref,
-                    already_installed=installed_version is not None,
-                    installed_version=installed_version,
-                    satisfied=satisfied,
-                    provided_by=in_batch.stored.uri if in_batch else None,
-                )
-            )
-    order, cycle_conflicts = install_order(
-        {ref: set(p.stored.contents.manifest.dependencies) for ref, p in batch.items()}
+    installed = _Installed(table)
+    catalog = _Catalog(_index_loader(request, store, settings), errors)
+    resolution = resolve(
+        [pack.node() for pack in batch.values()],
+        installed=installed,
+        catalog=catalog,
+        force=request.force,
+        target=_target(request, settings),
+        limits=ResolverLimits(),
+        blocked={c.pack_ref: c for c in conflicts},
     )
-    conflicts.extend(cycle_conflicts)
-    blocked = {c.pack_ref for c in conflicts}
+    conflicts.extend(resolution.conflicts)
+    blocked = resolution.blocked | {c.pack_ref for c in conflicts}
+    dependencies = _dependency_list(batch, resolution, installed, blocked)
+    chosen = sorted(resolution.chosen.values(), key=lambda c: c.ref)
+    order = resolution.install_order
+    ordered_batch = [ref for ref in order if ref in batch] + sorted(ref for ref in batch if ref not in order)
     analyzed = [
         AnalyzedPack(
             pack_ref=ref,
@@ -113,28 +157,87 @@ def analyze_dependencies(request: DependenciesRequest, store: ObjectStore, table
             archive=batch[ref].stored.uri,
             needs_python=batch[ref].runtime.python is not None,
             needs_nodejs=batch[ref].runtime.nodejs is not None,
+            blocked=ref in blocked,
         )
-        for ref in order
+        for ref in ordered_batch
     ]
-    build_items = [a for a in analyzed if (a.needs_python or a.needs_nodejs) and a.pack_ref not in blocked]
-    missing_specs = [_missing_spec(ref, specs) for ref, specs in sorted(missing.items())]
+    build_items = [a for a in analyzed if (a.needs_python or a.needs_nodejs) and not a.blocked]
+    missing = [f"{choice.ref}@={choice.version}" for choice in chosen]
     return DependenciesResponse(
         dependencies=dependencies,
-        runtime_requirements={ref: batch[ref].runtime for ref in order},
-        missing_dependencies=missing_specs,
+        runtime_requirements={ref: batch[ref].runtime for ref in ordered_batch},
+        missing_dependencies=missing,
         conflicts=conflicts,
         install_order=order,
         analyzed_packs=analyzed,
         build_items=build_items,
         errors=errors,
-        missing_count=len(missing_specs),
+        missing_count=len(missing),
         build_count=len(build_items),
+        resolution=[
+            Resolution(
+                pack_ref=choice.ref,
+                version=str(choice.version),
+                index=choice.index,
+                required_by=list(choice.required_by),
+                installed_version=str(choice.installed_version) if choice.installed_version else None,
+            )
+            for choice in chosen
+        ],
     )
 
 
-def _missing_spec(ref: str, specs: list[str]) -> str:
-    specific = sorted({s for s in specs if s != "*"})
-    return f"{ref}@{','.join(specific)}" if specific else ref
+def _index_loader(
+    request: DependenciesRequest, store: ObjectStore, settings: Settings | None
+) -> Callable[[], RegistryCatalog]:
+    def load() -> RegistryCatalog:
+        if settings is None:
+            return RegistryCatalog([])
+        return RegistryCatalog(load_indices(index_urls(request.registry_url, settings), store, settings))
+
+    return load
+
+
+def _target(request: DependenciesRequest, settings: Settings | None) -> PlatformTarget:
+    text = settings.platform_version if settings is not None else Settings.model_fields["platform_version"].default
+    try:
+        version = Version.parse(text)
+    except ManifestError as exc:
+        raise ConfigurationError(f"PLATFORM_VERSION {text!r} is not a semantic version: {exc.message}") from exc
+    return PlatformTarget(version, python=request.python_version, nodejs=request.nodejs_version)
+
+
+def _dependency_list(
+    batch: dict[str, BatchPack], resolution: ResolutionResult, installed: _Installed, blocked: set[str]
+) -> list[Dependency]:
+    """One entry per requirement of a batch pack or of a pack chosen from a registry."""
+    edges: list[tuple[str, dict[str, str]]] = [
+        (ref, dict(pack.stored.contents.manifest.dependencies)) for ref, pack in sorted(batch.items())
+    ]
+    edges += [(ref, dict(choice.entry.dependencies)) for ref, choice in sorted(resolution.chosen.items())]
+    result = []
+    for requirer, deps in edges:
+        for dep_ref, spec in deps.items():
+            constraint = constraint_of(spec)
+            current = installed(dep_ref)
+            in_batch = batch.get(dep_ref)
+            present = in_batch.version if in_batch is not None and dep_ref not in blocked else None
+            if present is None and current is not None:
+                present = current.version
+            resolved = resolution.chosen[dep_ref].version if dep_ref in resolution.chosen else present
+            result.append(
+                Dependency(
+                    pack_ref=dep_ref,
+                    version_spec=spec,
+                    required_by=requirer,
+                    already_installed=current is not None,
+                    installed_version=str(current.version) if current is not None else None,
+                    satisfied=present is not None and constraint.allows(present) and dep_ref not in resolution.chosen,
+                    provided_by=in_batch.stored.uri if in_batch is not None else None,
+                    resolved_version=str(resolved) if resolved is not None else None,
+                )
+            )
+    return result
 
 
 def _load_batch(
@@ -146,7 +249,9 @@ def _load_batch(
     for path in dict.fromkeys(request.pack_paths):
         try:
             stored = load_pack(path, store, table, strict=not request.skip_validation)
-            pack = BatchPack(stored, runtime_requirements(stored.contents))
+            pack = BatchPack(stored, runtime_requirements(stored.contents, _reader(stored, store)))
+        except TransientError:
+            raise
         except AttuneError as exc:
             errors.append(
                 PackFailure(
@@ -165,7 +270,7 @@ def _load_batch(
                     pack_ref=pack.ref,
                     error_code="DEPENDENCY_CONFLICT",
                     message=f"this installation brings two versions of {pack.ref}: {previous.version} and "
-                    f"{pack.version}; keeping {max(previous.version, pack.version)}",
+                    f"{pack.version}; install one of them",
                     chain=[previous.stored.uri, stored.uri],
                 )
             )
@@ -175,60 +280,43 @@ def _load_batch(
     return batch, errors, conflicts
 
 
+def _reader(stored: StoredPack, store: ObjectStore) -> Callable[[set[str]], dict[str, bytes]]:
+    """Read more files of a stored pack (requirement files that ``-r`` includes): the archive is
+    scanned again, safely, keeping just those."""
+
+    def read(paths: set[str]) -> dict[str, bytes]:
+        with store.open(parse_s3_uri(stored.uri)) as body:
+            archive = scan_archive(body, want=lambda path: path in paths)
+        return {path: content for path, content in archive.files.items() if path in paths}
+
+    return read
+
+
 def install_order(graph: dict[str, set[str]]) -> tuple[list[str], list[Conflict]]:
     """Dependencies first (only edges inside ``graph`` count); ties broken by ref. Packs on a
-    cycle are reported, not ordered."""
-    inside = {ref: sorted(d for d in deps if d in graph and d != ref) for ref, deps in graph.items()}
-    order: list[str] = []
-    done: set[str] = set()
-    remaining = set(inside)
-    while True:
-        ready = sorted(r for r in remaining if all(d in done for d in inside[r]))
-        if not ready:
-            break
-        for ref in ready:
-            order.append(ref)
-            done.add(ref)
-            remaining.discard(ref)
-    conflicts = []
-    reported: set[str] = set()
-    for ref in sorted(remaining):
-        if ref in reported:
-            continue
-        cycle = _find_cycle(ref, inside, remaining)
-        if cycle:
-            reported.update(cycle)
-            text = " -> ".join([*cycle, cycle[0]])
-            for member in cycle:
-                conflicts.append(
-                    Conflict(
-                        pack_ref=member,
-                        error_code="DEPENDENCY_CYCLE",
-                        message=f"dependency cycle: {text}",
-                        chain=[*cycle, cycle[0]],
-                    )
+    cycle (a self-dependency included) and packs depending on them are reported, not ordered."""
+    order, cycles = topological_order(graph)
+    conflicts: list[Conflict] = []
+    on_cycle: set[str] = set()
+    for cycle in cycles:
+        text = " -> ".join([*cycle, cycle[0]])
+        on_cycle.update(cycle)
+        for member in cycle:
+            conflicts.append(
+                Conflict(
+                    pack_ref=member,
+                    error_code="DEPENDENCY_CYCLE",
+                    message=f"dependency cycle: {text}",
+                    chain=[*cycle, cycle[0]],
                 )
-    for ref in sorted(remaining - reported):
+            )
+    for ref in sorted(set(graph) - set(order) - on_cycle):
         conflicts.append(
             Conflict(
                 pack_ref=ref,
                 error_code="DEPENDENCY_CYCLE",
                 message=f"{ref} depends on packs that are on a dependency cycle",
-                chain=[ref, *inside[ref]],
+                chain=[ref, *sorted(d for d in graph[ref] if d in graph)],
             )
         )
     return order, conflicts
-
-
-def _find_cycle(start: str, graph: dict[str, list[str]], remaining: set[str]) -> list[str]:
-    path: list[str] = []
-    position: dict[str, int] = {}
-    node = start
-    while node not in position:
-        position[node] = len(path)
-        path.append(node)
-        nexts = [d for d in graph[node] if d in remaining]
-        if not nexts:
-            return []
-        node = nexts[0]
-    return path[position[node] :]

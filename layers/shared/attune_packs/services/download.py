@@ -1,34 +1,53 @@
 """Download stage: fetch each source, verify it, store it content-addressed in S3.
 
-Per source: open a byte stream, stream it to a staging key while hashing (multipart, one part in
-memory), verify the expected checksum, scan the archive safely and read its pack.yaml, then copy
-it to ``archives/sha256/<hex>.<fmt>`` unless identical content is already there. The staging
-object is always removed. One failing source never fails the others.
+Sources: registry names (``slack``, ``slack@2.1.0``, ``slack@>=2,<3``; the index's install source is
+an archive or a Git repository), archive URLs (``https://…/x.tar.gz|.tgz|.zip``), Git repositories
+(any other ``https://`` URL, optional ``@ref`` or the request's ``ref_spec``), ``s3://`` objects and,
+on the local stack only, local files.
+
+Per source: open a byte stream (a Git commit becomes a tar.gz stream, see
+:mod:`attune_packs.git_source`), stream it to a staging key while hashing (multipart, one part in
+memory), verify the expected checksum, scan the archive safely and read its pack.yaml, then copy it
+to ``archives/sha256/<hex>.<fmt>`` unless identical content is already there. The staging object is
+always removed. One failing source never fails the others. Everything a source names is checked
+before any network access (:mod:`attune_packs.net` for URLs and addresses).
+
+The request's ``timeout`` bounds all network work of the request together: each source gets what is
+left of it, so the stage answers (with ``DOWNLOAD_TIMEOUT`` for what did not fit) before its Lambda
+would be cut off.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager, closing
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO
-from urllib.parse import urlparse
+from typing import BinaryIO, cast
+from urllib.parse import urlparse, urlsplit
 
 from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
 from attune_packs.archive import ArchiveLimits, detect_format, scan_archive
 from attune_packs.errors import AttuneError, ChecksumMismatchError, SourceError
+from attune_packs.git_source import GitLimits, check_git_url, check_ref, open_git_archive, split_git_source
 from attune_packs.models import DownloadedPack, DownloadRequest, DownloadResponse, PackFailure, SourceType
+from attune_packs.net import Deadline, HttpClient, NetworkPolicy, Transport
 from attune_packs.pack import read_pack
-from attune_packs.registry import RegistryIndex, find_entry, parse_registry_ref
+from attune_packs.registry import IndexEntry, InstallSource, RegistryIndex, find_entry, parse_registry_ref
 from attune_packs.services.indices import index_urls, load_indices
 from attune_packs.services.locations import join_location, open_local, open_location
 from attune_packs.services.packs import ARCHIVE_PREFIX, archive_key
 from attune_packs.settings import Settings
 
 STAGING_PREFIX = "staging/"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 Opener = Callable[[], AbstractContextManager[BinaryIO]]
+
+_FULL_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_SCP_LIKE = re.compile(r"^[^/:@\s]+@[^/:\s]+:")
+_GIT_TRANSPORTS = frozenset({"ssh", "git", "git+ssh", "ssh+git", "ext", "fd"})
 
 
 @dataclass
@@ -39,7 +58,9 @@ class ResolvedSource:
     expected_checksum: str | None = None
     expected_ref: str | None = None
     expected_version: str | None = None
-    git_commit: str | None = None
+    expected_commit: str | None = None  # a registry entry pinned to a Git commit
+    git: bool = False  # fetched from a Git repository
+    git_commit: str | None = None  # known once the repository was fetched
     warnings: list[str] = field(default_factory=list)
 
 
@@ -48,17 +69,46 @@ class DownloadContext:
     request: DownloadRequest
     store: ObjectStore
     settings: Settings
+    transport: Transport | None = None
     _indices: list[tuple[str, RegistryIndex]] | None = None
+    _index_error: AttuneError | None = None
+
+    def __post_init__(self) -> None:
+        policy = NetworkPolicy.from_settings(self.settings, verify_ssl=self.request.verify_ssl)
+        self.http = HttpClient(policy, self.transport)
+        self.deadline = Deadline(self.request.timeout)
+        self.archive_limits = ArchiveLimits(max_total_bytes=self.settings.max_archive_bytes)
+        self.git_limits = GitLimits.for_archives(self.archive_limits, max_pack_bytes=self.settings.max_archive_bytes)
 
     def indices(self) -> list[tuple[str, RegistryIndex]]:
+        """The request's indices, loaded once (a failure is remembered: every registry source reports it)."""
+        if self._index_error is not None:
+            raise self._index_error
         if self._indices is None:
             urls = index_urls(self.request.registry_url, self.settings)
-            self._indices = load_indices(urls, self.store, self.settings)
+            try:
+                self._indices = load_indices(urls, self.store, self.settings, http=self.http, deadline=self.deadline)
+            except AttuneError as exc:
+                self._index_error = exc
+                raise
         return self._indices
 
+    def tls_warnings(self, *urls: str) -> list[str]:
+        if self.request.verify_ssl:
+            return []
+        hosts = sorted({urlsplit(u).hostname or "" for u in urls if urlsplit(u).scheme.lower() == "https"})
+        if not hosts:
+            return []
+        return [
+            f"TLS certificate verification was disabled (verify_ssl: false) for {', '.join(hosts)}: "
+            "the server was not authenticated"
+        ]
 
-def download_packs(request: DownloadRequest, store: ObjectStore, settings: Settings) -> DownloadResponse:
-    context = DownloadContext(request, store, settings)
+
+def download_packs(
+    request: DownloadRequest, store: ObjectStore, settings: Settings, *, transport: Transport | None = None
+) -> DownloadResponse:
+    context = DownloadContext(request, store, settings, transport)
     downloaded: list[DownloadedPack] = []
     failed: list[PackFailure] = []
     for source in dict.fromkeys(request.packs):  # same source twice: once
@@ -84,23 +134,37 @@ def _failure_fields(exc: AttuneError) -> dict[str, object]:
 # --- sources ------------------------------------------------------------------------------------
 
 
+def _has_control_characters(text: str) -> bool:
+    return any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text)
+
+
 def classify(source: str, context: DownloadContext) -> ResolvedSource:
+    """What ``source`` is, checked as far as possible without the network."""
+    if source.startswith("-") or _has_control_characters(source):
+        raise SourceError(
+            f"{source!r} is refused: a source may not start with '-' or contain control characters",
+            error_code="SOURCE_URL_FORBIDDEN",
+        )
     parsed = urlparse(source)
-    if parsed.scheme == "s3":
+    scheme = parsed.scheme.lower()
+    if scheme == "s3":
         location = parse_s3_uri(source)
         return ResolvedSource(source, "s3", lambda: closing(context.store.open(location)))
-    if parsed.scheme in {"https", "http"}:
-        kind = "Git repositories" if ".git" in parsed.path else "archive URLs"
-        raise SourceError(
-            f"{kind} over HTTPS are not supported by this version yet; upload the archive to S3 "
-            "(s3://...) or publish it in a registry index",
-            error_code="SOURCE_TYPE_UNSUPPORTED",
-        )
-    if parsed.scheme == "file" or source.startswith(("/", "./", "../", "~")) or os.sep in source:
+    if scheme in {"https", "http"}:
+        if _is_archive_url(source):
+            return _archive_url_source(source, context)
+        return _git_url_source(source, context)
+    if scheme in _GIT_TRANSPORTS or "::" in source.split("/", 1)[0] or _SCP_LIKE.match(source):
+        check_git_url(source, allow_http=context.settings.download_allow_http)  # raises with the reason
+    if scheme == "file" or source.startswith(("/", "./", "../", "~")) or os.sep in source:
         return _local_source(source, context)
-    if parsed.scheme:
-        raise SourceError(f"{source!r}: the {parsed.scheme}: scheme is not allowed", error_code="SOURCE_URL_FORBIDDEN")
+    if scheme:
+        raise SourceError(f"{source!r}: the {scheme}: scheme is not allowed", error_code="SOURCE_URL_FORBIDDEN")
     return _registry_source(source, context)
+
+
+def _is_archive_url(url: str) -> bool:
+    return urlsplit(url).path.lower().endswith(ARCHIVE_SUFFIXES)
 
 
 def _local_source(source: str, context: DownloadContext) -> ResolvedSource:
@@ -108,34 +172,104 @@ def _local_source(source: str, context: DownloadContext) -> ResolvedSource:
     return ResolvedSource(source, "local", lambda: open_local(source, context.settings))
 
 
+def _archive_url_source(source: str, context: DownloadContext) -> ResolvedSource:
+    context.http.check(source)  # the URL's form, before any network access
+    return ResolvedSource(
+        source,
+        "archive",
+        lambda: _http_stream(source, context),
+        warnings=context.tls_warnings(source),
+    )
+
+
+def _http_stream(url: str, context: DownloadContext) -> AbstractContextManager[BinaryIO]:
+    response = context.http.open(url, deadline=context.deadline, max_bytes=context.settings.max_archive_bytes)
+    return cast(AbstractContextManager[BinaryIO], response)
+
+
+def _git_url_source(source: str, context: DownloadContext) -> ResolvedSource:
+    url, ref = split_git_source(source)
+    if ref is None:
+        ref = context.request.ref_spec
+    check_git_url(url, allow_http=context.settings.download_allow_http)
+    if ref is not None:
+        check_ref(ref)
+    resolved = ResolvedSource(
+        source, "git", lambda: _git_stream(resolved, url, ref, context), git=True, warnings=context.tls_warnings(url)
+    )
+    return resolved
+
+
+@contextmanager
+def _git_stream(resolved: ResolvedSource, url: str, ref: str | None, context: DownloadContext) -> Iterator[BinaryIO]:
+    with open_git_archive(url, ref, http=context.http, deadline=context.deadline, limits=context.git_limits) as fetched:
+        if resolved.expected_commit and fetched.commit != resolved.expected_commit:
+            raise ChecksumMismatchError(
+                f"{resolved.source}: the registry pins commit {resolved.expected_commit}, but {url} gave "
+                f"{fetched.commit}"
+            )
+        resolved.git_commit = fetched.commit
+        resolved.warnings.extend(fetched.warnings)
+        yield fetched.stream
+
+
 def _registry_source(source: str, context: DownloadContext) -> ResolvedSource:
     ref, constraint = parse_registry_ref(source)
     index_location, entry = find_entry(context.indices(), ref, constraint)
-    archives = [s for s in entry.install_sources if s.type == "archive"]
-    if not archives:
-        raise SourceError(
-            f"{ref} {entry.version} is only offered as a Git source, which this version cannot fetch yet",
-            error_code="SOURCE_TYPE_UNSUPPORTED",
+    chosen = _choose_install_source(entry, context.request.allow_unpinned)
+    if chosen.type == "git":
+        url, git_ref = chosen.url, chosen.ref
+        check_git_url(url, allow_http=context.settings.download_allow_http)
+        if git_ref is not None:
+            check_ref(git_ref)
+        resolved = ResolvedSource(source, "registry", lambda: _git_stream(resolved, url, git_ref, context), git=True)
+        resolved.expected_commit = _pinned_commit(chosen)
+    else:
+        url = join_location(index_location, chosen.url)
+        if urlparse(url).scheme.lower() in {"http", "https"}:
+            context.http.check(url)
+        resolved = ResolvedSource(
+            source,
+            "registry",
+            lambda: open_location(
+                url,
+                context.store,
+                context.settings,
+                http=context.http,
+                deadline=context.deadline,
+                max_bytes=context.settings.max_archive_bytes,
+            ),
         )
-    chosen = archives[0]
-    if chosen.checksum is None and not context.request.allow_unpinned:
-        raise SourceError(
-            f"registry entry {ref} {entry.version} has no checksum; refusing an unverifiable download "
-            "(set allow_unpinned to accept it)",
-            error_code="INDEX_ENTRY_UNVERIFIED",
-        )
-    url = join_location(index_location, chosen.url)
-    resolved = ResolvedSource(
-        source,
-        "registry",
-        lambda: open_location(url, context.store, context.settings),
-        expected_checksum=chosen.checksum,
-        expected_ref=ref,
-        expected_version=entry.version,
-    )
-    if chosen.checksum is None:
-        resolved.warnings.append("registry entry has no checksum: content not verified")
+    resolved.expected_checksum = chosen.checksum
+    resolved.expected_ref = ref
+    resolved.expected_version = entry.version
+    resolved.warnings = context.tls_warnings(index_location, url)
+    if not _is_pinned(chosen):
+        resolved.warnings.append("registry entry pins neither a checksum nor a commit: content not verified")
     return resolved
+
+
+def _pinned_commit(install: InstallSource) -> str | None:
+    ref = (install.ref or "").lower()
+    return ref if install.type == "git" and _FULL_COMMIT.fullmatch(ref) else None
+
+
+def _is_pinned(install: InstallSource) -> bool:
+    return install.checksum is not None or _pinned_commit(install) is not None
+
+
+def _choose_install_source(entry: IndexEntry, allow_unpinned: bool) -> InstallSource:
+    """The first pinned install source (a checksum, or a Git commit id); unpinned ones only if allowed."""
+    for install in entry.install_sources:
+        if _is_pinned(install):
+            return install
+    if allow_unpinned:
+        return entry.install_sources[0]
+    raise SourceError(
+        f"registry entry {entry.ref} {entry.version} has no checksum (nor, for Git, a full commit id); "
+        "refusing an unverifiable download (set allow_unpinned to accept it)",
+        error_code="INDEX_ENTRY_UNVERIFIED",
+    )
 
 
 # --- one download -------------------------------------------------------------------------------
@@ -159,7 +293,7 @@ def _download_one(source: str, context: DownloadContext) -> DownloadedPack:
                 f"{resolved.expected_checksum}; the archive was changed or corrupted"
             )
         with store.open(stored.location) as body:
-            archive = scan_archive(body, limits=ArchiveLimits(max_total_bytes=context.settings.max_archive_bytes))
+            archive = scan_archive(body, limits=context.archive_limits)
         manifest = read_pack(archive, strict=False).manifest
         if resolved.expected_ref and manifest.ref != resolved.expected_ref:
             raise SourceError(
@@ -175,7 +309,10 @@ def _download_one(source: str, context: DownloadContext) -> DownloadedPack:
         key = archive_key(stored.sha256, archive.format)
         is_new = store.head(S3Location(store.bucket, key)) is None
         if is_new:
-            store.copy(stored.location, key, metadata={"pack-ref": manifest.ref, "pack-version": manifest.version})
+            metadata = {"pack-ref": manifest.ref, "pack-version": manifest.version}
+            if resolved.git_commit:
+                metadata["git-commit"] = resolved.git_commit
+            store.copy(stored.location, key, metadata=metadata)
     finally:
         store.delete(staging)
     return DownloadedPack(
@@ -193,7 +330,11 @@ def _download_one(source: str, context: DownloadContext) -> DownloadedPack:
 
 
 def _already_stored(resolved: ResolvedSource, store: ObjectStore) -> DownloadedPack | None:
-    """A pinned source whose content is already stored costs one HEAD, no download."""
+    """A pinned source whose content is already stored costs one HEAD, no download.
+
+    For a Git source the stored archive must also say which commit it was made from (an archive of a
+    commit carries its id), so the answer is the one a fresh fetch would give.
+    """
     digest = (resolved.expected_checksum or "").removeprefix("sha256:")
     for fmt in ("tar.gz", "zip"):
         key = archive_key(digest, fmt)
@@ -201,10 +342,12 @@ def _already_stored(resolved: ResolvedSource, store: ObjectStore) -> DownloadedP
         if head is None:
             continue
         meta = head.get("Metadata", {})
-        ref, version = meta.get("pack-ref"), meta.get("pack-version")
+        ref, version, commit = meta.get("pack-ref"), meta.get("pack-version"), meta.get("git-commit")
         if not ref or not version:
             return None
         if resolved.expected_ref not in (None, ref) or resolved.expected_version not in (None, version):
+            return None
+        if resolved.git and (not commit or resolved.expected_commit not in (None, commit)):
             return None
         return DownloadedPack(
             source=resolved.source,
@@ -213,7 +356,7 @@ def _already_stored(resolved: ResolvedSource, store: ObjectStore) -> DownloadedP
             pack_version=version,
             archive=f"s3://{store.bucket}/{key}",
             checksum=f"sha256:{digest}",
-            git_commit=resolved.git_commit,
+            git_commit=commit if resolved.git else None,
             size_bytes=int(head.get("ContentLength", 0)),
             stored=False,
             warnings=resolved.warnings,

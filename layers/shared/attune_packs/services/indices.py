@@ -1,10 +1,13 @@
-"""Loading the ordered registry indices a request or the deployment names."""
+"""Loading the ordered registry indices a request or the deployment names (``s3://``, ``https://``,
+or a local file on the local stack)."""
 
 from __future__ import annotations
 
 from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.errors import SourceError
+from attune_packs.net import Deadline, HttpClient
 from attune_packs.registry import MAX_INDEX_BYTES, RegistryIndex, parse_index
-from attune_packs.services.locations import open_location
+from attune_packs.services.locations import DEFAULT_TIMEOUT_SECONDS, open_location
 from attune_packs.settings import Settings
 
 
@@ -13,9 +16,26 @@ def index_urls(registry_url: str | None, settings: Settings) -> list[str]:
     return [registry_url] if registry_url else list(settings.registry_index_urls)
 
 
-def load_indices(urls: list[str], store: ObjectStore, settings: Settings) -> list[tuple[str, RegistryIndex]]:
+def load_indices(
+    urls: list[str],
+    store: ObjectStore,
+    settings: Settings,
+    *,
+    http: HttpClient | None = None,
+    deadline: Deadline | None = None,
+) -> list[tuple[str, RegistryIndex]]:
+    """Every index, in order; an index over the size limit is ``INDEX_INVALID`` whatever serves it."""
+    deadline = deadline or Deadline(DEFAULT_TIMEOUT_SECONDS)
     loaded = []
     for url in urls:
-        with open_location(url, store, settings) as stream:
-            loaded.append((url, parse_index(stream.read(MAX_INDEX_BYTES + 1), source=url)))
+        try:
+            with open_location(url, store, settings, http=http, deadline=deadline, max_bytes=MAX_INDEX_BYTES) as stream:
+                content = stream.read(MAX_INDEX_BYTES + 1)
+        except SourceError as exc:
+            if exc.error_code == "DOWNLOAD_TOO_LARGE":
+                raise SourceError(
+                    f"registry index {url} is larger than {MAX_INDEX_BYTES // 2**20} MiB", error_code="INDEX_INVALID"
+                ) from exc
+            raise
+        loaded.append((url, parse_index(content, source=url)))
     return loaded
