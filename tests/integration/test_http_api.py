@@ -200,3 +200,37 @@ def test_registry_indices_are_managed_and_searched(api: Api) -> None:
 def test_openapi_is_served(api: Api) -> None:
     document = api.call("GET", "/api/v1/openapi.json", token="read").json()
     assert document["openapi"].startswith("3.") and "/api/v1/packs" in document["paths"]
+
+
+def test_components_listing_rollback_and_remove_over_http(api: Api) -> None:
+    body = {"packs": ["core_utils"], "registry_url": str(ROOT / "examples" / "index.json")}
+    started = api.call("POST", "/api/v1/packs/install", token="install", json=body).json()["data"]
+    assert wait_for(api, started["installation_id"])["status"] == "SUCCEEDED"
+
+    actions = api.call("GET", "/api/v1/components/actions?limit=50", token="read").json()["data"]
+    assert {"core_utils.echo", "core_utils.join_strings"} <= {c["ref"] for c in actions["components"]}
+
+    # Only one version registered: nothing to roll back to.
+    rollback = api.call("POST", "/api/v1/packs/core_utils/rollback", json={})
+    assert rollback.status_code in (404, 409), rollback.text
+    assert api.call("POST", "/api/v1/packs/core_utils/rollback", token="install", json={}).status_code == 403
+
+    removed = api.call("DELETE", "/api/v1/packs/core_utils")
+    assert removed.status_code == 200, removed.text
+    assert api.call("GET", "/api/v1/packs/core_utils", token="read").status_code == 404
+
+
+def test_build_envs_over_http_answers_202_and_finishes_in_the_background(api: Api) -> None:
+    body = {"packs": ["core_utils"], "registry_url": str(ROOT / "examples" / "index.json")}
+    downloaded = api.call("POST", "/api/v1/packs/download", token="install", json=body)
+    assert downloaded.status_code == 200, downloaded.text
+    archive = downloaded.json()["data"]["pack_paths"][0]
+
+    accepted = api.call("POST", "/api/v1/packs/build-envs", token="install", json={"pack_paths": [archive]})
+    assert accepted.status_code == 202, accepted.text
+    installation_id = accepted.json()["data"]["installation_id"]
+    status = wait_for(api, installation_id, timeout=120)
+    assert status["status"] == "SUCCEEDED", status
+    [built] = status["result"]["built_environments"]
+    assert built["pack_ref"] == "core_utils" and built["environments"] == {}
+    assert status["result"]["summary"]["success_count"] == 1

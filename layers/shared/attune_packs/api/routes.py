@@ -74,7 +74,13 @@ _STATUS = [
 ]
 
 
+# Codes that mean "the registry's state does not allow this now": a conflict, not a bad request.
+_CONFLICT_CODES = {"PACK_HAS_DEPENDENTS", "DEPENDENT_CONFLICT", "DEPENDENCY_CHANGED", "ROLLBACK_UNAVAILABLE"}
+
+
 def status_of(error: AttuneError) -> int:
+    if error.error_code in _CONFLICT_CODES:
+        return int(HTTPStatus.CONFLICT)
     for cls, status in _STATUS:
         if isinstance(error, cls):
             return int(status)
@@ -199,6 +205,7 @@ def dependencies(request: DependenciesRequest) -> Response[dict[str, Any]]:
 def build_envs(request: BuildEnvsRequest) -> Response[dict[str, Any]]:
     """Builds can outlast API Gateway's 29 s: the work runs asynchronously; poll the status URL."""
     installation_id = f"build-{uuid.uuid4().hex}"
+    installations.record_async_build(installation_id, wiring.object_store(), "RUNNING")
     wiring.async_invoker().invoke_build_envs(installation_id, request.model_dump(mode="json"))
     return data(
         {"installation_id": installation_id, "status_url": f"{PREFIX}/packs/installs/{installation_id}"}, status=202
@@ -302,7 +309,37 @@ def show_pack(ref: str) -> Response[dict[str, Any]]:
 def remove_pack(ref: str, force: Annotated[bool, Query()] = False) -> Response[dict[str, Any]]:
     from attune_packs.services import lifecycle
 
-    return data(lifecycle.remove_pack(wiring.pack_table(), ref, force=force))
+    return data(lifecycle.remove_pack(wiring.pack_table(), ref, force=force, requested_by=f"api:{caller().token_id}"))
+
+
+class RollbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str | None = Field(default=None, max_length=64)
+    force: bool = False
+
+
+@app.post(f"{PREFIX}/packs/<ref>/rollback")
+def rollback_pack(ref: str, body: RollbackBody) -> Response[dict[str, Any]]:
+    from attune_packs.services import lifecycle
+
+    result = lifecycle.rollback_pack(
+        wiring.pack_table(),
+        wiring.object_store(),
+        ref,
+        body.version,
+        force=body.force,
+        requested_by=f"api:{caller().token_id}",
+    )
+    return data(result)
+
+
+@app.get(f"{PREFIX}/components/<component_type>")
+def list_components(
+    component_type: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query()] = None,
+) -> Response[dict[str, Any]]:
+    return data(catalog.list_components(wiring.pack_table(), component_type, limit=limit, cursor=cursor))
 
 
 @app.get(f"{PREFIX}/packs/<ref>/<component_type>")

@@ -128,11 +128,11 @@ def revoke_token(table: PackTable, token_id: str, *, now: datetime | None = None
 
 def scope_for(method: str, path: str) -> Scope:
     """The scope a route needs: reading is `read`, installing is `install`, changing what is
-    installed or configured (remove, indices, tokens) is `admin`."""
+    installed or configured (remove, rollback, indices, tokens) is `admin`."""
     method = method.upper()
     if method in {"GET", "HEAD", "OPTIONS"}:
         return "read"
-    if method == "DELETE" or "/pack-indices" in path or "/tokens" in path:
+    if method == "DELETE" or "/pack-indices" in path or "/tokens" in path or path.endswith("/rollback"):
         return "admin"
     return "install"
 
