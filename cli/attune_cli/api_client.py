@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -21,6 +22,10 @@ from attune_packs.errors import AttuneError, NotFoundError
 from attune_packs.models import InstallRequest
 
 CONFIG_PATH = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "attune-packs" / "config.json"
+
+
+def _loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in {"localhost", "127.0.0.1", "::1"}
 
 
 class ApiError(AttuneError):
@@ -41,7 +46,7 @@ class ApiBackend:
     def __init__(self, base_url: str, token: str | None, *, session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
-        self.session.trust_env = False
+        self.session.trust_env = not _loopback(self.base_url)  # proxies apply to real stacks only
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
@@ -112,13 +117,22 @@ class ApiBackend:
     def remove_pack(self, ref: str, *, force: bool = False) -> dict[str, Any]:
         return dict(self._call("DELETE", f"/packs/{ref}", params={"force": str(force).lower()})["data"])
 
+    def rollback_pack(self, ref: str, version: str | None = None, *, force: bool = False) -> dict[str, Any]:
+        return dict(self._call("POST", f"/packs/{ref}/rollback", json={"version": version, "force": force})["data"])
+
+    def list_components(self, component_type: str, *, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return dict(self._call("GET", f"/components/{component_type}", params=params)["data"])
+
     def upload(self, archive: Path) -> str:
         """Upload through a presigned POST; returns the installation the upload starts."""
         content_type = "application/zip" if archive.name.endswith(".zip") else "application/gzip"
         grant = self._call("POST", "/packs/uploads", json={"filename": archive.name, "content_type": content_type})
         form = grant["data"]["upload"]
-        with archive.open("rb") as handle:
-            posted = requests.post(
+        uploader = requests.Session()  # no bearer token: the form's signature is the credential
+        uploader.trust_env = not _loopback(form["url"])
+        with archive.open("rb") as handle, uploader:
+            posted = uploader.post(
                 form["url"], data=form["fields"], files={"file": (archive.name, handle, content_type)}, timeout=600
             )
         if posted.status_code not in (200, 201, 204):

@@ -38,10 +38,36 @@ class ExecutionResult:
 class Backend:
     """The operations the CLI needs, over boto3 clients (moto's or AWS's)."""
 
-    def __init__(self, sfn: Any, table: DynamoPackTable, state_machine_arn: str) -> None:
+    def __init__(
+        self, sfn: Any, table: DynamoPackTable, state_machine_arn: str, *, s3: Any = None, bucket: str | None = None
+    ) -> None:
         self.sfn = sfn
         self.table = table
         self.state_machine_arn = state_machine_arn
+        self.s3 = s3
+        self.bucket = bucket
+
+    def upload(self, archive: Path) -> str:
+        """Put the archive under uploads/ (as a client would); returns the installation it starts."""
+        from attune_packs.services.installations import upload_installation_name
+
+        if self.s3 is None or not self.bucket:
+            raise RuntimeError("this backend has no bucket to upload to")
+        key = f"uploads/{uuid.uuid4().hex}/{archive.name}"
+        with archive.open("rb") as body:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        return upload_installation_name(self.bucket, key)
+
+    def wait_until_started(self, installation_id: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sfn.describe_execution(executionArn=self.execution_arn(installation_id))
+                return
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no installation {installation_id} started within {timeout:.0f}s") from None
+                time.sleep(0.3)
 
     def start_install(self, request: InstallRequest) -> Execution:
         name = f"install-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -130,7 +156,9 @@ def local_backend(state_dir: Path | None) -> Iterator[Backend]:
 
     with LocalStack(state_dir) as stack:
         table = DynamoPackTable(stack.client("dynamodb"), stack.table)
-        yield Backend(stack.client("stepfunctions"), table, stack.state_machine_arn)
+        yield Backend(
+            stack.client("stepfunctions"), table, stack.state_machine_arn, s3=stack.client("s3"), bucket=stack.bucket
+        )
 
 
 @contextmanager
@@ -142,7 +170,13 @@ def aws_backend(stack_name: str) -> Iterator[Backend]:
         for o in boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])
     }
     table = DynamoPackTable(boto3.client("dynamodb"), outputs["PacksTableName"])
-    yield Backend(boto3.client("stepfunctions"), table, outputs["InstallPacksStateMachineArn"])
+    yield Backend(
+        boto3.client("stepfunctions"),
+        table,
+        outputs["InstallPacksStateMachineArn"],
+        s3=boto3.client("s3"),
+        bucket=outputs["PacksBucketName"],
+    )
 
 
 def open_backend(*, stack_name: str | None, state_dir: Path | None) -> AbstractContextManager[Backend]:

@@ -92,8 +92,8 @@ class LocalStack:
         self.state_dir = state_dir or root / ".attune" / "local"
         self.persist = persist
         self.extra_environment = dict(extra_environment or {})  # merged into every hosted function's environment
-        self.parameters = {"Stage": "dev", "RegistryIndexUrls": "", "LogRetentionDays": "30", **(parameters or {})}
         self.stack = StackResources.load(root)
+        self.parameters = {**self.stack.parameter_defaults(), **(parameters or {})}
         self.functions: dict[str, HostedFunction] = {}
         self.invocations: dict[str, int] = {}
         self._lock_file: io.TextIOWrapper | None = None

@@ -1,7 +1,9 @@
 """attune-packs: install Attune / StackStorm packs and read the pack registry.
 
-Runs on the embedded local AWS stack by default (state kept in .attune/local), or against a
-stack deployed with `sam deploy` when given --stack-name.
+Runs on the embedded local AWS stack by default (state kept in .attune/local); against a deployed
+stack's HTTP API with --api-url and --token (or ATTUNE_API_URL / ATTUNE_TOKEN, or
+~/.config/attune-packs/config.json); or directly against a deployed stack with your AWS
+credentials with --stack-name.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import argparse
 import json
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from attune_cli import render
 from attune_cli.backends import open_backend
@@ -20,6 +24,16 @@ EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 64
 
 def _state_dir(args: argparse.Namespace) -> Path:
     return Path(args.state_dir or os.environ.get("ATTUNE_LOCAL_STATE") or ".attune/local").resolve()
+
+
+def _backend(args: argparse.Namespace) -> AbstractContextManager[Any]:
+    """The API when an API URL is configured, else the deployed stack by name, else the local stack."""
+    from attune_cli.api_client import ApiBackend, api_settings
+
+    url, token = api_settings(getattr(args, "api_url", None), getattr(args, "token", None))
+    if url:
+        return nullcontext(ApiBackend(url, token))
+    return open_backend(stack_name=args.stack_name, state_dir=_state_dir(args))
 
 
 def _source(text: str) -> str:
@@ -48,6 +62,8 @@ def cmd_install(args: argparse.Namespace) -> int:
             skip_validation=args.skip_validation,
             force=args.force,
             force_rebuild=args.force_rebuild,
+            skip_python=args.skip_python,
+            skip_nodejs=args.skip_nodejs,
             python_version=args.python_version,
             nodejs_version=args.nodejs_version,
             allow_unpinned=args.allow_unpinned,
@@ -56,7 +72,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         print(f"attune-packs: invalid request: {exc}", file=sys.stderr)
         return EXIT_USAGE
     progress = render.Progress(enabled=not args.quiet, stream=sys.stderr)
-    with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+    with _backend(args) as backend:
         execution = backend.start_install(request)
         progress.started(execution.name)
         result = backend.follow(execution.arn, progress.event)
@@ -69,7 +85,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+    with _backend(args) as backend:
         result = backend.follow(backend.execution_arn(args.installation_id), lambda _e: None, timeout=0)
     report = render.install_report(args.installation_id, result)
     print(json.dumps(report, indent=2) if args.json else render.install_summary(report))
@@ -77,7 +93,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+    with _backend(args) as backend:
         packs = backend.list_packs()
     print(json.dumps(packs, indent=2) if args.json else render.pack_table(packs))
     return EXIT_OK
@@ -86,7 +102,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from attune_packs.errors import NotFoundError
 
-    with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+    with _backend(args) as backend:
         try:
             pack = backend.show_pack(args.ref)
         except NotFoundError as exc:
@@ -107,7 +123,7 @@ def _registry_error(exc: Exception) -> int:
 def cmd_remove(args: argparse.Namespace) -> int:
     from attune_packs.errors import AttuneError
 
-    with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+    with _backend(args) as backend:
         try:
             result = backend.remove_pack(args.ref, force=args.force)
         except AttuneError as exc:
@@ -126,7 +142,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     from attune_packs.errors import AttuneError
 
-    with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+    with _backend(args) as backend:
         try:
             result = backend.rollback_pack(args.ref, args.version, force=args.force)
         except AttuneError as exc:
@@ -160,12 +176,96 @@ def _components_table(page: dict[str, object]) -> str:
 def cmd_components(args: argparse.Namespace) -> int:
     from attune_packs.errors import AttuneError
 
-    with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+    with _backend(args) as backend:
         try:
             page = backend.list_components(args.type, limit=args.limit, cursor=args.cursor)
         except AttuneError as exc:
             return _registry_error(exc)
     print(json.dumps(page, indent=2, default=str) if args.json else _components_table(page))
+    return EXIT_OK
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    archive = Path(args.file).expanduser()
+    if not archive.is_file() or not archive.name.endswith((".tar.gz", ".tgz", ".zip")):
+        print(f"attune-packs: {archive} is not a .tar.gz, .tgz or .zip file", file=sys.stderr)
+        return EXIT_USAGE
+    progress = render.Progress(enabled=not args.quiet, stream=sys.stderr)
+    with _backend(args) as backend:
+        installation_id = backend.upload(archive)
+        progress.started(f"{installation_id} (started by the upload of {archive.name})")
+        backend.wait_until_started(installation_id)
+        result = backend.follow(backend.execution_arn(installation_id), progress.event)
+    report = render.install_report(installation_id, result)
+    print(json.dumps(report, indent=2) if args.json else render.install_summary(report))
+    return {"ok": EXIT_OK, "partial": EXIT_PARTIAL}.get(report["outcome"], EXIT_FAILED)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Tokens through the API (admin token), or directly in the table for bootstrap."""
+    from attune_cli.api_client import ApiBackend, api_settings
+    from attune_packs.errors import AttuneError
+    from attune_packs.services import tokens
+
+    url, token = api_settings(args.api_url, args.token)
+    try:
+        if url:
+            api = ApiBackend(url, token)
+            if args.action == "create":
+                result: Any = api.tokens(
+                    "POST", json={"name": args.name, "scopes": args.scopes, "ttl_days": args.ttl_days}
+                )
+            elif args.action == "list":
+                result = api.tokens("GET")
+            else:
+                result = api.tokens("DELETE", f"/{args.token_id}")
+        else:
+            with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+                if args.action == "create":
+                    created = tokens.create_token(
+                        backend.table, name=args.name, scopes=args.scopes, ttl_days=args.ttl_days
+                    )
+                    result = {"token": created.token, **created.info.model_dump()}
+                elif args.action == "list":
+                    result = [t.model_dump() for t in tokens.list_tokens(backend.table)]
+                else:
+                    result = tokens.revoke_token(backend.table, args.token_id).model_dump()
+    except AttuneError as exc:
+        return _registry_error(exc)
+    if args.json or args.action != "list":
+        print(json.dumps(result, indent=2))
+        if args.action == "create" and not args.json:
+            print("store the token now: it is not shown again", file=sys.stderr)
+    else:
+        for t in result:
+            state = "revoked" if t.get("revoked_at") else f"expires {t.get('expires_at') or 'never'}"
+            print(f"{t['token_id']}  {t['name']:<20} {','.join(t['scopes']):<20} {state}")
+    return EXIT_OK
+
+
+def cmd_local_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from attune_cli.http_server import LocalApiServer
+    from attune_cli.local_stack import LocalStack
+    from attune_packs.adapters.dynamodb import DynamoPackTable
+    from attune_packs.services.tokens import create_token
+
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with LocalStack(_state_dir(args)) as stack, LocalApiServer(stack, port=args.port) as server:
+        print(f"Attune Pack Installer API on {server.url}/api/v1 (Ctrl-C to stop)", flush=True)
+        if args.admin_token:
+            created = create_token(
+                DynamoPackTable(stack.client("dynamodb"), stack.table), name="local-admin", scopes=["admin"], ttl_days=1
+            )
+            print(f"admin token (1 day): {created.token}", flush=True)
+        try:
+            while not stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
     return EXIT_OK
 
 
@@ -188,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the stack deployed with this name on AWS (default: the local stack)",
     )
     common.add_argument("--state-dir", metavar="DIR", help="local stack state folder (default .attune/local)")
+    common.add_argument("--api-url", metavar="URL", help="a deployed stack's API (ApiUrl output; env ATTUNE_API_URL)")
+    common.add_argument("--token", metavar="TOKEN", help="API bearer token (env ATTUNE_TOKEN)")
 
     parser = argparse.ArgumentParser(
         prog="attune-packs",
@@ -218,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--skip-validation", action="store_true", help="skip strict (non-safety) validation")
     install.add_argument("--force", action="store_true", help="allow downgrades and replacing a version's content")
     install.add_argument("--force-rebuild", action="store_true", help="rebuild environments even when cached")
+    install.add_argument("--skip-python", action="store_true", help="build no Python environments")
+    install.add_argument("--skip-nodejs", action="store_true", help="build no Node.js environments")
     install.add_argument("--allow-unpinned", action="store_true", help="accept registry entries without checksum")
     install.add_argument("--python-version", default="3.12", help="Python version of the environments (3.12)")
     install.add_argument("--nodejs-version", default="20", help="Node.js major version of the environments (20)")
@@ -267,19 +371,52 @@ def build_parser() -> argparse.ArgumentParser:
     components.add_argument("--cursor", metavar="PACK", help="continue after this pack (from a previous page)")
     components.set_defaults(func=cmd_components)
 
+    upload = sub.add_parser("upload", parents=[common], help="upload an archive and follow the installation it starts")
+    upload.add_argument("file", metavar="FILE", help="a pack archive (.tar.gz, .tgz, .zip)")
+    upload.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    upload.set_defaults(func=cmd_upload)
+
+    token = sub.add_parser("token", help="manage API tokens (admin)")
+    token_sub = token.add_subparsers(dest="action", required=True)
+    create = token_sub.add_parser("create", parents=[common], help="create a token (shown once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", nargs="+", choices=["read", "install", "admin"], default=["read"])
+    create.add_argument("--ttl-days", type=int, default=90)
+    create.set_defaults(func=cmd_token)
+    token_sub.add_parser("list", parents=[common], help="list tokens (never their secrets)").set_defaults(
+        func=cmd_token
+    )
+    revoke = token_sub.add_parser("revoke", parents=[common], help="revoke a token")
+    revoke.add_argument("token_id")
+    revoke.set_defaults(func=cmd_token)
+
     local = sub.add_parser("local", help="manage the embedded local stack")
     local_sub = local.add_subparsers(dest="local_command", required=True)
+    serve = local_sub.add_parser("serve", parents=[common], help="serve the HTTP API on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--admin-token", action="store_true", help="create and print a one-day admin token")
+    serve.set_defaults(func=cmd_local_serve)
     reset = local_sub.add_parser("reset", parents=[common], help="forget every installed pack and built environment")
     reset.set_defaults(func=cmd_local_reset)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    import requests
+
+    from attune_packs.errors import AttuneError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except AttuneError as exc:  # the API refused (401, 403, 4xx) or the registry did
+        print(f"attune-packs: {exc.message} [{exc.error_code}]", file=sys.stderr)
+        return EXIT_FAILED
+    except requests.RequestException as exc:
+        print(f"attune-packs: cannot reach the API: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except RuntimeError as exc:
         print(f"attune-packs: {exc}", file=sys.stderr)
         return EXIT_FAILED

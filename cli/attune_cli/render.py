@@ -60,8 +60,10 @@ def install_report(installation_id: str, result: ExecutionResult) -> dict[str, A
     dependency_download = output.get("dependency_download") or {}
     dependencies = output.get("dependencies") or {}
     register = output.get("register") or {}
-    environments, failed_environments = [], []
+    environments, failed_environments, tests = [], [], []
     for build in output.get("builds") or []:
+        if build.get("test_result"):
+            tests.append({"pack_ref": build["pack_ref"], **build["test_result"]})
         if build.get("failed"):
             failed_environments.append(
                 {"pack_ref": build["pack_ref"], "error_type": build.get("error_type"), "error": build.get("error")}
@@ -98,6 +100,7 @@ def install_report(installation_id: str, result: ExecutionResult) -> dict[str, A
         "downloaded": download.get("downloaded_packs", []) + dependency_download.get("downloaded_packs", []),
         "install_order": dependencies.get("install_order", []),
         "environments": environments,
+        "tests": tests,
         "registered": registered,
         "failures": failures,
         "error": result.error,
@@ -121,6 +124,10 @@ def install_summary(report: dict[str, Any]) -> str:
             lines.append(
                 f"  {env['pack_ref']} {env['kind']} {env['env_hash'][:12]}  {how}, {env['package_count']} package(s)"
             )
+    if report.get("tests"):
+        lines.append("Tests:")
+        for t in report["tests"]:
+            lines.append(f"  {t['pack_ref']}  {test_line(t)}")
     if report["registered"]:
         lines.append("Registered:")
         for r in report["registered"]:
@@ -136,6 +143,19 @@ def install_summary(report: dict[str, Any]) -> str:
     if report["error"]:
         lines.append(f"Execution failed: {report['error']}: {report['cause']}")
     return "\n".join(lines)
+
+
+def test_line(result: dict[str, Any]) -> str:
+    """``passed: 4/4 (rate 1.00) in 1.2s`` and the first failure's message, if any."""
+    line = (
+        f"{result.get('status')}: {result.get('passed', 0)}/{result.get('total_tests', 0)} passed"
+        f", {result.get('failed', 0)} failed, {result.get('skipped', 0)} skipped"
+        f" (rate {float(result.get('pass_rate') or 0):.2f}) in {int(result.get('duration_ms') or 0) / 1000:.1f}s"
+    )
+    for suite in result.get("suites") or []:
+        for failure in suite.get("failures") or []:
+            return f"{line}; first failure: {failure.get('name')}: {str(failure.get('message', ''))[:160]}"
+    return line
 
 
 def pack_table(packs: list[dict[str, Any]]) -> str:
@@ -159,6 +179,8 @@ def pack_details(pack: dict[str, Any]) -> str:
         lines.append("  dependencies: " + ", ".join(f"{k} {v}" for k, v in pack["dependencies"].items()))
     for kind, env in (pack.get("environments") or {}).items():
         lines.append(f"  {kind} environment: {env['artifact']} ({env['package_count']} packages)")
+    if pack.get("test_result"):
+        lines.append(f"  tests: {test_line(pack['test_result'])}")
     for kind, components in pack["components"].items():
         if components:
             lines.append(f"  {kind}:")

@@ -61,6 +61,14 @@ class StackResources:
     def resources(self) -> dict[str, Any]:
         return dict(self.template["Resources"])
 
+    def parameter_defaults(self) -> dict[str, str]:
+        """Every template parameter's default, as ``sam deploy`` would use it without overrides."""
+        return {
+            name: str(spec["Default"])
+            for name, spec in (self.template.get("Parameters") or {}).items()
+            if "Default" in spec
+        }
+
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == resource_type}
 

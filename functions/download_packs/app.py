@@ -10,4 +10,6 @@ from attune_packs.services.download import download_packs
 
 @stage_handler(DownloadRequest)
 def lambda_handler(request: DownloadRequest, context: Any) -> DownloadResponse:
-    return download_packs(request, wiring.object_store(), wiring.settings())
+    return download_packs(
+        request, wiring.object_store(), wiring.settings(), stored_indices=wiring.stored_indices()
+    )

@@ -103,6 +103,19 @@ def test_build_options_passed_to_the_map_match_the_build_options_model(asl: dict
     assert {k.removesuffix(".$") for k in selector} <= set(models.BuildOptions.model_fields)
 
 
+def test_every_build_option_an_installation_accepts_reaches_the_builds(asl: dict[str, Any]) -> None:
+    selector = asl["States"]["BuildEnvironments"]["ItemSelector"]["options"]
+    shared = (set(models.BuildOptions.model_fields) & set(models.InstallRequest.model_fields)) - {"timeout"}
+    assert {f"{name}.$": f"$.request.{name}" for name in shared}.items() <= selector.items()
+    assert selector["timeout.$"] == "$.request.build_timeout"
+
+
+def test_registration_gets_only_the_packs_the_dependency_stage_lets_through(asl: dict[str, Any]) -> None:
+    params = asl["States"]["RegisterPacks"]["Parameters"]
+    assert params["pack_paths.$"] == "$.deps.registrable_paths"
+    assert params["requested_by.$"] == "$.request.started_by"
+
+
 def test_the_install_request_model_provides_every_request_field_the_asl_reads(asl: dict[str, Any]) -> None:
     read = set(re.findall(r"\$\.request\.(\w+)", ASL_PATH.read_text()))
     assert read <= set(models.InstallRequest.model_fields)

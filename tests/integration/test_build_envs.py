@@ -68,6 +68,17 @@ def stage(stack: LocalStack, function: str, event: dict[str, Any]) -> Any:
     return stack.invoke(f"attune-local-{function}", event)
 
 
+def test_a_pack_declaring_another_node_version_than_the_target_is_refused_before_any_build(
+    harness: Harness,
+) -> None:
+    result = harness.install("number_tools", nodejs_version="18")
+    assert result.status == "SUCCEEDED", result.cause
+    [conflict] = result.output["dependencies"]["conflicts"]
+    assert conflict["pack_ref"] == "number_tools" and "18" in conflict["message"]
+    assert result.output["builds"] == [] and result.output["register"]["registered_packs"] == []
+    assert harness.stack.runner is None or harness.stack.runner.started == 0
+
+
 def test_a_node_pack_gets_real_node_modules_and_its_tests_run_in_them(harness: Harness, tmp_path: Path) -> None:
     # Given the example pack with package.json and package-lock.json (is-number 7.0.0)
     result = harness.install("number_tools")
@@ -205,9 +216,14 @@ def test_a_requirement_that_cannot_be_installed_fails_its_pack_with_the_log_line
     assert harness.keys("envs/tmp/") == [], "no staged artifacts are left behind"
 
 
-def test_a_build_that_fails_before_post_build_is_explained_from_its_cloudwatch_log(harness: Harness) -> None:
-    # Node.js 18 is not on this machine: the install phase fails, so the buildspec never answers
-    result = harness.install("number_tools", nodejs_version="18")
+def test_a_build_that_fails_before_post_build_is_explained_from_its_cloudwatch_log(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # A Node.js pack that declares no Node version, built for Node.js 18, which is not on this
+    # machine: the install phase fails, so the buildspec never answers
+    package_json = '{"name": "any_node", "version": "1.0.0", "dependencies": {}}'
+    pack = write_archive(tmp_path, "any_node", {"package.json": package_json})
+    result = harness.install(pack, nodejs_version="18")
     assert result.status == "SUCCEEDED", result.cause
     [failed] = result.output["builds"]
     assert failed["failed"] is True

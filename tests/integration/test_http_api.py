@@ -197,6 +197,34 @@ def test_registry_indices_are_managed_and_searched(api: Api) -> None:
     assert api.call("POST", "/api/v1/pack-indices", json={"url": "file:///etc/passwd"}).status_code == 400
 
 
+def test_an_index_added_through_the_api_serves_installs_by_name_and_their_dependencies(api: Api) -> None:
+    s3 = api.stack.client("s3")
+    prefix = "registry/examples"
+    s3.put_object(
+        Bucket=api.stack.bucket, Key=f"{prefix}/index.json", Body=(ROOT / "examples" / "index.json").read_bytes()
+    )
+    for archive in (ROOT / "examples" / "archives").glob("*.tar.gz"):
+        s3.put_object(Bucket=api.stack.bucket, Key=f"{prefix}/archives/{archive.name}", Body=archive.read_bytes())
+    location = f"s3://{api.stack.bucket}/{prefix}/index.json"
+    index_id = api.call("POST", "/api/v1/pack-indices", json={"url": location, "name": "examples"}).json()["data"]["id"]
+    try:
+        started = api.call(
+            "POST", "/api/v1/packs/install", token="install", json={"packs": ["notify_slack"], "skip_env_build": True}
+        )
+        assert started.status_code == 202, started.text
+        status = wait_for(api, started.json()["data"]["installation_id"])
+    finally:
+        api.call("DELETE", f"/api/v1/pack-indices/{index_id}")
+    assert status["status"] == "SUCCEEDED", status
+    result = status["result"]
+    assert [p["pack_ref"] for p in result["download"]["downloaded_packs"]] == ["notify_slack"]
+    assert "http_tools" in [p["pack_ref"] for p in result["dependency_download"]["downloaded_packs"]]
+    registered = [p["pack_ref"] for p in result["register"]["registered_packs"]]
+    assert registered[-1] == "notify_slack" and "http_tools" in registered
+    for ref in ("notify_slack", "http_tools"):  # leave the registry as the other tests expect it
+        assert api.call("DELETE", f"/api/v1/packs/{ref}").status_code == 200
+
+
 def test_openapi_is_served(api: Api) -> None:
     document = api.call("GET", "/api/v1/openapi.json", token="read").json()
     assert document["openapi"].startswith("3.") and "/api/v1/packs" in document["paths"]

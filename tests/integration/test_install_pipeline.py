@@ -117,3 +117,31 @@ def test_nothing_downloadable_ends_cleanly_with_the_reasons(harness: Harness) ->
     assert result.status == "SUCCEEDED"
     assert result.output["status"] == "NOTHING_DOWNLOADED"
     assert result.output["download"]["failed_packs"][0]["error_code"] == "PACK_NOT_FOUND"
+
+
+def test_a_pack_blocked_by_a_dependency_conflict_is_not_registered_while_the_others_are(
+    harness: Harness, tmp_path: Path
+) -> None:
+    from tests_support import write_pack_archive
+
+    # Given a pack that needs a core_utils version no index offers, and one that needs nothing
+    blocked = write_pack_archive(
+        tmp_path, "wants_old_core", "1.0.0", dependencies='dependencies:\n  core_utils: "<1.0.0"\n'
+    )
+    fine = write_pack_archive(tmp_path, "fine", "1.0.0")
+
+    # When both are installed
+    result = harness.install(str(blocked), str(fine))
+
+    # Then the conflict names the blocked pack, which is neither built nor registered
+    assert result.status == "SUCCEEDED", result.cause
+    conflicts = result.output["dependencies"]["conflicts"]
+    assert [c["pack_ref"] for c in conflicts] == ["wants_old_core"] and "core_utils" in conflicts[0]["message"]
+    assert [p["pack_ref"] for p in result.output["register"]["registered_packs"]] == ["fine"]
+    assert result.output["register"]["failed_packs"] == []
+    assert harness.table.get_item("PACK#wants_old_core", "CURRENT") is None
+
+    # And when the blocked pack is installed alone, the installation ends with nothing registered
+    alone = harness.install(str(blocked))
+    assert alone.status == "SUCCEEDED" and alone.output["register"]["registered_packs"] == []
+    assert alone.output["dependencies"]["conflicts"][0]["pack_ref"] == "wants_old_core"

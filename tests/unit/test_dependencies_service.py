@@ -63,7 +63,8 @@ def settings(*urls: str, **extra: Any) -> Settings:
 def analyze(
     store: FakeObjectStore, table: FakePackTable, *paths: str, config: Settings | None = None, **options: Any
 ) -> DependenciesResponse:
-    return analyze_dependencies(DependenciesRequest(pack_paths=list(paths), **options), store, table, config)
+    request = DependenciesRequest(pack_paths=list(paths), **options)
+    return analyze_dependencies(request, store, table, config if config is not None else settings())
 
 
 def test_installed_in_batch_and_registry_dependencies_with_exact_pins() -> None:
@@ -163,6 +164,25 @@ def test_the_request_registry_url_overrides_the_configured_indices() -> None:
     response = analyze(store, table, app, config=settings(configured), registry_url=requested)
     assert response.missing_dependencies == ["base@=3.0.0"]
     assert response.resolution[0].index == requested
+
+
+def test_indices_managed_through_the_api_follow_the_configured_ones_in_their_position_order() -> None:
+    from attune_packs.services.index_admin import IndexInput, create_index
+
+    store, table = FakeObjectStore(), FakePackTable()
+    configured = publish(store, ("base", "1.0.0", []), key="registry/configured.json")
+    late = publish(store, ("base", "2.0.0", []), ("extra", "1.0.0", []), key="registry/late.json")
+    early = publish(store, ("extra", "5.0.0", []), key="registry/early.json")
+    create_index(table, IndexInput(url=late, position=20))
+    create_index(table, IndexInput(url=early, position=10))
+    create_index(table, IndexInput(url=early.replace("early", "disabled"), position=1, enabled=False))
+    app = stored(store, "app", "1.0.0", "dependencies: [base, extra]\n")
+
+    response = analyze(store, table, app, config=settings(configured))
+
+    # base: the configured index comes first; extra: the stored index with the lowest position wins
+    assert response.missing_dependencies == ["base@=1.0.0", "extra@=5.0.0"]
+    assert {r.pack_ref: r.index for r in response.resolution} == {"base": configured, "extra": early}
 
 
 def test_indices_are_not_read_when_nothing_is_missing() -> None:

@@ -50,6 +50,22 @@ def run(store: FakeObjectStore, *packs: str, registry: Path | None = None, **set
     return download_packs(request, store, settings(**settings_overrides))
 
 
+def test_registry_names_fall_back_to_the_stored_indices_which_are_read_only_when_needed(registry: Path) -> None:
+    reads: list[str] = []
+
+    def stored_indices() -> list[str]:
+        reads.append("read")
+        return [str(registry)]
+
+    store = FakeObjectStore()
+    archive = str(registry.parent / "archives" / "beta-0.1.0.tar.gz")
+    by_path = download_packs(DownloadRequest(packs=[archive]), store, settings(), stored_indices=stored_indices)
+    assert by_path.success_count == 1 and reads == []
+    by_name = download_packs(DownloadRequest(packs=["alpha"]), store, settings(), stored_indices=stored_indices)
+    assert [(p.pack_ref, p.pack_version) for p in by_name.downloaded_packs] == [("alpha", "2.0.0")]
+    assert reads == ["read"]
+
+
 def test_registry_name_resolves_to_the_highest_allowed_version_and_is_stored_content_addressed(registry: Path) -> None:
     store = FakeObjectStore()
     response = run(store, "alpha@>=1,<2", registry=registry)

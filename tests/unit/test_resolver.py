@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -329,6 +330,22 @@ def test_a_registry_version_that_would_close_a_cycle_gives_way_to_one_that_does_
     assert "app 1.0.0 -> x 2.0.0 -> app 1.0.0" in only_cyclic.conflicts[0].message
 
 
+def test_which_version_to_rule_out_of_a_cycle_is_itself_backtracked() -> None:
+    # x 2.0.0 <-> y 1.0.0 form a cycle; b needs exactly y 1.0.0, so x must give way.
+    result = world(entry("x", "1.0.0"), entry("x", "2.0.0", "y"), entry("y", "1.0.0", "x")).resolve(
+        node("a", "1.0.0", {"x": "*"}), node("b", "1.0.0", {"y": "=1.0.0"})
+    )
+    assert chosen(result) == {"x": "1.0.0", "y": "1.0.0"} and result.conflicts == []
+    # Both packs on the cycle have other versions; ruling out p2 1.1.0 leads to a dead end.
+    result = world(
+        entry("p1", "1.0.0"),
+        entry("p1", "1.1.0", "p2"),
+        entry("p2", "1.0.0", "p3>=2.0.0"),
+        entry("p2", "1.1.0", "p1"),
+    ).resolve(node("p0", "1.0.0", {"p1": "*", "p2": "*"}))
+    assert chosen(result) == {"p1": "1.0.0", "p2": "1.1.0"} and result.conflicts == []
+
+
 def test_a_registry_version_depending_on_itself_is_never_chosen() -> None:
     result = world(entry("x", "1.0.0"), entry("x", "2.0.0", "x")).resolve(node("app", "1.0.0", {"x": "*"}))
     assert chosen(result) == {"x": "1.0.0"}
@@ -407,6 +424,53 @@ def test_too_many_rounds_is_a_dependency_limit() -> None:
     assert "gave up after 5 rounds" in result.conflicts[0].message
 
 
+PRUNED = ResolverLimits(search_thrash=(0, 0.0))  # the search gives up at once: pruned search
+ISOLATED = ResolverLimits(search_thrash=(0, 0.0), pruned_thrash=(0, 0.0))  # and that too: packs join one by one
+
+
+def layered_registry(packs: int, seed: int) -> list[dict[str, Any]]:
+    """Packs depending on lower-numbered ones with constraints that often disagree."""
+    rng = random.Random(seed)
+    versions = {i: [f"{rng.randint(0, 3)}.{m}.0" for m in range(rng.randint(2, 5))] for i in range(packs)}
+    entries = []
+    for i in range(packs):
+        for version in dict.fromkeys(versions[i]):
+            deps = []
+            for target in rng.sample(range(i), min(i, rng.randint(0, 3))):
+                pick = rng.choice(versions[target])
+                deps.append(f"p{target}@{rng.choice(['^', '~', '>=', '='])}{pick}")
+            entries.append(entry(f"p{i}", version, *deps))
+    return entries
+
+
+def test_a_search_that_thrashes_switches_to_pruning_and_still_explains_and_goes_on() -> None:
+    registry = world(*layered_registry(120, seed=7))
+    picks = [random.Random(i).sample(range(60, 120), 4) for i in range(30)]
+    batch = [node(f"top{i}", "1.0.0", {f"p{j}": "*" for j in pick}) for i, pick in enumerate(picks)]
+    result = registry.resolve(*batch)
+    assert result.pruned and result.blocked and len(result.blocked) < len(batch)
+    assert result.rounds < 10_000
+    assert {c.error_code for c in result.conflicts} <= {
+        "DEPENDENCY_CONFLICT",
+        "DEPENDENCY_NOT_FOUND",
+        "DEPENDENCY_LIMIT",
+    }
+    assert all(c.pack_ref.startswith("top") and c.chain for c in result.conflicts)
+    assert set(result.install_order) >= set(b.ref for b in batch) - result.blocked
+
+
+def test_pruned_search_explains_one_level_deep() -> None:
+    registry = world(*REGISTRY)
+    registry.install("core", "1.0.0")
+    result = registry.resolve(node("app", "1.0.0", {"http": ">=2"}), limits=PRUNED)
+    assert codes(result) == {"app": {"DEPENDENCY_CONFLICT"}}
+    assert (
+        "app 1.0.0 requires http >=2.0.0, but every version of http that fits cannot be used with the rest of this "
+        "installation: http 2.0.0: its dependency core >=2.0.0,<3.0.0 cannot be met: core 1.0.0 is installed "
+        "(install with force to change it)"
+    ) == result.conflicts[0].message
+
+
 def test_topological_order_reports_each_cycle_once_and_orders_the_rest() -> None:
     order, cycles = topological_order({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set(), "f": {"e", "f"}})
     assert order == ["e"]
@@ -443,11 +507,11 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     return {"entries": entries, "batch": batch, "installed": installed, "force": draw(st.booleans())}
 
 
-def resolve_scenario(scenario: dict[str, Any]) -> tuple[World, Resolution]:
+def resolve_scenario(scenario: dict[str, Any], limits: ResolverLimits | None = None) -> tuple[World, Resolution]:
     registry = world(*scenario["entries"])
     for ref, (version, deps) in scenario["installed"].items():
         registry.install(ref, version, deps)
-    return registry, registry.resolve(*scenario["batch"], force=scenario["force"])
+    return registry, registry.resolve(*scenario["batch"], force=scenario["force"], limits=limits or ResolverLimits())
 
 
 def dependencies_of(ref: str, batch: dict[str, PackNode], result: Resolution, registry: World) -> dict[str, str]:
@@ -458,10 +522,18 @@ def dependencies_of(ref: str, batch: dict[str, PackNode], result: Resolution, re
     return {d: spec for d, spec in registry.installed[ref].dependencies.items() if d != ref}
 
 
+MODES = pytest.mark.parametrize(
+    "limits", [ResolverLimits(), PRUNED, ISOLATED], ids=["search", "pruned-search", "one-by-one"]
+)
+
+
+@MODES
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_any_returned_install_order_satisfies_every_constraint(scenario: dict[str, Any]) -> None:
-    registry, result = resolve_scenario(scenario)
+@given(scenario=scenarios())
+def test_any_returned_install_order_satisfies_every_constraint(
+    limits: ResolverLimits, scenario: dict[str, Any]
+) -> None:
+    registry, result = resolve_scenario(scenario, limits)
     batch = {n.ref: n for n in scenario["batch"]}
     order = result.install_order
     position = {ref: i for i, ref in enumerate(order)}
@@ -523,10 +595,13 @@ def brute_force_exists(scenario: dict[str, Any]) -> bool:
     return False
 
 
+@pytest.mark.parametrize("limits", [ResolverLimits(), PRUNED], ids=["search", "pruned-search"])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_when_the_whole_batch_can_be_satisfied_nothing_is_blocked(scenario: dict[str, Any]) -> None:
+@given(scenario=scenarios())
+def test_when_the_whole_batch_can_be_satisfied_nothing_is_blocked(
+    limits: ResolverLimits, scenario: dict[str, Any]
+) -> None:
     scenario = {**scenario, "force": False}
-    _, result = resolve_scenario(scenario)
+    _, result = resolve_scenario(scenario, limits)
     if brute_force_exists(scenario):
         assert result.conflicts == [], [c.message for c in result.conflicts]

@@ -168,6 +168,7 @@ class AnalyzedPack(Response):
     archive: str
     needs_python: bool
     needs_nodejs: bool
+    has_tests: bool = Field(default=False, description="pack.yaml declares enabled test runners")
     blocked: bool = Field(default=False, description="a conflict keeps it from being installed")
 
 
@@ -186,8 +187,12 @@ class DependenciesResponse(Response):
     install_order: list[str]
     analyzed_packs: list[AnalyzedPack]
     build_items: list[AnalyzedPack] = Field(
-        default_factory=list, description="one item per pack needing an environment (Map input)"
+        default_factory=list, description="one item per pack needing an environment or running tests (Map input)"
     )
+    registrable_paths: list[str] = Field(
+        default_factory=list, description="archives of the packs nothing blocks, dependencies first (register input)"
+    )
+    registrable_count: int = 0
     errors: list[PackFailure]
     missing_count: int = 0
     build_count: int = 0
@@ -298,7 +303,7 @@ class RegisterRequest(Request):
     skip_tests: bool = False
     force: bool = False
     installation_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-    requested_by: str | None = Field(default=None, max_length=200, description="who asked: a token id, a user")
+    requested_by: str | None = Field(default=None, max_length=1200, description="who asked: a token id, a user")
     build_results: list[BuiltEnvironment | FailedBuild] = Field(default_factory=list)
 
 
@@ -373,7 +378,11 @@ class InstallRequest(Request):
     skip_validation: bool = False
     force: bool = False
     force_rebuild: bool = False
+    skip_python: bool = False
+    skip_nodejs: bool = False
     python_version: str = "3.12"
     nodejs_version: str = "20"
     build_timeout: int = Field(default=1800, ge=60, le=28_800)
-    started_by: str | None = Field(default=None, description="what started it: an uploaded object, a client")
+    started_by: str | None = Field(
+        default=None, max_length=1200, description="what started it: an uploaded object, a client"
+    )

@@ -17,7 +17,13 @@ and the index entry it comes from, an install order (dependencies first) over th
 chosen packs, and the conflicts, each with the chain of requirements leading to it and a message
 a person can act on. A conflict blocks the batch packs it comes from (the nearest batch packs up
 the requirement chain); the resolution is then run again without them, so one impossible pack
-never stops the others. Cycles are conflicts too (install order needs dependencies first).
+never stops the others. Cycles are conflicts too (install order needs dependencies first), but a
+registry version that closes one is first ruled out in favour of another version.
+
+Every search is bounded (see :class:`_Search`): resolvelib alone first; if it backtracks far more
+than the packs involved, again after pruning versions that can be in no solution; if even that
+thrashes, batch packs join one at a time. ``ResolverLimits`` caps packs and rounds overall
+(``DEPENDENCY_LIMIT``).
 
 Pure: no AWS, no network. The caller passes look-up functions.
 """
@@ -53,10 +59,8 @@ __all__ = [
 ]
 
 Origin = Literal["batch", "installed", "index"]
-# A search without pruning is abandoned for a pruned one after this many rounds beyond
-# THRASH_FACTOR rounds per pack involved.
-THRASH_ROUNDS = 50
-THRASH_FACTOR = 1.25
+# Attempts spent trying another version to rule out of a dependency cycle.
+MAX_CYCLE_BRANCHES = 16
 
 
 def constraint_of(text: str) -> Constraint:
@@ -80,6 +84,10 @@ class PlatformTarget:
 class ResolverLimits:
     max_packs: int = 1000  # distinct packs a resolution may involve
     max_rounds: int = 20_000  # resolvelib rounds (one pin or backtrack each), over all attempts
+    # A search is abandoned for the next mode (see _Search) after ``rounds + factor * packs
+    # involved`` rounds: a search without conflicts needs about one round per pack.
+    search_thrash: tuple[int, float] = (50, 1.25)
+    pruned_thrash: tuple[int, float] = (100, 2.0)
 
 
 @dataclass(frozen=True)
@@ -385,7 +393,7 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
         removed: set[int] = set()
         certain: set[str] = set()
         to_certify = deque(sorted(roots))
-        shrunk: deque[str] = deque()
+        shrunk: deque[str] = deque(sorted(domains))  # rule (2) looks at every pack once to start
 
         def remove(candidate: _Candidate, reason: str) -> None:
             removed.add(id(candidate))
@@ -526,14 +534,15 @@ class _Reporter(BaseReporter):  # type: ignore[type-arg]
     gives up (:class:`_Thrashing`) once the rounds far exceed the packs involved: a search without
     conflicts needs about one round per pack."""
 
-    def __init__(self, touched: Callable[[], int] | None = None) -> None:
+    def __init__(self, touched: Callable[[], int] | None = None, budget: tuple[int, float] = (0, 0.0)) -> None:
         self.rounds = 0
         self.touched = touched
+        self.budget = budget
         self.required_by: dict[str, list[_Requirement]] = {}
 
     def starting_round(self, index: int) -> None:
         self.rounds += 1
-        if self.touched is not None and self.rounds > THRASH_ROUNDS + THRASH_FACTOR * self.touched():
+        if self.touched is not None and self.rounds > self.budget[0] + self.budget[1] * self.touched():
             raise _Thrashing
 
     def adding_requirement(self, requirement: _Requirement, parent: _Candidate | None) -> None:
@@ -589,77 +598,236 @@ def resolve(
                     chain=[f"{node.ref} {node.version}"],
                 )
             )
-    rounds_left = limits.max_rounds
-    # Registry versions that closed a dependency cycle in an earlier attempt (ref -> version -> cycle).
-    excluded: dict[str, dict[Version, str]] = {}
-    pruned = False
-    while True:
-        roots = [nodes[ref] for ref in nodes if ref not in result.blocked]
+    _Search(nodes, result, installed=installed, catalog=catalog, force=force, target=target, limits=limits).run()
+    return result
+
+
+Outcome = tuple[str, Any]  # ("ok" | "impossible" | "thrash" | "deep" | "many", details)
+
+
+class _Search:
+    """The resolution loop. It searches in up to three modes, each bounded:
+
+    * ``search``: resolvelib alone (the most precise explanations);
+    * ``pruned``: when ``search`` backtracks far more than the packs involved, versions that can
+      be in no solution are pruned first (:meth:`_Provider.prune`);
+    * ``isolate``: when even that thrashes, batch packs join one at a time, and a pack that cannot
+      join the ones already resolved is blocked alone.
+
+    A conflict blocks the batch packs it comes from and the search goes on without them; a
+    registry version that closes a dependency cycle is ruled out (which one is itself a choice the
+    search backtracks over)."""
+
+    def __init__(
+        self,
+        nodes: Mapping[str, PackNode],
+        result: Resolution,
+        *,
+        installed: Callable[[str], InstalledPack | None],
+        catalog: Callable[[], RegistryCatalog],
+        force: bool,
+        target: PlatformTarget,
+        limits: ResolverLimits,
+    ) -> None:
+        self.nodes = nodes
+        self.result = result
+        self.installed = installed
+        self.catalog = catalog
+        self.force = force
+        self.target = target
+        self.limits = limits
+        self.mode = "search"
+        self.rounds_left = limits.max_rounds
+        # Registry versions that closed a dependency cycle (ref -> version -> the cycle), and the
+        # choices made: (exclusions before the choice, options left).
+        self.excluded: dict[str, dict[Version, str]] = {}
+        self.choices: list[tuple[dict[str, dict[Version, str]], list[tuple[str, Version, str]]]] = []
+        self.branches = 0
+
+    # one resolvelib run --------------------------------------------------------------------
+
+    def _attempt(self, roots: Sequence[PackNode]) -> Outcome:
+        result = self.result
         result.attempts += 1
         provider = _Provider(
-            nodes, result.blocked, installed, catalog, force=force, target=target, limits=limits, excluded=excluded
+            self.nodes,
+            result.blocked,
+            self.installed,
+            self.catalog,
+            force=self.force,
+            target=self.target,
+            limits=self.limits,
+            excluded=self.excluded,
         )
-        reporter = _Reporter(None if pruned else provider.touched_count)
+        budget = self.limits.search_thrash if self.mode == "search" else self.limits.pruned_thrash
+        reporter = _Reporter(provider.touched_count, budget)
         try:
-            if pruned:
+            if self.mode != "search":
                 provider.prune([n.ref for n in roots])
             requirements = [provider.requirement(n.ref, constraint_of(f"={n.version}"), None) for n in roots]
-            state = Resolver(provider, reporter).resolve(requirements, max_rounds=max(rounds_left, 1))
+            state = Resolver(provider, reporter).resolve(requirements, max_rounds=max(self.rounds_left, 1))
         except ResolutionImpossible as exc:
-            rounds_left -= reporter.rounds
-            result.rounds += reporter.rounds
-            blamed = _explain(list(exc.causes), provider, reporter, nodes, result)
-            if not blamed:  # never loop without progress: the causes reach no batch pack
-                blamed = {n.ref for n in roots}
-                causes = "; ".join(sorted({c.requirement.describe() for c in exc.causes}))
-                _conflict(
-                    result,
-                    blamed,
-                    "DEPENDENCY_CONFLICT",
-                    f"the dependencies of this installation cannot be satisfied together: {causes}",
-                    sorted({c.requirement.describe() for c in exc.causes}),
-                    set(),
-                )
-            result.blocked |= blamed
-            if rounds_left <= 0:
-                _limit(result, [n for n in roots if n.ref not in result.blocked], _rounds_message(limits))
-                result.blocked |= {n.ref for n in roots}
-            continue
+            return "impossible", (list(exc.causes), provider, reporter)
         except _Thrashing:
-            # Explanations are most precise without pruning, so it is the first try; a search that
-            # backtracks this much is hunting for a combination that pruning rules out at once.
-            result.rounds += reporter.rounds
-            rounds_left -= reporter.rounds
-            pruned = True
-            continue
+            return "thrash", None
         except ResolutionTooDeep:
-            result.rounds += reporter.rounds
-            _limit(result, roots, _rounds_message(limits))
-            result.blocked |= {n.ref for n in roots}
-            return result
+            return "deep", None
         except _TooManyPacks as exc:
+            return "many", exc.count
+        finally:
             result.rounds += reporter.rounds
-            _limit(
+            self.rounds_left -= reporter.rounds
+        return "ok", (dict(state.mapping), state.criteria, provider)
+
+    def _solve(self, roots: Sequence[PackNode]) -> Outcome:
+        """Attempts until one resolves without registry-made cycles, or fails."""
+        while True:
+            kind, details = self._attempt(roots)
+            if kind == "impossible":
+                while self.choices and not self.choices[-1][1]:
+                    self.choices.pop()
+                if self.choices and self.branches < MAX_CYCLE_BRANCHES and self.rounds_left > 0:
+                    # Ruling that version out of a cycle made things impossible: rule out another.
+                    self.branches += 1
+                    before, options = self.choices[-1]
+                    self.excluded = _with_exclusion(before, options.pop(0))
+                    continue
+                self._forget_cycles()
+                return kind, details
+            if kind != "ok":
+                return kind, details
+            mapping, criteria, provider = details
+            points = _cycle_choices(mapping, criteria, provider, [n for n in roots if n.ref in mapping])
+            if not points:
+                return kind, details
+            for options in points:  # try again without registry versions that closed a cycle
+                before = self.excluded
+                self.excluded = _with_exclusion(before, options.pop(0))
+                self.choices.append((before, options))
+
+    def _forget_cycles(self) -> None:
+        self.excluded, self.choices = {}, []
+
+    def _roots(self) -> list[PackNode]:
+        return [node for ref, node in self.nodes.items() if ref not in self.result.blocked]
+
+    # the loop ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        result = self.result
+        while True:
+            roots = self._roots()
+            kind, details = self._solve(roots)
+            if kind == "ok":
+                mapping, criteria, provider = details
+                cycles = _cycle_conflicts(mapping, criteria, self.nodes, result)
+                if cycles:
+                    result.blocked |= cycles
+                    self._forget_cycles()
+                    continue
+                result.pruned = self.mode != "search"
+                _finish(result, mapping, criteria, provider)
+                return
+            if kind == "impossible":
+                result.blocked |= self._blame(details, roots)
+                continue
+            if kind == "thrash" and self.mode == "search":
+                # Explanations are most precise without pruning, so that is the first try; a
+                # search that backtracks this much hunts for combinations pruning rules out at once.
+                self.mode = "pruned"
+                continue
+            if kind == "thrash":
+                self.mode = "isolate"
+                self._isolate(roots)
+                return
+            self._give_up(kind, details, roots)
+            return
+
+    def _blame(self, details: Any, roots: Sequence[PackNode]) -> set[str]:
+        causes, provider, reporter = details
+        result = self.result
+        blamed = _explain(causes, provider, reporter, self.nodes, result)
+        if not blamed:  # never loop without progress: the causes reach no batch pack
+            blamed = {n.ref for n in roots}
+            described = sorted({c.requirement.describe() for c in causes})
+            _conflict(
                 result,
-                roots,
-                f"the dependencies involve more than {limits.max_packs} packs (the resolver's limit); "
-                "install fewer packs at once",
-                count=exc.count,
+                blamed,
+                "DEPENDENCY_CONFLICT",
+                f"the dependencies of this installation cannot be satisfied together: {'; '.join(described)}",
+                described,
+                set(),
             )
-            result.blocked |= {n.ref for n in roots}
-            return result
-        result.rounds += reporter.rounds
-        rounds_left -= reporter.rounds
-        mapping: dict[str, _Candidate] = dict(state.mapping)
-        if _exclude_cycle_closers(mapping, roots, excluded):
-            continue  # try again without the registry versions that closed a cycle
-        cycles = _cycle_conflicts(mapping, state.criteria, nodes, result)
-        if cycles:
-            result.blocked |= cycles
-            continue
-        result.pruned = pruned
-        _finish(result, mapping, state.criteria, provider)
-        return result
+        return blamed
+
+    def _give_up(self, kind: str, details: Any, roots: Sequence[PackNode]) -> None:
+        result = self.result
+        if kind == "many":
+            reason = (
+                f"the dependencies involve more than {self.limits.max_packs} packs (the resolver's limit); "
+                "install fewer packs at once"
+            )
+            _limit(result, roots, reason, count=details)
+        else:
+            _limit(result, roots, _rounds_message(self.limits))
+        result.blocked |= {n.ref for n in roots}
+
+    def _isolate(self, roots: Sequence[PackNode]) -> None:
+        """Batch packs join one at a time; one that cannot join is blocked alone. A pass is
+        repeated (without the packs blocked meanwhile) when a pack accepted early relied on a
+        batch pack blocked later."""
+        result = self.result
+        pending = list(roots)
+        while True:
+            accepted: list[PackNode] = []
+            last: Outcome = ("ok", ({}, {}, None))
+            for node in pending:
+                if node.ref in result.blocked:
+                    continue
+                kind, details = self._solve([*accepted, node])
+                if kind == "ok":
+                    mapping, criteria, provider = details
+                    before = len(result.conflicts)
+                    if _cycle_conflicts(mapping, criteria, self.nodes, result):
+                        self._keep_only(before, node)
+                        self._forget_cycles()
+                        continue
+                    accepted.append(node)
+                    last = kind, details
+                elif kind == "impossible":
+                    before = len(result.conflicts)
+                    self._blame(details, [*accepted, node])
+                    self._keep_only(before, node)
+                elif kind == "thrash":
+                    _limit(
+                        result,
+                        [node],
+                        "it could not be resolved together with the other packs of this installation within the "
+                        "resolver's budget; install it on its own",
+                    )
+                    result.blocked.add(node.ref)
+                else:
+                    self._give_up(kind, details, [n for n in pending if n.ref not in result.blocked])
+                    return
+            mapping, criteria, provider = last[1]
+            if any(c.origin == "batch" and ref in result.blocked for ref, c in mapping.items()):
+                pending = accepted
+                continue
+            result.pruned = True
+            if provider is not None:
+                _finish(result, mapping, criteria, provider)
+            return
+
+    def _keep_only(self, start: int, node: PackNode) -> None:
+        """Keep, of the conflicts reported since ``start``, those of ``node`` (the pack trying to
+        join); the packs already resolved stay. ``node`` is blocked."""
+        result = self.result
+        new = result.conflicts[start:]
+        own = [c for c in new if c.pack_ref == node.ref]
+        if not own and new:
+            own = [new[0].model_copy(update={"pack_ref": node.ref})]
+        result.conflicts[start:] = own
+        result.blocked.add(node.ref)
 
 
 def _rounds_message(limits: ResolverLimits) -> str:
@@ -756,13 +924,25 @@ def _find_cycle(start: str, graph: Mapping[str, list[str]], remaining: set[str])
     return cycle[first:] + cycle[:first]
 
 
-def _exclude_cycle_closers(
-    mapping: Mapping[str, _Candidate], roots: Sequence[PackNode], excluded: dict[str, dict[Version, str]]
-) -> bool:
-    """For each cycle through a registry version, rule out the registry version on it farthest from
-    the batch (the one whose requirement closes the cycle), so the next attempt can backtrack to
-    another version. Returns whether anything was ruled out; cycles among batch packs only are
-    conflicts."""
+def _with_exclusion(
+    excluded: Mapping[str, Mapping[Version, str]], option: tuple[str, Version, str]
+) -> dict[str, dict[Version, str]]:
+    ref, version, text = option
+    updated = {key: dict(value) for key, value in excluded.items()}
+    updated.setdefault(ref, {})[version] = text
+    return updated
+
+
+def _cycle_choices(
+    mapping: Mapping[str, _Candidate],
+    criteria: Mapping[str, Any],
+    provider: _Provider,
+    roots: Sequence[PackNode],
+) -> list[list[tuple[str, Version, str]]]:
+    """For each cycle through a registry version, the registry versions on it that could be ruled
+    out so the next attempt backtracks to others, best first: one whose pack has another version
+    its requirers accept, then the one farthest from the batch (whose requirement closes the
+    cycle). Cycles among batch packs only have none: they are conflicts."""
     graph = {ref: {dep for dep, _ in c.dependencies} for ref, c in mapping.items() if c.origin != "installed"}
     _, cycles = topological_order(graph)
     depth = {n.ref: 0 for n in roots if n.ref in mapping}
@@ -775,16 +955,24 @@ def _exclude_cycle_closers(
                     depth[dep] = depth[ref] + 1
                     following.append(dep)
         frontier = following
-    changed = False
+    points = []
     for cycle in cycles:
         movable = [ref for ref in cycle if mapping[ref].origin == "index"]
         if not movable:
             continue
-        closer = max(movable, key=lambda ref: (depth.get(ref, 0), ref))
+
+        def alternatives(ref: str) -> int:
+            wanted = [info.requirement for info in criteria[ref].information]
+            return sum(
+                1
+                for option in provider.supply(ref)
+                if option is not mapping[ref] and all(r.constraint.allows(option.version) for r in wanted)
+            )
+
+        ranked = sorted(movable, key=lambda ref: (alternatives(ref) > 0, depth.get(ref, 0), ref), reverse=True)
         text = " -> ".join(f"{ref} {mapping[ref].version}" for ref in [*cycle, cycle[0]])
-        excluded.setdefault(closer, {})[mapping[closer].version] = text
-        changed = True
-    return changed
+        points.append([(ref, mapping[ref].version, text) for ref in ranked])
+    return points
 
 
 def _cycle_conflicts(

@@ -8,7 +8,7 @@ value, so functions with different settings never share a wrongly configured ada
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
@@ -57,6 +57,17 @@ def pack_table() -> DynamoPackTable:
 @lru_cache(maxsize=8)
 def _pack_table(name: str) -> DynamoPackTable:
     return DynamoPackTable(client("dynamodb"), name)
+
+
+def stored_indices() -> Callable[[], list[str]]:
+    """The registry indices managed through ``/pack-indices``, read from the table when called."""
+
+    def read() -> list[str]:
+        from attune_packs.services.index_admin import enabled_index_urls
+
+        return enabled_index_urls(pack_table())
+
+    return read
 
 
 def build_starter() -> CodeBuildStarter:

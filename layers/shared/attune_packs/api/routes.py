@@ -191,14 +191,16 @@ def data(payload: Any, status: int = 200, **extra: Any) -> Response[dict[str, An
 def download(request: DownloadRequest) -> Response[dict[str, Any]]:
     from attune_packs.services.download import download_packs
 
-    return data(download_packs(request, wiring.object_store(), wiring.settings()))
+    return data(
+        download_packs(request, wiring.object_store(), wiring.settings(), stored_indices=wiring.stored_indices())
+    )
 
 
 @app.post(f"{PREFIX}/packs/dependencies")
 def dependencies(request: DependenciesRequest) -> Response[dict[str, Any]]:
     from attune_packs.services.dependencies import analyze_dependencies
 
-    return data(analyze_dependencies(request, wiring.object_store(), wiring.pack_table()))
+    return data(analyze_dependencies(request, wiring.object_store(), wiring.pack_table(), wiring.settings()))
 
 
 @app.post(f"{PREFIX}/packs/build-envs")

@@ -40,6 +40,7 @@ from attune_packs.resolver import (
 from attune_packs.resolver import Resolution as ResolutionResult
 from attune_packs.runtime import runtime_requirements
 from attune_packs.semver import Version
+from attune_packs.services.index_admin import enabled_index_urls
 from attune_packs.services.indices import index_urls, load_indices
 from attune_packs.services.packs import StoredPack, load_pack
 from attune_packs.settings import Settings
@@ -128,13 +129,12 @@ class _Catalog:
 
 
 def analyze_dependencies(
-    request: DependenciesRequest, store: ObjectStore, table: PackTable, settings: Settings | None = None
+    request: DependenciesRequest, store: ObjectStore, table: PackTable, settings: Settings
 ) -> DependenciesResponse:
-    """``settings`` names the registry indices and the platform; without them only installed packs
-    and the batch can satisfy dependencies."""
+    """``settings`` names the registry indices and the platform the packs must run on."""
     batch, errors, conflicts = _load_batch(request, store, table)
     installed = _Installed(table)
-    catalog = _Catalog(_index_loader(request, store, settings), errors)
+    catalog = _Catalog(_index_loader(request, store, table, settings), errors)
     resolution = resolve(
         [pack.node() for pack in batch.values()],
         installed=installed,
@@ -157,11 +157,13 @@ def analyze_dependencies(
             archive=batch[ref].stored.uri,
             needs_python=batch[ref].runtime.python is not None,
             needs_nodejs=batch[ref].runtime.nodejs is not None,
+            has_tests=_declares_tests(batch[ref].stored),
             blocked=ref in blocked,
         )
         for ref in ordered_batch
     ]
-    build_items = [a for a in analyzed if (a.needs_python or a.needs_nodejs) and not a.blocked]
+    build_items = [a for a in analyzed if (a.needs_python or a.needs_nodejs or a.has_tests) and not a.blocked]
+    registrable = [a.archive for a in analyzed if not a.blocked]
     missing = [f"{choice.ref}@={choice.version}" for choice in chosen]
     return DependenciesResponse(
         dependencies=dependencies,
@@ -174,6 +176,8 @@ def analyze_dependencies(
         errors=errors,
         missing_count=len(missing),
         build_count=len(build_items),
+        registrable_paths=registrable,
+        registrable_count=len(registrable),
         resolution=[
             Resolution(
                 pack_ref=choice.ref,
@@ -187,19 +191,23 @@ def analyze_dependencies(
     )
 
 
+def _declares_tests(stored: StoredPack) -> bool:
+    testing = stored.contents.manifest.testing
+    return testing is not None and testing.enabled and bool(testing.runners)
+
+
 def _index_loader(
-    request: DependenciesRequest, store: ObjectStore, settings: Settings | None
+    request: DependenciesRequest, store: ObjectStore, table: PackTable, settings: Settings
 ) -> Callable[[], RegistryCatalog]:
     def load() -> RegistryCatalog:
-        if settings is None:
-            return RegistryCatalog([])
-        return RegistryCatalog(load_indices(index_urls(request.registry_url, settings), store, settings))
+        urls = index_urls(request.registry_url, settings, lambda: enabled_index_urls(table))
+        return RegistryCatalog(load_indices(urls, store, settings))
 
     return load
 
 
-def _target(request: DependenciesRequest, settings: Settings | None) -> PlatformTarget:
-    text = settings.platform_version if settings is not None else Settings.model_fields["platform_version"].default
+def _target(request: DependenciesRequest, settings: Settings) -> PlatformTarget:
+    text = settings.platform_version
     try:
         version = Version.parse(text)
     except ManifestError as exc:
@@ -249,7 +257,7 @@ def _load_batch(
     for path in dict.fromkeys(request.pack_paths):
         try:
             stored = load_pack(path, store, table, strict=not request.skip_validation)
-            pack = BatchPack(stored, runtime_requirements(stored.contents, _reader(stored, store)))
+            pack = BatchPack(stored, runtime_requirements(stored.contents, stored_file_reader(stored, store)))
         except TransientError:
             raise
         except AttuneError as exc:
@@ -280,7 +288,7 @@ def _load_batch(
     return batch, errors, conflicts
 
 
-def _reader(stored: StoredPack, store: ObjectStore) -> Callable[[set[str]], dict[str, bytes]]:
+def stored_file_reader(stored: StoredPack, store: ObjectStore) -> Callable[[set[str]], dict[str, bytes]]:
     """Read more files of a stored pack (requirement files that ``-r`` includes): the archive is
     scanned again, safely, keeping just those."""
 

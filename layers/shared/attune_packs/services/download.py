@@ -36,7 +36,7 @@ from attune_packs.models import DownloadedPack, DownloadRequest, DownloadRespons
 from attune_packs.net import Deadline, HttpClient, NetworkPolicy, Transport
 from attune_packs.pack import read_pack
 from attune_packs.registry import IndexEntry, InstallSource, RegistryIndex, find_entry, parse_registry_ref
-from attune_packs.services.indices import index_urls, load_indices
+from attune_packs.services.indices import StoredIndices, index_urls, load_indices, no_stored_indices
 from attune_packs.services.locations import join_location, open_local, open_location
 from attune_packs.services.packs import ARCHIVE_PREFIX, archive_key
 from attune_packs.settings import Settings
@@ -70,6 +70,7 @@ class DownloadContext:
     store: ObjectStore
     settings: Settings
     transport: Transport | None = None
+    stored_indices: StoredIndices = no_stored_indices
     _indices: list[tuple[str, RegistryIndex]] | None = None
     _index_error: AttuneError | None = None
 
@@ -85,7 +86,7 @@ class DownloadContext:
         if self._index_error is not None:
             raise self._index_error
         if self._indices is None:
-            urls = index_urls(self.request.registry_url, self.settings)
+            urls = index_urls(self.request.registry_url, self.settings, self.stored_indices)
             try:
                 self._indices = load_indices(urls, self.store, self.settings, http=self.http, deadline=self.deadline)
             except AttuneError as exc:
@@ -106,9 +107,16 @@ class DownloadContext:
 
 
 def download_packs(
-    request: DownloadRequest, store: ObjectStore, settings: Settings, *, transport: Transport | None = None
+    request: DownloadRequest,
+    store: ObjectStore,
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    stored_indices: StoredIndices = no_stored_indices,
 ) -> DownloadResponse:
-    context = DownloadContext(request, store, settings, transport)
+    """``stored_indices`` lists the indices managed through ``/pack-indices`` (read only when a
+    registry name is asked for without a ``registry_url``)."""
+    context = DownloadContext(request, store, settings, transport, stored_indices)
     downloaded: list[DownloadedPack] = []
     failed: list[PackFailure] = []
     for source in dict.fromkeys(request.packs):  # same source twice: once

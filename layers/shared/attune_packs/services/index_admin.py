@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from attune_packs.adapters.dynamodb import PackTable
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.errors import NotFoundError
-from attune_packs.services.indices import load_indices
+from attune_packs.services.indices import index_urls, load_indices
 from attune_packs.settings import Settings
 
 
@@ -97,8 +97,7 @@ def search_packs(
 ) -> list[dict[str, Any]]:
     """Packs the configured indices offer, first index per ref winning, filtered by ``query``
     (ref, description, keywords) or exactly by ``ref``."""
-    configured = list(settings.registry_index_urls)
-    urls = configured + [u for u in enabled_index_urls(table) if u not in configured]
+    urls = index_urls(None, settings, lambda: enabled_index_urls(table))
     found: dict[str, dict[str, Any]] = {}
     needle = query.lower()
     for location, index in load_indices(urls, store, settings):

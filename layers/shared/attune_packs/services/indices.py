@@ -3,6 +3,8 @@ or a local file on the local stack)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.errors import SourceError
 from attune_packs.net import Deadline, HttpClient
@@ -10,10 +12,20 @@ from attune_packs.registry import MAX_INDEX_BYTES, RegistryIndex, parse_index
 from attune_packs.services.locations import DEFAULT_TIMEOUT_SECONDS, open_location
 from attune_packs.settings import Settings
 
+StoredIndices = Callable[[], Iterable[str]]
 
-def index_urls(registry_url: str | None, settings: Settings) -> list[str]:
-    """The request's ``registry_url`` overrides the configured ordered list."""
-    return [registry_url] if registry_url else list(settings.registry_index_urls)
+
+def no_stored_indices() -> Iterable[str]:
+    return ()
+
+
+def index_urls(registry_url: str | None, settings: Settings, stored: StoredIndices = no_stored_indices) -> list[str]:
+    """The request's ``registry_url`` overrides everything; otherwise the deployment's
+    REGISTRY_INDEX_URLS come first, then the indices managed through ``/pack-indices`` (in their
+    ``position`` order; ``stored`` is only called when needed)."""
+    if registry_url:
+        return [registry_url]
+    return list(dict.fromkeys([*settings.registry_index_urls, *stored()]))
 
 
 def load_indices(

@@ -1,0 +1,97 @@
+"""`attune-packs` against a stack's HTTP API (here the local stack's API server), with tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests_support import write_pack_archive
+
+from attune_cli.http_server import LocalApiServer
+from attune_cli.local_stack import LocalStack
+from attune_cli.main import EXIT_FAILED, EXIT_OK, main
+from attune_packs.adapters.dynamodb import DynamoPackTable
+from attune_packs.services.tokens import create_token
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+class Cli:
+    def __init__(self, url: str, admin: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.url, self.admin, self.capsys = url, admin, capsys
+
+    def __call__(self, *args: str, token: str | None = None) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = main([*args, "--api-url", self.url, "--token", token or self.admin])
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def json(self, *args: str, token: str | None = None) -> object:
+        code, out, err = self(*args, "--json", token=token)
+        assert code == EXIT_OK, err
+        return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    with LocalStack(tmp_path_factory.mktemp("cli-api") / "state") as stack, LocalApiServer(stack) as server:
+        table = DynamoPackTable(stack.client("dynamodb"), stack.table)
+        yield server.url, create_token(table, name="bootstrap", scopes=["admin"]).token
+
+
+@pytest.fixture
+def cli(served: tuple[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.delenv("ATTUNE_API_URL", raising=False)
+    monkeypatch.delenv("ATTUNE_TOKEN", raising=False)
+    return Cli(*served, capsys)
+
+
+def test_install_list_show_and_upload_through_the_api(cli: Cli, tmp_path: Path) -> None:
+    # Given a read-only token created through the API
+    created = cli.json("token", "create", "--name", "reader", "--scopes", "read")
+    assert isinstance(created, dict) and created["scopes"] == ["read"]
+    reader = created["token"]
+
+    # When a pack is installed through the API, Then progress shows per stage and the summary is readable
+    code, out, err = cli("install", "core_utils", "--registry", str(ROOT / "examples" / "index.json"))
+    assert code == EXIT_OK, err
+    assert "DownloadPacks" in err or "download" in err.lower()
+    assert "core_utils" in out
+
+    # And the read token lists and shows it
+    listed = cli.json("list", token=reader)
+    assert isinstance(listed, list) and [p["ref"] for p in listed] == ["core_utils"]
+    shown = cli.json("show", "core_utils", token=reader)
+    assert isinstance(shown, dict) and shown["ref"] == "core_utils"
+
+    # And an uploaded archive installs itself; the CLI follows that installation to its end
+    archive = write_pack_archive(tmp_path, "uploaded_pack", "1.0.0")
+    report = cli.json("upload", str(archive), "--quiet")
+    assert isinstance(report, dict) and report["outcome"] == "ok"
+    assert [p["pack_ref"] for p in report["registered"]] == ["uploaded_pack"]
+
+    # But the read token cannot install: a readable 403 and a failing exit code
+    code, _out, err = cli("install", "core_utils", "--quiet", token=reader)
+    assert code == EXIT_FAILED and "403" in err and "Traceback" not in err
+
+
+def test_tokens_are_listed_without_secrets_and_a_revoked_token_is_refused(cli: Cli) -> None:
+    created = cli.json("token", "create", "--name", "short-lived", "--scopes", "read", "--ttl-days", "1")
+    assert isinstance(created, dict)
+    listed = cli.json("token", "list")
+    assert isinstance(listed, list) and "short-lived" in [t["name"] for t in listed]
+    assert all("token" not in t and "token_hash" not in t for t in listed)
+
+    revoked = cli.json("token", "revoke", created["token_id"])
+    assert isinstance(revoked, dict) and revoked["revoked_at"]
+    code, _out, err = cli("list", token=created["token"])
+    assert code == EXIT_FAILED and "401" in err
+
+
+def test_an_unreachable_api_is_a_readable_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["list", "--api-url", "http://127.0.0.1:9", "--token", "x"])
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED and "cannot reach the API" in err

@@ -1,0 +1,81 @@
+"""What the CLI prints for an installation and for a pack: outcomes, problems and test results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attune_cli.backends import ExecutionResult
+from attune_cli.render import install_report, install_summary, pack_details
+
+TEST_RESULT = {
+    "status": "partial",
+    "total_tests": 4,
+    "passed": 3,
+    "failed": 1,
+    "skipped": 0,
+    "pass_rate": 0.75,
+    "duration_ms": 1234,
+    "suites": [{"name": "checks", "failures": [{"name": "test_zero", "message": "expected 0, got 1"}]}],
+}
+
+
+def output(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "status": "COMPLETED",
+        "download": {"downloaded_packs": [], "failed_packs": []},
+        "dependency_download": {"downloaded_packs": [], "failed_packs": []},
+        "dependencies": {"install_order": ["lib", "app"], "errors": [], "conflicts": []},
+        "builds": [
+            {
+                "pack_ref": "app",
+                "environments": {
+                    "python": {"env_hash": "ab" * 32, "cached": False, "package_count": 2, "artifact": "s3://b/k"}
+                },
+                "test_result": TEST_RESULT,
+            }
+        ],
+        "register": {
+            "registered_packs": [
+                {"pack_ref": "app", "pack_version": "1.0.0", "status": "registered", "components_registered": {}}
+            ],
+            "failed_packs": [],
+        },
+    }
+    base.update(overrides)
+    return base
+
+
+def test_an_installation_with_test_results_reports_them_with_the_first_failure() -> None:
+    report = install_report("install-1", ExecutionResult("SUCCEEDED", output(), None, None))
+    assert report["outcome"] == "ok"
+    assert [t["pack_ref"] for t in report["tests"]] == ["app"]
+    text = install_summary(report)
+    assert "app  partial: 3/4 passed, 1 failed, 0 skipped (rate 0.75) in 1.2s" in text
+    assert "first failure: test_zero: expected 0, got 1" in text
+
+
+def test_a_conflict_makes_the_outcome_partial_and_is_listed_with_its_stage() -> None:
+    conflict = {"pack_ref": "other", "message": "needs lib<1", "error_code": "DEPENDENCY_CONFLICT"}
+    dependencies = {"install_order": ["app"], "errors": [], "conflicts": [conflict]}
+    report = install_report("install-2", ExecutionResult("SUCCEEDED", output(dependencies=dependencies), None, None))
+    assert report["outcome"] == "partial"
+    assert "[dependencies] other: DEPENDENCY_CONFLICT: needs lib<1" in install_summary(report)
+
+
+def test_nothing_registered_is_a_failed_outcome() -> None:
+    register = {"registered_packs": [], "failed_packs": []}
+    report = install_report("install-3", ExecutionResult("SUCCEEDED", output(register=register), None, None))
+    assert report["outcome"] == "failed"
+
+
+def test_a_pack_shows_its_test_result() -> None:
+    pack = {
+        "ref": "app",
+        "version": "1.0.0",
+        "description": "d",
+        "test_result": TEST_RESULT,
+        "components": {"actions": [{"ref": "app.run", "description": "runs"}]},
+        "history": [{"version": "1.0.0", "registered_at": "2026-11-29T00:00:00"}],
+    }
+    text = pack_details(pack)
+    assert "tests: partial: 3/4 passed" in text and "app.run" in text
