@@ -38,8 +38,13 @@ def install_counts() -> None:
     from attune_packs.models import InstallRequest
 
     with tempfile.TemporaryDirectory() as state, LocalStack(Path(state) / "state") as stack:
-        backend = Backend(stack.client("stepfunctions"), DynamoPackTable(stack.client("dynamodb"), stack.table),
-                          stack.state_machine_arn)
+        backend = Backend(
+            stack.client("stepfunctions"),
+            DynamoPackTable(stack.client("dynamodb"), stack.table),
+            stack.state_machine_arn,
+            s3=stack.client("s3"),
+            bucket=stack.bucket,
+        )
         for label in ("fresh install", "same install again"):
             counter: Counter[str] = Counter()
             _count_calls(counter)

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from attune_packs.adapters.dynamodb import DynamoPackTable
+from attune_packs.adapters.s3 import S3ObjectStore
 from attune_packs.models import InstallRequest
 from attune_packs.services import catalog
+from attune_packs.services.reports import expand_installation_output
 
 
 @dataclass
@@ -39,7 +41,7 @@ class Backend:
     """The operations the CLI needs, over boto3 clients (moto's or AWS's)."""
 
     def __init__(
-        self, sfn: Any, table: DynamoPackTable, state_machine_arn: str, *, s3: Any = None, bucket: str | None = None
+        self, sfn: Any, table: DynamoPackTable, state_machine_arn: str, *, s3: Any, bucket: str
     ) -> None:
         self.sfn = sfn
         self.table = table
@@ -51,8 +53,6 @@ class Backend:
         """Put the archive under uploads/ (as a client would); returns the installation it starts."""
         from attune_packs.services.installations import upload_installation_name
 
-        if self.s3 is None or not self.bucket:
-            raise RuntimeError("this backend has no bucket to upload to")
         key = f"uploads/{uuid.uuid4().hex}/{archive.name}"
         with archive.open("rb") as body:
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
@@ -101,6 +101,7 @@ class Backend:
             status = description["status"]
             if status != "RUNNING":
                 output = json.loads(description["output"]) if description.get("output") else None
+                output = expand_installation_output(output, S3ObjectStore(self.s3, self.bucket))
                 return ExecutionResult(status, output, description.get("error"), description.get("cause"), events)
             if time.monotonic() > deadline:
                 return ExecutionResult("TIMED_OUT_WAITING", None, "the CLI stopped waiting", None, events)

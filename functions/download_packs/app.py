@@ -4,12 +4,13 @@ from typing import Any
 
 from attune_packs import wiring
 from attune_packs.edge import stage_handler
-from attune_packs.models import DownloadRequest, DownloadResponse
+from attune_packs.models import DownloadRequest
 from attune_packs.services.download import download_packs
+from attune_packs.services.reports import answer
 
 
 @stage_handler(DownloadRequest)
-def lambda_handler(request: DownloadRequest, context: Any) -> DownloadResponse:
-    return download_packs(
-        request, wiring.object_store(), wiring.settings(), stored_indices=wiring.stored_indices()
-    )
+def lambda_handler(request: DownloadRequest, context: Any) -> dict[str, Any]:
+    store = wiring.object_store()
+    response = download_packs(request, store, wiring.settings(), stored_indices=wiring.stored_indices())
+    return answer(response, request, store)

@@ -4,10 +4,12 @@ from typing import Any
 
 from attune_packs import wiring
 from attune_packs.edge import stage_handler
-from attune_packs.models import DependenciesRequest, DependenciesResponse
+from attune_packs.models import DependenciesRequest
 from attune_packs.services.dependencies import analyze_dependencies
+from attune_packs.services.reports import answer
 
 
 @stage_handler(DependenciesRequest)
-def lambda_handler(request: DependenciesRequest, context: Any) -> DependenciesResponse:
-    return analyze_dependencies(request, wiring.object_store(), wiring.pack_table(), wiring.settings())
+def lambda_handler(request: DependenciesRequest, context: Any) -> dict[str, Any]:
+    store = wiring.object_store()
+    return answer(analyze_dependencies(request, store, wiring.pack_table(), wiring.settings()), request, store)

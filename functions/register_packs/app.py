@@ -4,11 +4,13 @@ from typing import Any
 
 from attune_packs import wiring
 from attune_packs.edge import stage_handler
-from attune_packs.models import RegisterRequest, RegisterResponse
+from attune_packs.models import RegisterRequest
 from attune_packs.services.register import RegistryPolicy, register_packs
+from attune_packs.services.reports import answer
 
 
 @stage_handler(RegisterRequest)
-def lambda_handler(request: RegisterRequest, context: Any) -> RegisterResponse:
+def lambda_handler(request: RegisterRequest, context: Any) -> dict[str, Any]:
+    store = wiring.object_store()
     policy = RegistryPolicy(keep_versions=wiring.settings().keep_versions)
-    return register_packs(request, store=wiring.object_store(), table=wiring.pack_table(), policy=policy)
+    return answer(register_packs(request, store=store, table=wiring.pack_table(), policy=policy), request, store)

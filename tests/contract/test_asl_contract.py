@@ -131,3 +131,18 @@ def test_environment_builds_wait_for_a_task_token(asl: dict[str, Any]) -> None:
     assert build["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
     assert build["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
     assert build["TimeoutSeconds"] > 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"packs": ["  "]},
+        {"packs": ["core_utils"], "python_version": "3"},
+        {"packs": ["core_utils"], "nodejs_version": "twenty"},
+    ],
+)
+def test_an_installation_the_first_stages_would_refuse_is_refused_before_it_starts(bad: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        models.InstallRequest.model_validate(bad)

@@ -113,14 +113,20 @@ def test_no_policy_grants_every_action_or_every_resource(stack: StackResources) 
 
 def test_s3_writes_are_limited_to_the_prefixes_each_function_owns(stack: StackResources) -> None:
     owned = {
-        "DownloadPacksFunction": {"staging/*", "archives/*"},
+        "DownloadPacksFunction": {"staging/*", "archives/*", "reports/installs/*"},
+        "GetPackDependenciesFunction": {"reports/installs/*"},
+        "RegisterPacksFunction": {"components/*", "reports/installs/*"},
         "EnvironmentBuildRole": {"envs/*", "reports/builds/*"},
     }
     for logical_id, prefixes in owned.items():
+        written = set()
         for statement in _statements(stack.resources[logical_id]):
             if "s3:PutObject" in statement["Action"]:
-                written = {r["Fn::Sub"].split("}/", 1)[1] for r in statement["Resource"]}
-                assert written == prefixes, logical_id
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
+                written |= {r["Fn::Sub"].split("}/", 1)[1] for r in resources}
+        assert written == prefixes, logical_id
 
 
 def test_the_buildspec_is_the_one_the_build_function_sends() -> None:

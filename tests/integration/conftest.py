@@ -21,7 +21,13 @@ class Harness:
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
         self.table = DynamoPackTable(stack.client("dynamodb"), stack.table)
-        self.backend = Backend(stack.client("stepfunctions"), self.table, stack.state_machine_arn)
+        self.backend = Backend(
+            stack.client("stepfunctions"),
+            self.table,
+            stack.state_machine_arn,
+            s3=stack.client("s3"),
+            bucket=stack.bucket,
+        )
 
     def install(self, *packs: str, **options: Any) -> ExecutionResult:
         options.setdefault("registry_url", EXAMPLES_INDEX)

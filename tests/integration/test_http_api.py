@@ -225,6 +225,13 @@ def test_an_index_added_through_the_api_serves_installs_by_name_and_their_depend
         assert api.call("DELETE", f"/api/v1/packs/{ref}").status_code == 200
 
 
+def test_stage_reports_belong_to_the_state_machine_not_to_api_clients(api: Api) -> None:
+    body = {"packs": ["core_utils"], "report_key": "reports/installs/someone-else/download.json"}
+    refused = api.call("POST", "/api/v1/packs/download", token="install", json=body)
+    assert refused.status_code == 400 and refused.json()["code"] == "INVALID_REQUEST", refused.text
+    assert "report_key" in refused.text
+
+
 def test_openapi_is_served(api: Api) -> None:
     document = api.call("GET", "/api/v1/openapi.json", token="read").json()
     assert document["openapi"].startswith("3.") and "/api/v1/packs" in document["paths"]

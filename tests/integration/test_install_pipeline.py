@@ -145,3 +145,37 @@ def test_a_pack_blocked_by_a_dependency_conflict_is_not_registered_while_the_oth
     alone = harness.install(str(blocked))
     assert alone.status == "SUCCEEDED" and alone.output["register"]["registered_packs"] == []
     assert alone.output["dependencies"]["conflicts"][0]["pack_ref"] == "wants_old_core"
+
+
+def test_state_payloads_stay_small_with_many_packs_and_readers_still_get_every_result(
+    harness: Harness, tmp_path: Path
+) -> None:
+    from tests_support import write_pack_archive
+
+    # Given 60 packs, each with an action (no environments, so no builds)
+    archives = [str(write_pack_archive(tmp_path, f"bulk_{n:02d}", "1.0.0")) for n in range(60)]
+
+    # When they are installed together
+    result = harness.install(*archives)
+
+    # Then no state's input or output carries more than a few hundred bytes per pack
+    assert result.status == "SUCCEEDED", result.cause
+    largest = max(
+        len(details.get(field, ""))
+        for event in result.events
+        for details in event.values()
+        if isinstance(details, dict)
+        for field in ("input", "output")
+    )
+    assert largest < 60 * 500, f"largest state payload: {largest} bytes"
+
+    # And the output readers get has every pack's whole result, read back from the stage reports
+    output = result.output
+    assert output["reports"] == f"s3://{harness.stack.bucket}/reports/installs/{result.output['installation_id']}/"
+    assert len(output["download"]["downloaded_packs"]) == 60
+    assert len(output["register"]["registered_packs"]) == 60
+    assert all(p["components_registered"]["actions"] == 1 for p in output["register"]["registered_packs"])
+    assert harness.keys(f"reports/installs/{output['installation_id']}/") == [
+        f"reports/installs/{output['installation_id']}/{name}.json"
+        for name in ("dependencies-0", "download", "register")
+    ]

@@ -62,6 +62,10 @@ class FakeObjectStore:
         with self.open(location) as body:
             return json.loads(body.read())
 
+    def list_keys(self, prefix: str) -> list[str]:
+        self.calls["list"] += 1
+        return sorted(key for key in self.objects if key.startswith(prefix))
+
 
 class FakePackTable:
     """The registry table in memory, with DynamoDB's semantics for what the services use:

@@ -123,6 +123,14 @@ def test_local_paths_are_refused_outside_the_local_stack(tmp_path: Path) -> None
     assert response.failed_packs[0].error_code == "SOURCE_URL_FORBIDDEN"
 
 
+@pytest.mark.parametrize("allow_local", ["true", "false"])
+def test_a_home_folder_of_an_unknown_user_is_a_per_pack_error_not_a_crash(allow_local: str) -> None:
+    # found by the API fuzzer: Path.expanduser raises RuntimeError for ~nobody-such
+    response = run(FakeObjectStore(), "~no-such-user-attune/pack.tar.gz", ALLOW_LOCAL_SOURCES=allow_local)
+    expected = "SOURCE_NOT_FOUND" if allow_local == "true" else "SOURCE_URL_FORBIDDEN"
+    assert response.failed_packs[0].error_code == expected
+
+
 @pytest.mark.parametrize(
     ("source", "code"),
     [
@@ -405,3 +413,16 @@ def test_a_retry_with_the_same_input_gives_the_same_answer_and_stores_nothing_ne
     assert second["downloaded_packs"][0].pop("stored") is False
     assert first == second
     assert store.objects == stored
+
+
+def test_a_dependency_round_beyond_the_installation_limit_fails_the_extra_packs_only(registry: Path) -> None:
+    from attune_packs.models import MAX_PACKS_PER_INSTALLATION
+
+    known = [f"s3://packs/archives/sha256/{n:064x}.tar.gz" for n in range(MAX_PACKS_PER_INSTALLATION - 1)]
+    request = DownloadRequest(packs=["alpha", "beta"], registry_url=str(registry), known_pack_paths=known)
+    response = download_packs(request, FakeObjectStore(), settings())
+    assert [p.pack_ref for p in response.downloaded_packs] == ["alpha"]
+    [refused] = response.failed_packs
+    assert (refused.source, refused.error_code) == ("beta", "TOO_MANY_PACKS")
+    assert f"at most {MAX_PACKS_PER_INSTALLATION} packs" in refused.error
+    assert len(response.pack_paths) == MAX_PACKS_PER_INSTALLATION

@@ -7,9 +7,9 @@ stages as they are.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 COMPONENT_TYPES: tuple[str, ...] = (
     "actions",
@@ -32,6 +32,30 @@ class Response(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A stage run by the state machine stores its whole response in S3 under ``report_key`` and answers
+# only the fields the state machine reads (``INLINE_FIELDS``) plus ``report``, the stored copy's
+# location: Step Functions payloads stay small whatever the number of packs or components.
+REPORT_KEY_PATTERN = r"^reports/installs/[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}/[a-z0-9-]{1,64}\.json$"
+
+
+# Packs in one installation, dependencies included: with the stage summaries of ``report_key``
+# (a few hundred bytes per pack) the state machine's payloads stay well under 256 KiB.
+MAX_PACKS_PER_INSTALLATION = 200
+
+
+class Reported(Request):
+    report_key: str | None = Field(
+        default=None,
+        pattern=REPORT_KEY_PATTERN,
+        description="store the whole response here and answer only its summary fields and `report`",
+    )
+
+
+class ReportedResponse(Response):
+    INLINE_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    report: str | None = Field(default=None, description="s3:// location of the whole response (report_key)")
+
+
 class PackFailure(Response):
     """One pack that a stage could not handle, with a stable code and an actionable message."""
 
@@ -46,7 +70,7 @@ class PackFailure(Response):
 # --- Download -----------------------------------------------------------------------------------
 
 
-class DownloadRequest(Request):
+class DownloadRequest(Reported):
     packs: list[str] = Field(
         min_length=1,
         max_length=200,
@@ -65,7 +89,7 @@ class DownloadRequest(Request):
     )
     # Archives already downloaded by an earlier round (the dependency loop); they are carried
     # into ``pack_paths`` of the response so the next stage sees the whole set.
-    known_pack_paths: list[str] = Field(default_factory=list, max_length=500)
+    known_pack_paths: list[str] = Field(default_factory=list, max_length=MAX_PACKS_PER_INSTALLATION)
 
     @field_validator("destination")
     @classmethod
@@ -100,7 +124,8 @@ class DownloadedPack(Response):
     warnings: list[str] = Field(default_factory=list)
 
 
-class DownloadResponse(Response):
+class DownloadResponse(ReportedResponse):
+    INLINE_FIELDS = frozenset({"pack_paths", "total_count", "success_count", "failure_count"})
     downloaded_packs: list[DownloadedPack]
     failed_packs: list[PackFailure]
     pack_paths: list[str]
@@ -112,7 +137,7 @@ class DownloadResponse(Response):
 # --- Dependencies -------------------------------------------------------------------------------
 
 
-class DependenciesRequest(Request):
+class DependenciesRequest(Reported):
     pack_paths: list[str] = Field(min_length=1, max_length=500)
     skip_validation: bool = False
     force: bool = Field(default=False, description="installed packs may be upgraded or changed to satisfy dependencies")
@@ -179,7 +204,18 @@ class Conflict(Response):
     chain: list[str] = Field(default_factory=list, description="the requirements leading to the conflict, in order")
 
 
-class DependenciesResponse(Response):
+class DependenciesResponse(ReportedResponse):
+    INLINE_FIELDS = frozenset(
+        {
+            "missing_dependencies",
+            "missing_count",
+            "install_order",
+            "build_items",
+            "build_count",
+            "registrable_paths",
+            "registrable_count",
+        }
+    )
     dependencies: list[Dependency]
     runtime_requirements: dict[str, RuntimeRequirements]
     missing_dependencies: list[str] = Field(description="exact pins ref@=X.Y.Z the download loop fetches")
@@ -297,7 +333,7 @@ class FailedBuild(Response):
 # --- Register -----------------------------------------------------------------------------------
 
 
-class RegisterRequest(Request):
+class RegisterRequest(Reported):
     pack_paths: list[str] = Field(min_length=1, max_length=500)
     skip_validation: bool = False
     skip_tests: bool = False
@@ -327,7 +363,8 @@ class RegisterSummary(Response):
     duration_ms: int
 
 
-class RegisterResponse(Response):
+class RegisterResponse(ReportedResponse):
+    INLINE_FIELDS = frozenset({"summary", "installation_id"})
     registered_packs: list[RegisteredPack]
     failed_packs: list[PackFailure]
     summary: RegisterSummary
@@ -366,7 +403,7 @@ class InstallRequest(Request):
     """Input of the InstallPacks state machine. Every field is present in the execution input
     (JSONPath cannot default a missing field), so starters always send ``model_dump()``."""
 
-    packs: list[str] = Field(min_length=1, max_length=200)
+    packs: list[str] = Field(min_length=1, max_length=MAX_PACKS_PER_INSTALLATION)
     registry_url: str | None = None
     ref_spec: str | None = None
     timeout: int = Field(default=300, ge=1, le=900)
@@ -386,3 +423,25 @@ class InstallRequest(Request):
     started_by: str | None = Field(
         default=None, max_length=1200, description="what started it: an uploaded object, a client"
     )
+
+    @model_validator(mode="after")
+    def _stages_accept_it(self) -> InstallRequest:
+        """Refuse now (400, no execution) what the first stages would refuse after it started."""
+        DownloadRequest(
+            packs=self.packs,
+            registry_url=self.registry_url,
+            ref_spec=self.ref_spec,
+            timeout=self.timeout,
+            verify_ssl=self.verify_ssl,
+            allow_unpinned=self.allow_unpinned,
+        )
+        BuildOptions(
+            python_version=self.python_version,
+            nodejs_version=self.nodejs_version,
+            skip_python=self.skip_python,
+            skip_nodejs=self.skip_nodejs,
+            force_rebuild=self.force_rebuild,
+            skip_tests=self.skip_tests,
+            timeout=self.build_timeout,
+        )
+        return self

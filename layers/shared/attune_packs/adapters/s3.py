@@ -52,6 +52,7 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None: ...
     def put_bytes(self, key: str, body: bytes, content_type: str = ...) -> None: ...
     def get_json(self, location: S3Location) -> Any: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
 
 
 def _is_throttle(exc: Exception) -> bool:
@@ -150,6 +151,10 @@ class S3ObjectStore:
     def get_json(self, location: S3Location) -> Any:
         with self.open(location) as body:
             return json.loads(body.read(4 * 2**20 + 1))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
     def presigned_post(self, key: str, *, max_bytes: int, content_type: str, expires: int = 900) -> dict[str, Any]:
         """A browser-style POST form that lets a client upload ``key`` directly, within limits."""

@@ -36,6 +36,7 @@ from attune_packs.models import (
     DownloadRequest,
     InstallRequest,
     RegisterRequest,
+    Reported,
 )
 from attune_packs.services import catalog, index_admin, installations, tokens
 from attune_packs.services.tokens import AuthError, ForbiddenError, TokenInfo, scope_for
@@ -191,6 +192,7 @@ def data(payload: Any, status: int = 200, **extra: Any) -> Response[dict[str, An
 def download(request: DownloadRequest) -> Response[dict[str, Any]]:
     from attune_packs.services.download import download_packs
 
+    _no_report_key(request)
     return data(
         download_packs(request, wiring.object_store(), wiring.settings(), stored_indices=wiring.stored_indices())
     )
@@ -200,6 +202,7 @@ def download(request: DownloadRequest) -> Response[dict[str, Any]]:
 def dependencies(request: DependenciesRequest) -> Response[dict[str, Any]]:
     from attune_packs.services.dependencies import analyze_dependencies
 
+    _no_report_key(request)
     return data(analyze_dependencies(request, wiring.object_store(), wiring.pack_table(), wiring.settings()))
 
 
@@ -216,9 +219,20 @@ def build_envs(request: BuildEnvsRequest) -> Response[dict[str, Any]]:
 
 @app.post(f"{PREFIX}/packs/register-batch")
 def register_batch(request: RegisterRequest) -> Response[dict[str, Any]]:
-    from attune_packs.services.register import register_packs
+    from attune_packs.services.register import RegistryPolicy, register_packs
 
-    return data(register_packs(request, store=wiring.object_store(), table=wiring.pack_table()))
+    _no_report_key(request)
+    policy = RegistryPolicy(keep_versions=wiring.settings().keep_versions)
+    return data(register_packs(request, store=wiring.object_store(), table=wiring.pack_table(), policy=policy))
+
+
+def _no_report_key(request: Reported) -> None:
+    """Stage reports belong to state machine executions: an API client may not write one."""
+    if request.report_key is not None:
+        raise InvalidRequestError(
+            "invalid request: report_key: reserved for the state machine",
+            details=[{"field": "report_key", "problem": "reserved for the state machine"}],
+        )
 
 
 # --- installations -------------------------------------------------------------------------------
@@ -251,7 +265,7 @@ def install(body: InstallBody) -> Response[dict[str, Any]]:
 def installation(installation_id: str) -> Response[dict[str, Any]]:
     if installation_id.startswith("build-"):
         return data(installations.async_build_status(installation_id, wiring.object_store()))
-    return data(installations.installation_status(installation_id, wiring.executions()))
+    return data(installations.installation_status(installation_id, wiring.executions(), wiring.object_store()))
 
 
 class UploadBody(BaseModel):

@@ -741,6 +741,33 @@ def build_result(out: str, environ: dict[str, str]) -> dict:
     }
 
 
+MAX_ANSWER_REQUIREMENTS = 25
+MAX_ANSWER_SUITES = 10
+MAX_ANSWER_MESSAGE_CHARS = 300
+
+
+def task_answer(result: dict) -> dict:
+    """What a build answers its task token with: ``result`` without its long lists, so that the
+    state machine's payload stays small however many packs it builds. The installed distributions
+    beyond the first few stay in the environment manifests (``package_count`` is exact); each test
+    suite keeps its counts and its first failure, the whole report stays at ``test_result.report``."""
+    environments = {
+        kind: {**env, "requirements_installed": env.get("requirements_installed", [])[:MAX_ANSWER_REQUIREMENTS]}
+        for kind, env in (result.get("environments") or {}).items()
+    }
+    test_result = result.get("test_result")
+    if test_result:
+        suites = []
+        for suite in (test_result.get("suites") or [])[:MAX_ANSWER_SUITES]:
+            first = [
+                {**failure, "message": str(failure.get("message", ""))[:MAX_ANSWER_MESSAGE_CHARS]}
+                for failure in (suite.get("failures") or [])[:1]
+            ]
+            suites.append({**suite, "failures": first})
+        test_result = {**test_result, "suites": suites}
+    return {**result, "environments": environments, "test_result": test_result}
+
+
 _NOISE = re.compile(r"^\[Container\] .*(Running command |Entering phase )")
 
 
@@ -778,8 +805,10 @@ def main(argv: list[str] | None = None) -> int:
     node.add_argument("--started-ms", type=int, required=True)
     node.add_argument("--installer", required=True)
     node.add_argument("--warning", action="append", default=[])
-    result = commands.add_parser("result", help="print the BuiltEnvironment this build answers with")
+    result = commands.add_parser("result", help="print the BuiltEnvironment this build produced")
     result.add_argument("out")
+    answer = commands.add_parser("answer", help="print the task answer (task_answer) of a result file")
+    answer.add_argument("result_file")
     cause = commands.add_parser("failure-cause", help="print why this build failed")
     cause.add_argument("log")
     run = commands.add_parser("run-tests", help="run the tests of $TEST_CONFIG and write the report")
@@ -824,6 +853,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "result":
         print(json.dumps(build_result(args.out, environ)))
+        return 0
+    if args.command == "answer":
+        with open(args.result_file) as handle:
+            print(json.dumps(task_answer(json.load(handle))))
         return 0
     if args.command == "failure-cause":
         with open(args.log, encoding="utf-8", errors="replace") as handle:

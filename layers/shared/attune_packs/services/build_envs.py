@@ -36,7 +36,7 @@ from attune_packs.adapters.codebuild import BuildStarter
 from attune_packs.adapters.logs import LogReader
 from attune_packs.adapters.s3 import ObjectStore, S3Location
 from attune_packs.adapters.stepfunctions import TaskTokens
-from attune_packs.buildspec.build_tools import summarise
+from attune_packs.buildspec.build_tools import summarise, task_answer
 from attune_packs.errors import AttuneError, BuildError, ConfigurationError, RequirementsError, TransientError
 from attune_packs.models import (
     BuildEnvsRequest,
@@ -427,7 +427,7 @@ def handle_build_task(
     pack = load_pack(task.pack_path, store)
     plan = prepare(pack, task.options, store, architecture)
     if not plan.needs_build:
-        tokens.succeed(task.task_token, plan.built(plan.cached, plan.test_result).model_dump(mode="json"))
+        tokens.succeed(task.task_token, task_answer(plan.built(plan.cached, plan.test_result).model_dump(mode="json")))
         return {"status": "cached", "pack_ref": pack.contents.ref}
     build_id = start_build(
         plan, task.options, starter=starter, store=store, architecture=architecture, token=task.task_token

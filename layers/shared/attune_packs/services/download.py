@@ -32,7 +32,14 @@ from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
 from attune_packs.archive import ArchiveLimits, detect_format, scan_archive
 from attune_packs.errors import AttuneError, ChecksumMismatchError, SourceError
 from attune_packs.git_source import GitLimits, check_git_url, check_ref, open_git_archive, split_git_source
-from attune_packs.models import DownloadedPack, DownloadRequest, DownloadResponse, PackFailure, SourceType
+from attune_packs.models import (
+    MAX_PACKS_PER_INSTALLATION,
+    DownloadedPack,
+    DownloadRequest,
+    DownloadResponse,
+    PackFailure,
+    SourceType,
+)
 from attune_packs.net import Deadline, HttpClient, NetworkPolicy, Transport
 from attune_packs.pack import read_pack
 from attune_packs.registry import IndexEntry, InstallSource, RegistryIndex, find_entry, parse_registry_ref
@@ -119,7 +126,11 @@ def download_packs(
     context = DownloadContext(request, store, settings, transport, stored_indices)
     downloaded: list[DownloadedPack] = []
     failed: list[PackFailure] = []
-    for source in dict.fromkeys(request.packs):  # same source twice: once
+    room = MAX_PACKS_PER_INSTALLATION - len(set(request.known_pack_paths))
+    for number, source in enumerate(dict.fromkeys(request.packs)):  # same source twice: once
+        if number >= room:
+            failed.append(_too_many(source))
+            continue
         try:
             downloaded.append(_download_one(source, context))
         except AttuneError as exc:
@@ -281,6 +292,18 @@ def _choose_install_source(entry: IndexEntry, allow_unpinned: bool) -> InstallSo
 
 
 # --- one download -------------------------------------------------------------------------------
+
+
+def _too_many(source: str) -> PackFailure:
+    return PackFailure(
+        source=source,
+        error=(
+            f"an installation holds at most {MAX_PACKS_PER_INSTALLATION} packs, dependencies included; "
+            "install the others in a second installation"
+        ),
+        error_code="TOO_MANY_PACKS",
+        retriable=False,
+    )
 
 
 def _download_one(source: str, context: DownloadContext) -> DownloadedPack:

@@ -12,6 +12,7 @@ from attune_packs.adapters.s3 import ObjectStore, S3Location
 from attune_packs.adapters.stepfunctions import Executions
 from attune_packs.errors import InvalidRequestError, NotFoundError
 from attune_packs.models import InstallRequest
+from attune_packs.services.reports import expand_installation_output
 
 STAGE_STATES = {
     "DownloadPacks": "download",
@@ -62,7 +63,8 @@ def start_upload_installation(bucket: str, key: str, executions: Executions) -> 
     return {"started": created, "installation_id": name, "execution_arn": arn, "source": source}
 
 
-def installation_status(installation_id: str, executions: Executions) -> dict[str, Any]:
+def installation_status(installation_id: str, executions: Executions, store: ObjectStore) -> dict[str, Any]:
+    """Status, stage transitions and, once finished, the whole stage reports (see ``reports``)."""
     description = executions.describe(installation_id)
     if description is None:
         raise NotFoundError(f"no installation {installation_id!r}")
@@ -93,7 +95,7 @@ def installation_status(installation_id: str, executions: Executions) -> dict[st
         "started_by": request.get("started_by"),
         "stages": stages,
         "request": request,
-        "result": output,
+        "result": expand_installation_output(output, store),
         "error": {"error": description.get("error"), "cause": description.get("cause")}
         if description["status"] in {"FAILED", "TIMED_OUT", "ABORTED"}
         else None,

@@ -45,12 +45,15 @@ def open_location(
 
 
 def open_local(location: str, settings: Settings) -> AbstractContextManager[BinaryIO]:
-    parsed = urlparse(location)
-    path = Path(parsed.path if parsed.scheme == "file" else location).expanduser()
     if not settings.allow_local_sources:
         raise SourceError(
             f"{location!r}: local files are only readable by the local stack", error_code="SOURCE_URL_FORBIDDEN"
         )
+    parsed = urlparse(location)
+    try:
+        path = Path(parsed.path if parsed.scheme == "file" else location).expanduser()
+    except RuntimeError as exc:  # ~user that does not exist
+        raise SourceError(f"{location!r}: {exc}", error_code="SOURCE_NOT_FOUND") from exc
     if not path.is_file():
         raise SourceError(f"{location!r}: no such file", error_code="SOURCE_NOT_FOUND")
     return path.open("rb")
