@@ -3,6 +3,8 @@
 * AWS API calls made by the handlers per installed pack (deterministic counts, by service and
   operation) for a pack with no environment to build, installed fresh and then again.
 * State transitions of the execution.
+* The largest state payload (input or output, bytes) for 10, 50 and 150 packs installed together:
+  stage reports keep it to a few hundred bytes per pack, far from Step Functions' 256 KiB.
 * Importing each handler module, against importing boto3 alone (median of 5 fresh interpreters).
 """
 
@@ -63,6 +65,67 @@ def install_counts() -> None:
             wiring.reset()
 
 
+def _pack_archive(folder: Path, ref: str) -> str:
+    import io
+    import tarfile
+
+    files = {
+        "pack.yaml": f'ref: {ref}\nversion: "1.0.0"\ndescription: payload benchmark pack\n',
+        "actions/run.yaml": "name: run\nrunner_type: python-script\nentry_point: run.py\n",
+        "actions/run.py": "def run(): return 1\n",
+    }
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, content in files.items():
+            data = content.encode()
+            info = tarfile.TarInfo(f"{ref}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path = folder / f"{ref}.tar.gz"
+    path.write_bytes(out.getvalue())
+    return str(path)
+
+
+def payload_sizes(counts: tuple[int, ...] = (10, 50, 150)) -> None:
+    from attune_cli.backends import Backend
+    from attune_cli.local_stack import LocalStack
+    from attune_packs.adapters.dynamodb import DynamoPackTable
+    from attune_packs.models import InstallRequest
+
+    limit = 256 * 1024
+    for count in counts:
+        with tempfile.TemporaryDirectory() as tmp, LocalStack(Path(tmp) / "state") as stack:
+            backend = Backend(
+                stack.client("stepfunctions"),
+                DynamoPackTable(stack.client("dynamodb"), stack.table),
+                stack.state_machine_arn,
+                s3=stack.client("s3"),
+                bucket=stack.bucket,
+            )
+            archives = [_pack_archive(Path(tmp), f"bench_{n:03d}") for n in range(count)]
+            started = time.perf_counter()
+            result = backend.follow(backend.start_install(InstallRequest(packs=archives)).arn, lambda _e: None)
+            elapsed = time.perf_counter() - started
+            sizes = [
+                (len(details[field]), details.get("name", event["type"]), field)
+                for event in result.events
+                for details in event.values()
+                if isinstance(details, dict)
+                for field in ("input", "output")
+                if isinstance(details.get(field), str)
+            ]
+            largest, state, field = max(sizes)
+            registered = len((result.output or {}).get("register", {}).get("registered_packs", []))
+            print(
+                f"  {count:>3} packs: {result.status}, {registered} registered in {elapsed:.1f}s; largest payload "
+                f"{largest:,} bytes ({state} {field}) = {largest / count:.0f} bytes/pack, "
+                f"{largest / limit:.1%} of 256 KiB"
+            )
+            from attune_packs import wiring
+
+            wiring.reset()
+
+
 def import_seconds(statement: str, runs: int = 5) -> float:
     samples = []
     for _ in range(runs):
@@ -87,6 +150,8 @@ def cold_starts() -> None:
 def main() -> None:
     print("AWS calls per install (local stack):")
     install_counts()
+    print("State payloads (largest state input or output of the execution):")
+    payload_sizes()
     print("Handler import cost (cold start), boto3 included:")
     cold_starts()
 
