@@ -6,6 +6,7 @@ rebuilt from the installation's stage transitions, so the CLI shows the same lin
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import time
@@ -25,7 +26,24 @@ CONFIG_PATH = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) /
 
 
 def _loopback(url: str) -> bool:
-    return (urlsplit(url).hostname or "") in {"localhost", "127.0.0.1", "::1"}
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """Sets the token on every request (and keeps requests from using ~/.netrc instead)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
 
 
 class ApiError(AttuneError):
@@ -46,9 +64,14 @@ class ApiBackend:
     def __init__(self, base_url: str, token: str | None, *, session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
+        if urlsplit(self.base_url).scheme != "https" and not _loopback(self.base_url):
+            raise ApiError(
+                f"{self.base_url}: the API must be reached over https (the token would travel in clear)",
+                error_code="API_URL_INSECURE",
+            )
         self.session.trust_env = not _loopback(self.base_url)  # proxies apply to real stacks only
         if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+            self.session.auth = BearerAuth(token)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.session.request(method, f"{self.base_url}/api/v1{path}", timeout=60, **kwargs)

@@ -30,6 +30,9 @@ def _backend(args: argparse.Namespace) -> AbstractContextManager[Any]:
     """The API when an API URL is configured, else the deployed stack by name, else the local stack."""
     from attune_cli.api_client import ApiBackend, api_settings
 
+    if getattr(args, "api_url", None) is None and (args.stack_name or args.state_dir):
+        # an explicit --stack-name or --state-dir wins over ATTUNE_API_URL and the config file
+        return open_backend(stack_name=args.stack_name, state_dir=_state_dir(args))
     url, token = api_settings(getattr(args, "api_url", None), getattr(args, "token", None))
     if url:
         return nullcontext(ApiBackend(url, token))
@@ -207,7 +210,8 @@ def cmd_token(args: argparse.Namespace) -> int:
     from attune_packs.errors import AttuneError
     from attune_packs.services import tokens
 
-    url, token = api_settings(args.api_url, args.token)
+    direct = args.api_url is None and (args.stack_name or args.state_dir)
+    url, token = (None, None) if direct else api_settings(args.api_url, args.token)
     try:
         if url:
             api = ApiBackend(url, token)

@@ -89,7 +89,8 @@ def install_report(installation_id: str, result: ExecutionResult) -> dict[str, A
         + [{"stage": "register", **f} for f in register.get("failed_packs", [])]
     )
     registered = register.get("registered_packs", [])
-    if result.status != "SUCCEEDED" or output.get("status") != "COMPLETED" or not registered:
+    registered_count = len(registered) or int((register.get("summary") or {}).get("success_count") or 0)
+    if result.status != "SUCCEEDED" or output.get("status") != "COMPLETED" or not registered_count:
         outcome = "failed"
     else:
         outcome = "partial" if failures else "ok"
@@ -105,6 +106,7 @@ def install_report(installation_id: str, result: ExecutionResult) -> dict[str, A
         "failures": failures,
         "error": result.error,
         "cause": result.cause,
+        "reports_unavailable": output.get("reports_unavailable", []),
     }
 
 
@@ -140,6 +142,11 @@ def install_summary(report: dict[str, Any]) -> str:
                 f"  [{f['stage']}] {f.get('source') or f.get('pack_ref')}: {f.get('error_code')}: "
                 f"{f.get('error') or f.get('message')}"
             )
+    if report.get("reports_unavailable"):
+        lines.append(
+            "Some stage reports could not be read, their summaries are shown: "
+            + ", ".join(report["reports_unavailable"])
+        )
     if report["error"]:
         lines.append(f"Execution failed: {report['error']}: {report['cause']}")
     return "\n".join(lines)

@@ -137,10 +137,17 @@ def test_no_policy_grants_every_action_or_every_resource(stack: StackResources) 
 
 def test_s3_writes_are_limited_to_the_prefixes_each_function_owns(stack: StackResources) -> None:
     owned = {
-        "DownloadPacksFunction": {"staging/*", "archives/*", "reports/installs/*"},
-        "GetPackDependenciesFunction": {"reports/installs/*"},
-        "RegisterPacksFunction": {"components/*", "reports/installs/*"},
-        "EnvironmentBuildRole": {"envs/*", "reports/builds/*"},
+        "DownloadPacksFunction": {
+            "staging/*",
+            "archives/*",
+            "reports/installs/*/download.json",
+            "reports/installs/*/dependency-download-*",
+        },
+        "GetPackDependenciesFunction": {"reports/installs/*/dependencies-*"},
+        "BuildPackEnvsFunction": {"reports/installs/*/build-*", "reports/async-builds/*"},
+        "RegisterPacksFunction": {"components/*", "reports/installs/*/register.json"},
+        "EnvironmentBuildRole": {"envs/*", "reports/builds/*", "reports/installs/*/build-*"},
+        "ServeApiFunction": {"staging/*", "archives/*", "uploads/*", "reports/async-builds/*"},
     }
     for logical_id, prefixes in owned.items():
         written = set()

@@ -319,3 +319,32 @@ def test_where_uv_cannot_be_installed_pip_builds_the_environment_from_wheels(har
     assert "uv cannot be installed here" in record.log_path.read_text()
     target = extract(harness.stack, env["artifact"], tmp_path / "env")
     assert (target / "site-packages" / "attune_probe" / "__init__.py").read_text() == "VALUE = 42\n"
+
+
+def test_builds_answer_the_state_machine_with_references_that_registration_reads_back(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # Given six packs with the same requirement (one environment, built once or found in the cache)
+    packs = [write_archive(tmp_path, f"ref_{n}", {"requirements.txt": "six==1.17.0\n"}) for n in range(6)]
+
+    # When they are installed
+    result = harness.install(*packs)
+    assert result.status == "SUCCEEDED", result.cause
+
+    # Then the Map's items carried references, not results: a few hundred bytes per pack
+    [succeeded] = [e for e in result.events if e["type"] == "ExecutionSucceeded"]
+    raw = json.loads(succeeded["executionSucceededEventDetails"]["output"])
+    assert {tuple(sorted(b)) for b in raw["builds"]} == {("pack_ref", "pack_version", "report")}
+    largest = max(
+        len(d.get(f, "")) for e in result.events for d in e.values() if isinstance(d, dict) for f in ("input", "output")
+    )
+    assert largest < 2_000 + 6 * 600, largest  # the request and fixed fields, then per pack
+
+    # And registration read each whole result back: every pack is registered with its environment
+    registered = result.output["register"]["registered_packs"]
+    assert sorted(p["pack_ref"] for p in registered) == [f"ref_{n}" for n in range(6)]
+    for ref in (f"ref_{n}" for n in range(6)):
+        record = harness.table.get_item(f"PACK#{ref}", "CURRENT")
+        assert record is not None and record["environments"]["python"]["requirements_installed"] == ["six==1.17.0"]
+    # and readers get the whole build results too
+    assert all(b["environments"]["python"]["package_count"] == 1 for b in result.output["builds"])

@@ -95,3 +95,17 @@ def test_an_unreachable_api_is_a_readable_error(capsys: pytest.CaptureFixture[st
     code = main(["list", "--api-url", "http://127.0.0.1:9", "--token", "x"])
     err = capsys.readouterr().err
     assert code == EXIT_FAILED and "cannot reach the API" in err
+
+
+def test_a_remote_api_over_plain_http_is_refused_before_the_token_is_sent(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["list", "--api-url", "http://api.example.com", "--token", "secret"])
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED and "API_URL_INSECURE" in err and "secret" not in err
+
+
+def test_an_explicit_state_dir_wins_over_an_api_url_in_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATTUNE_API_URL", "http://127.0.0.1:9")
+    code = main(["list", "--json", "--state-dir", str(tmp_path / "state")])
+    assert code == EXIT_OK and json.loads(capsys.readouterr().out) == []

@@ -752,6 +752,47 @@ def test_a_git_entry_whose_archive_differs_from_its_checksum_is_refused(
     assert stage.keys() == []
 
 
+def _web_index(web: WebServer, path: str, *refs: str) -> str:
+    entries = []
+    for ref in refs:
+        body = tar_pack(ref, "1.0.0")
+        web.routes[f"/{ref}.tar.gz"] = serve_bytes(body)
+        source = {"type": "archive", "url": f"/{ref}.tar.gz", "checksum": "sha256:" + hashlib.sha256(body).hexdigest()}
+        entries.append({"ref": ref, "version": "1.0.0", "install_sources": [source]})
+    web.routes[path] = serve_bytes(json.dumps({"packs": entries}).encode(), "application/json")
+    return web.url(path)
+
+
+def test_an_unreadable_index_does_not_stop_the_others_but_never_lets_a_lower_one_shadow_it(
+    stage: Stage, web: WebServer
+) -> None:
+    good = _web_index(web, "/good.json", "webpack")
+    broken = web.url("/broken.json")  # 404
+
+    # A broken index ranked after the one that serves the ref changes nothing
+    stage.environment["REGISTRY_INDEX_URLS"] = f"{good},{broken}"
+    assert [p.pack_ref for p in stage.run("webpack").downloaded_packs] == ["webpack"]
+
+    # Ranked before it, it might hold another publisher's "webpack": refused, with the reason
+    stage.environment["REGISTRY_INDEX_URLS"] = f"{broken},{good}"
+    response = stage.run("webpack")
+    assert failure(response) == ("INDEX_UNAVAILABLE", False)
+    assert broken in response.failed_packs[0].error and "lower-ranked" in response.failed_packs[0].error
+
+
+def test_operator_indices_are_fetched_with_tls_checks_whatever_the_request_says(
+    stage: Stage, secure_web: WebServer, tls: Tls
+) -> None:
+    index = _web_index(secure_web, "/index.json", "webpack")
+    stage.environment["REGISTRY_INDEX_URLS"] = index
+    assert failure(stage.run("webpack", verify_ssl=False)) == ("DOWNLOAD_TLS_ERROR", False)
+    # the request's own index may be fetched without checks, with a warning
+    [pack] = stage.run("webpack", registry_url=index, verify_ssl=False).downloaded_packs
+    assert "verify_ssl: false" in pack.warnings[0]
+    stage.network.tls_client = tls.trusting_client
+    assert [p.pack_ref for p in stage.run("webpack").downloaded_packs] == ["webpack"]
+
+
 # --- through the installation state machine (local stack) ----------------------------------------------
 
 

@@ -144,6 +144,19 @@ def test_install_over_http_then_read_the_registry(api: Api) -> None:
     assert api.call("GET", "/api/v1/packs/core_utils/gadgets", token="read").status_code == 404
 
 
+def test_install_takes_a_single_source_and_refuses_what_its_stages_would_refuse(api: Api) -> None:
+    archive = str(ROOT / "examples" / "archives" / "core_utils-1.0.0.tar.gz")
+    started = api.call("POST", "/api/v1/packs/install", token="install", json={"source": archive})
+    assert started.status_code == 202, started.text
+    assert wait_for(api, started.json()["data"]["installation_id"])["status"] == "SUCCEEDED"
+    executions = api.stack.client("stepfunctions").list_executions(stateMachineArn=api.stack.state_machine_arn)
+    for body in ({"packs": ["  "]}, {"packs": ["core_utils"], "python_version": "3"}, {}):
+        refused = api.call("POST", "/api/v1/packs/install", token="install", json=body)
+        assert refused.status_code == 400 and refused.json()["code"] == "INVALID_REQUEST", (body, refused.text)
+    after = api.stack.client("stepfunctions").list_executions(stateMachineArn=api.stack.state_machine_arn)
+    assert len(after["executions"]) == len(executions["executions"]), "no execution started"
+
+
 def test_an_archive_uploaded_through_a_presigned_post_installs_itself(api: Api) -> None:
     created = api.call(
         "POST",
@@ -195,6 +208,11 @@ def test_registry_indices_are_managed_and_searched(api: Api) -> None:
     assert api.call("DELETE", f"/api/v1/pack-indices/{index_id}").status_code == 200
     assert api.call("GET", "/api/v1/pack-indices", token="read").json()["data"] == []
     assert api.call("POST", "/api/v1/pack-indices", json={"url": "file:///etc/passwd"}).status_code == 400
+    for elsewhere in (f"s3://{api.stack.bucket}/archives/index.json", "s3://another-bucket/registry/index.json"):
+        refused = api.call("POST", "/api/v1/pack-indices", json={"url": elsewhere})
+        assert refused.status_code == 400 and "registry/" in refused.json()["error"], refused.text
+    refused = api.call("POST", "/api/v1/pack-indices", json={"url": "https://user:pw@example.com/index.json"})
+    assert refused.status_code == 400, refused.text
 
 
 def test_an_index_added_through_the_api_serves_installs_by_name_and_their_dependencies(api: Api) -> None:
@@ -225,9 +243,19 @@ def test_an_index_added_through_the_api_serves_installs_by_name_and_their_depend
         assert api.call("DELETE", f"/api/v1/packs/{ref}").status_code == 200
 
 
-def test_stage_reports_belong_to_the_state_machine_not_to_api_clients(api: Api) -> None:
-    body = {"packs": ["core_utils"], "report_key": "reports/installs/someone-else/download.json"}
-    refused = api.call("POST", "/api/v1/packs/download", token="install", json=body)
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("download", {"packs": ["core_utils"]}),
+        ("dependencies", {"pack_paths": ["s3://b/archives/sha256/x.tar.gz"]}),
+        ("register-batch", {"pack_paths": ["s3://b/archives/sha256/x.tar.gz"]}),
+    ],
+)
+def test_stage_reports_belong_to_the_state_machine_not_to_api_clients(
+    api: Api, route: str, body: dict[str, Any]
+) -> None:
+    body = {**body, "report_key": "reports/installs/someone-else/download.json"}
+    refused = api.call("POST", f"/api/v1/packs/{route}", token="install", json=body)
     assert refused.status_code == 400 and refused.json()["code"] == "INVALID_REQUEST", refused.text
     assert "report_key" in refused.text
 

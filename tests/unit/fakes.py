@@ -58,9 +58,12 @@ class FakeObjectStore:
         self.calls["put"] += 1
         self.objects[key] = (body, {"content-type": content_type})
 
-    def get_json(self, location: S3Location) -> Any:
+    def get_json(self, location: S3Location, max_bytes: int = 4 * 2**20) -> Any:
         with self.open(location) as body:
-            return json.loads(body.read())
+            content = body.read()
+        if len(content) > max_bytes:
+            raise ValueError(f"{location.uri} is larger than {max_bytes} bytes")
+        return json.loads(content)
 
     def list_keys(self, prefix: str) -> list[str]:
         self.calls["list"] += 1

@@ -185,6 +185,20 @@ def test_indices_managed_through_the_api_follow_the_configured_ones_in_their_pos
     assert {r.pack_ref: r.index for r in response.resolution} == {"base": configured, "extra": early}
 
 
+def test_an_unreadable_index_is_an_error_entry_and_the_others_still_resolve() -> None:
+    from attune_packs.services.index_admin import IndexInput, create_index
+
+    store, table = FakeObjectStore(), FakePackTable()
+    good = publish(store, ("base", "1.0.0", []), key="registry/good.json")
+    create_index(table, IndexInput(url="s3://packs/registry/missing.json", position=1))
+    app = stored(store, "app", "1.0.0", "dependencies: [base]\n")
+
+    response = analyze(store, table, app, config=settings(good))
+
+    assert response.missing_dependencies == ["base@=1.0.0"]
+    assert [(e.source, e.error_code) for e in response.errors] == [("s3://packs/registry/missing.json", "SOURCE_GONE")]
+
+
 def test_indices_are_not_read_when_nothing_is_missing() -> None:
     store, table = FakeObjectStore(), FakePackTable()
     url = publish(store, ("base", "1.0.0", []))

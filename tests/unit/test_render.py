@@ -79,3 +79,11 @@ def test_a_pack_shows_its_test_result() -> None:
     }
     text = pack_details(pack)
     assert "tests: partial: 3/4 passed" in text and "app.run" in text
+
+
+def test_a_summary_whose_reports_could_not_be_read_still_counts_its_registrations() -> None:
+    register = {"summary": {"success_count": 2, "failure_count": 0}, "report": "s3://b/k"}
+    out = output(register=register, reports_unavailable=["register"])
+    report = install_report("install-4", ExecutionResult("SUCCEEDED", out, None, None))
+    assert report["outcome"] == "ok"
+    assert "could not be read" in install_summary(report) and "register" in install_summary(report)

@@ -87,7 +87,9 @@ def test_an_installation_output_is_expanded_from_its_reports_every_dependency_ro
     summary = {
         "installation_id": "install-7",
         "status": "COMPLETED",
+        "dependency_rounds": 1,  # resolved, downloaded lib, resolved again, downloaded base: nothing missing
         "download": stage("download", download_response("app")),
+        "dependencies": {"install_order": ["base", "lib", "app"], "report": f"s3://packs/{prefix}dependencies-1.json"},
         "register": {"summary": {}},
     }
     stage("dependency-download-0", download_response("lib", failed=("ghost",)))
@@ -104,6 +106,28 @@ def test_an_installation_output_is_expanded_from_its_reports_every_dependency_ro
     assert [f["source"] for f in rounds["failed_packs"]] == ["ghost"] and rounds["success_count"] == 2
     assert expanded["dependencies"]["install_order"] == ["base", "lib", "app"], "the last round is the whole batch"
     assert expanded["register"] == {"summary": {}}, "no report: the summary stays"
+    assert "reports_unavailable" not in expanded
+
+
+def test_build_references_are_read_back_and_an_unreadable_report_is_named_not_fatal() -> None:
+    store = FakeObjectStore()
+    store.put_bytes("reports/installs/i-1/build-app.json", json.dumps({"pack_ref": "app", "environments": {}}).encode())
+    summary = {
+        "installation_id": "i-1",
+        "status": "COMPLETED",
+        "download": {"success_count": 1, "report": "s3://packs/reports/installs/i-1/download.json"},
+        "builds": [
+            {"pack_ref": "app", "report": "s3://packs/reports/installs/i-1/build-app.json"},
+            {"pack_ref": "gone", "report": "s3://packs/reports/installs/i-1/build-gone.json"},
+            {"pack_ref": "broken", "failed": True, "error_type": "BuildError", "error": "no"},
+        ],
+    }
+    expanded = expand_installation_output(summary, store)
+    assert expanded is not None
+    assert expanded["builds"][0] == {"pack_ref": "app", "environments": {}}
+    assert expanded["builds"][1:] == summary["builds"][1:]
+    assert expanded["download"] == summary["download"], "its report is missing: the summary stays"
+    assert expanded["reports_unavailable"] == ["download", "build-gone"]
 
 
 def test_an_output_without_reports_is_returned_as_it_is() -> None:

@@ -7,6 +7,7 @@ stages as they are.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -35,12 +36,15 @@ class Response(BaseModel):
 # A stage run by the state machine stores its whole response in S3 under ``report_key`` and answers
 # only the fields the state machine reads (``INLINE_FIELDS``) plus ``report``, the stored copy's
 # location: Step Functions payloads stay small whatever the number of packs or components.
-REPORT_KEY_PATTERN = r"^reports/installs/[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}/[a-z0-9-]{1,64}\.json$"
+REPORT_KEY_PATTERN = r"^reports/installs/[^/\x00-\x1f\x7f]{1,80}/[a-z0-9_-]{1,80}\.json$"
 
 
 # Packs in one installation, dependencies included: with the stage summaries of ``report_key``
 # (a few hundred bytes per pack) the state machine's payloads stay well under 256 KiB.
 MAX_PACKS_PER_INSTALLATION = 200
+# A dependency round may ask for more (the resolver's own limit); those beyond the installation
+# limit fail one by one with TOO_MANY_PACKS instead of failing the request.
+MAX_RESOLVED_PACKS = 1000
 
 
 class Reported(Request):
@@ -73,7 +77,7 @@ class PackFailure(Response):
 class DownloadRequest(Reported):
     packs: list[str] = Field(
         min_length=1,
-        max_length=200,
+        max_length=MAX_RESOLVED_PACKS,
         description="registry names (slack, slack@2.1.0, slack@>=2,<3), Git URLs (https://host/org/repo.git, "
         "optionally @ref), archive URLs (.tar.gz, .tgz, .zip) or s3://bucket/key",
     )
@@ -250,15 +254,14 @@ class BuildOptions(Request):
     @field_validator("python_version")
     @classmethod
     def _python_minor(cls, value: str) -> str:
-        parts = value.split(".")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        if not re.fullmatch(r"[0-9]+\.[0-9]+", value):
             raise ValueError("python_version is MAJOR.MINOR, for example 3.12")
         return value
 
     @field_validator("nodejs_version")
     @classmethod
     def _node_major(cls, value: str) -> str:
-        if not value.isdigit():
+        if not re.fullmatch(r"[0-9]+", value):
             raise ValueError("nodejs_version is a major version, for example 20")
         return value
 
@@ -319,6 +322,19 @@ class BuildTask(Request):
     task_token: str
     pack_path: str
     options: BuildOptions
+    report_key: str | None = Field(
+        default=None,
+        pattern=REPORT_KEY_PATTERN,
+        description="store the whole result here; the token is answered with a BuildReference",
+    )
+
+
+class BuildReference(Response):
+    """A Map item's answer when its whole result (a BuiltEnvironment) is stored as a report."""
+
+    pack_ref: str
+    pack_version: str | None = None
+    report: str = Field(description="s3:// location of the BuiltEnvironment")
 
 
 class FailedBuild(Response):
@@ -340,7 +356,7 @@ class RegisterRequest(Reported):
     force: bool = False
     installation_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
     requested_by: str | None = Field(default=None, max_length=1200, description="who asked: a token id, a user")
-    build_results: list[BuiltEnvironment | FailedBuild] = Field(default_factory=list)
+    build_results: list[BuiltEnvironment | FailedBuild | BuildReference] = Field(default_factory=list)
 
 
 class RegisteredPack(Response):

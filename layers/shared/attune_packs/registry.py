@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from attune_packs.errors import ManifestError, SourceError
+from attune_packs.errors import AttuneError, ManifestError, SourceError
 from attune_packs.pack import normalise_dependencies
 from attune_packs.semver import Constraint, Version
 
@@ -86,8 +87,11 @@ class RegistryCatalog:
     and its versions there, newest first. Entries are grouped once; versions are parsed on the
     first look-up of a ref."""
 
-    def __init__(self, indices: list[tuple[str, RegistryIndex]]) -> None:
+    def __init__(
+        self, indices: list[tuple[str, RegistryIndex]], *, unreadable: Sequence[tuple[str, AttuneError]] = ()
+    ) -> None:
         self.locations = [location for location, _ in indices]
+        self.unreadable = list(unreadable)  # indices that could not be read: (location, why)
         self._entries: dict[str, list[tuple[str, list[IndexEntry]]]] = {}
         for location, index in indices:
             grouped: dict[str, list[IndexEntry]] = {}

@@ -51,7 +51,7 @@ class ObjectStore(Protocol):
     def copy(self, src: S3Location, dst_key: str, metadata: dict[str, str] | None = None) -> None: ...
     def delete(self, key: str) -> None: ...
     def put_bytes(self, key: str, body: bytes, content_type: str = ...) -> None: ...
-    def get_json(self, location: S3Location) -> Any: ...
+    def get_json(self, location: S3Location, max_bytes: int = ...) -> Any: ...
     def list_keys(self, prefix: str) -> list[str]: ...
 
 
@@ -146,15 +146,34 @@ class S3ObjectStore:
         self._s3.delete_object(Bucket=self.bucket, Key=key)
 
     def put_bytes(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        """A failed write is retriable: every caller writes the same bytes again on a retry."""
+        from botocore.exceptions import BotoCoreError, ClientError
 
-    def get_json(self, location: S3Location) -> Any:
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        except ClientError as exc:
+            if _is_throttle(exc):
+                raise ThrottledError(f"S3 throttled a write of s3://{self.bucket}/{key}") from exc
+            code = exc.response.get("Error", {}).get("Code")
+            raise TransientError(f"writing s3://{self.bucket}/{key} failed: {code}") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"writing s3://{self.bucket}/{key} failed: {exc}") from exc
+
+    def get_json(self, location: S3Location, max_bytes: int = 4 * 2**20) -> Any:
         with self.open(location) as body:
-            return json.loads(body.read(4 * 2**20 + 1))
+            content = body.read(max_bytes + 1)
+        if len(content) > max_bytes:
+            raise ValueError(f"{location.uri} is larger than {max_bytes} bytes")
+        return json.loads(content)
 
     def list_keys(self, prefix: str) -> list[str]:
-        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"listing s3://{self.bucket}/{prefix} failed: {exc}") from exc
 
     def presigned_post(self, key: str, *, max_bytes: int, content_type: str, expires: int = 900) -> dict[str, Any]:
         """A browser-style POST form that lets a client upload ``key`` directly, within limits."""

@@ -16,10 +16,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attune_packs import wiring
-from attune_packs.edge import logger
+from attune_packs.edge import logger, parse_request
 from attune_packs.errors import (
     AttuneError,
     IdempotencyMismatchError,
@@ -31,6 +31,7 @@ from attune_packs.errors import (
 )
 from attune_packs.models import (
     COMPONENT_TYPES,
+    MAX_PACKS_PER_INSTALLATION,
     BuildEnvsRequest,
     DependenciesRequest,
     DownloadRequest,
@@ -242,8 +243,12 @@ class InstallBody(InstallRequest):
     """``packs[]`` or a single ``source``; the rest as the state machine takes it."""
 
     model_config = ConfigDict(extra="forbid")
-    packs: list[str] = Field(default_factory=list, max_length=200)  # type: ignore[assignment]
+    packs: list[str] = Field(default_factory=list, max_length=MAX_PACKS_PER_INSTALLATION)  # type: ignore[assignment]
     source: str | None = None
+
+    @model_validator(mode="after")
+    def _stages_accept_it(self) -> InstallBody:  # type: ignore[override]
+        return self  # checked on the InstallRequest made of packs[] and source
 
 
 @app.post(f"{PREFIX}/packs/install")
@@ -253,7 +258,7 @@ def install(body: InstallBody) -> Response[dict[str, Any]]:
         raise InvalidRequestError("give packs[] or source", details=[{"field": "packs", "problem": "empty"}])
     fields = body.model_dump(exclude={"packs", "source"})
     fields["started_by"] = fields.get("started_by") or f"api:{caller().token_id}"
-    request = InstallRequest(packs=packs, **fields)
+    request = parse_request(InstallRequest, {"packs": packs, **fields})
     key = (app.current_event.headers or {}).get("idempotency-key") or (app.current_event.headers or {}).get(
         "Idempotency-Key"
     )
@@ -375,11 +380,13 @@ def list_indices() -> Response[dict[str, Any]]:
 
 @app.post(f"{PREFIX}/pack-indices")
 def create_index(body: index_admin.IndexInput) -> Response[dict[str, Any]]:
+    index_admin.check_index_location(body, wiring.settings())
     return data(index_admin.create_index(wiring.pack_table(), body), status=201)
 
 
 @app.put(f"{PREFIX}/pack-indices/<index_id>")
 def update_index(index_id: str, body: index_admin.IndexInput) -> Response[dict[str, Any]]:
+    index_admin.check_index_location(body, wiring.settings())
     return data(index_admin.update_index(wiring.pack_table(), index_id, body))
 
 

@@ -768,6 +768,11 @@ def task_answer(result: dict) -> dict:
     return {**result, "environments": environments, "test_result": test_result}
 
 
+def reference_answer(result: dict, report_uri: str) -> dict:
+    """The task answer when the whole result is stored at ``report_uri`` (a ``BuildReference``)."""
+    return {"pack_ref": result["pack_ref"], "pack_version": result.get("pack_version"), "report": report_uri}
+
+
 _NOISE = re.compile(r"^\[Container\] .*(Running command |Entering phase )")
 
 
@@ -809,6 +814,7 @@ def main(argv: list[str] | None = None) -> int:
     result.add_argument("out")
     answer = commands.add_parser("answer", help="print the task answer (task_answer) of a result file")
     answer.add_argument("result_file")
+    answer.add_argument("--reference", metavar="S3_URI", help="the result is stored there: answer a reference")
     cause = commands.add_parser("failure-cause", help="print why this build failed")
     cause.add_argument("log")
     run = commands.add_parser("run-tests", help="run the tests of $TEST_CONFIG and write the report")
@@ -856,7 +862,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "answer":
         with open(args.result_file) as handle:
-            print(json.dumps(task_answer(json.load(handle))))
+            result = json.load(handle)
+        print(json.dumps(reference_answer(result, args.reference) if args.reference else task_answer(result)))
         return 0
     if args.command == "failure-cause":
         with open(args.log, encoding="utf-8", errors="replace") as handle:

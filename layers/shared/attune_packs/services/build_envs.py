@@ -36,7 +36,7 @@ from attune_packs.adapters.codebuild import BuildStarter
 from attune_packs.adapters.logs import LogReader
 from attune_packs.adapters.s3 import ObjectStore, S3Location
 from attune_packs.adapters.stepfunctions import TaskTokens
-from attune_packs.buildspec.build_tools import summarise, task_answer
+from attune_packs.buildspec.build_tools import reference_answer, summarise, task_answer
 from attune_packs.errors import AttuneError, BuildError, ConfigurationError, RequirementsError, TransientError
 from attune_packs.models import (
     BuildEnvsRequest,
@@ -367,8 +367,10 @@ def start_build(
     store: ObjectStore,
     architecture: str,
     token: str = "",
+    report_key: str = "",
 ) -> str:
-    """Start the CodeBuild build of what ``plan`` misses; returns the build id."""
+    """Start the CodeBuild build of what ``plan`` misses; returns the build id. With ``report_key``
+    the build stores its whole result there and answers ``token`` with a reference to it."""
     contents = plan.pack.contents
     hashes = {p.kind: p.env_hash for p in plan.envs}
     missing = {p.kind for p in plan.missing}
@@ -380,6 +382,7 @@ def start_build(
         "PACK_REF": contents.ref,
         "PACK_VERSION": contents.manifest.version,
         "TASK_TOKEN": token,
+        "REPORT_KEY": report_key,
         "BUILD_PYTHON": "1" if "python" in missing else "0",
         "PYTHON_ENV_HASH": hashes.get("python", ""),
         "PYTHON_VERSION": options.python_version,
@@ -427,10 +430,21 @@ def handle_build_task(
     pack = load_pack(task.pack_path, store)
     plan = prepare(pack, task.options, store, architecture)
     if not plan.needs_build:
-        tokens.succeed(task.task_token, task_answer(plan.built(plan.cached, plan.test_result).model_dump(mode="json")))
+        result = plan.built(plan.cached, plan.test_result).model_dump(mode="json")
+        if task.report_key:
+            store.put_bytes(task.report_key, json.dumps(result).encode(), "application/json")
+            tokens.succeed(task.task_token, reference_answer(result, S3Location(store.bucket, task.report_key).uri))
+        else:
+            tokens.succeed(task.task_token, task_answer(result))
         return {"status": "cached", "pack_ref": pack.contents.ref}
     build_id = start_build(
-        plan, task.options, starter=starter, store=store, architecture=architecture, token=task.task_token
+        plan,
+        task.options,
+        starter=starter,
+        store=store,
+        architecture=architecture,
+        token=task.task_token,
+        report_key=task.report_key or "",
     )
     what = "building" if plan.missing else "testing"
     return {"status": what, "pack_ref": pack.contents.ref, "build_id": build_id}

@@ -41,7 +41,7 @@ from attune_packs.resolver import Resolution as ResolutionResult
 from attune_packs.runtime import runtime_requirements
 from attune_packs.semver import Version
 from attune_packs.services.index_admin import enabled_index_urls
-from attune_packs.services.indices import index_urls, load_indices
+from attune_packs.services.indices import IndexFailure, index_urls, load_indices
 from attune_packs.services.packs import StoredPack, load_pack
 from attune_packs.settings import Settings
 
@@ -111,6 +111,16 @@ class _Catalog:
         if self.loaded is None:
             try:
                 self.loaded = self.load()
+                for url, error in self.loaded.unreadable:
+                    self.errors.append(
+                        PackFailure(
+                            source=url,
+                            error=f"registry index {url} could not be read, dependencies were resolved from the "
+                            f"others (a pack it would have served fails to download): {error.message}",
+                            error_code=error.error_code,
+                            retriable=error.retriable,
+                        )
+                    )
             except TransientError:
                 raise
             except AttuneError as exc:
@@ -201,7 +211,11 @@ def _index_loader(
 ) -> Callable[[], RegistryCatalog]:
     def load() -> RegistryCatalog:
         urls = index_urls(request.registry_url, settings, lambda: enabled_index_urls(table))
-        return RegistryCatalog(load_indices(urls, store, settings))
+        failures: list[IndexFailure] = []
+        loaded = load_indices(urls, store, settings, failures=failures)
+        if failures and not loaded:
+            raise failures[0].error  # nothing to resolve from: reported (or retried) as one failure
+        return RegistryCatalog(loaded, unreadable=[(f.url, f.error) for f in failures])
 
     return load
 

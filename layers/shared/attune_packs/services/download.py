@@ -30,7 +30,7 @@ from urllib.parse import urlparse, urlsplit
 
 from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
 from attune_packs.archive import ArchiveLimits, detect_format, scan_archive
-from attune_packs.errors import AttuneError, ChecksumMismatchError, SourceError
+from attune_packs.errors import AttuneError, ChecksumMismatchError, SourceError, TransientError
 from attune_packs.git_source import GitLimits, check_git_url, check_ref, open_git_archive, split_git_source
 from attune_packs.models import (
     MAX_PACKS_PER_INSTALLATION,
@@ -43,7 +43,13 @@ from attune_packs.models import (
 from attune_packs.net import Deadline, HttpClient, NetworkPolicy, Transport
 from attune_packs.pack import read_pack
 from attune_packs.registry import IndexEntry, InstallSource, RegistryIndex, find_entry, parse_registry_ref
-from attune_packs.services.indices import StoredIndices, index_urls, load_indices, no_stored_indices
+from attune_packs.services.indices import (
+    IndexFailure,
+    StoredIndices,
+    index_urls,
+    load_indices,
+    no_stored_indices,
+)
 from attune_packs.services.locations import join_location, open_local, open_location
 from attune_packs.services.packs import ARCHIVE_PREFIX, archive_key
 from attune_packs.settings import Settings
@@ -80,26 +86,47 @@ class DownloadContext:
     stored_indices: StoredIndices = no_stored_indices
     _indices: list[tuple[str, RegistryIndex]] | None = None
     _index_error: AttuneError | None = None
+    index_failures: list[IndexFailure] = field(default_factory=list)
+    _urls: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         policy = NetworkPolicy.from_settings(self.settings, verify_ssl=self.request.verify_ssl)
         self.http = HttpClient(policy, self.transport)
+        # The operator's indices (they hold the checksums packs are verified against) are always
+        # fetched with TLS checks; verify_ssl: false only applies to the request's own URLs.
+        verified = NetworkPolicy.from_settings(self.settings, verify_ssl=True)
+        self.index_http = self.http if self.request.registry_url else HttpClient(verified, self.transport)
         self.deadline = Deadline(self.request.timeout)
         self.archive_limits = ArchiveLimits(max_total_bytes=self.settings.max_archive_bytes)
         self.git_limits = GitLimits.for_archives(self.archive_limits, max_pack_bytes=self.settings.max_archive_bytes)
 
     def indices(self) -> list[tuple[str, RegistryIndex]]:
-        """The request's indices, loaded once (a failure is remembered: every registry source reports it)."""
+        """The request's indices, loaded once. An index that cannot be read is skipped (see
+        :func:`_registry_source` for what that means for each ref); when none can be read, every
+        registry source reports the first failure."""
         if self._index_error is not None:
             raise self._index_error
         if self._indices is None:
-            urls = index_urls(self.request.registry_url, self.settings, self.stored_indices)
             try:
-                self._indices = load_indices(urls, self.store, self.settings, http=self.http, deadline=self.deadline)
-            except AttuneError as exc:
+                self._urls = index_urls(self.request.registry_url, self.settings, self.stored_indices)
+                self._indices = load_indices(
+                    self._urls,
+                    self.store,
+                    self.settings,
+                    http=self.index_http,
+                    deadline=self.deadline,
+                    failures=self.index_failures,
+                )
+            except AttuneError as exc:  # the list of stored indices itself could not be read
                 self._index_error = exc
                 raise
+            if not self._indices and self.index_failures:
+                self._index_error = self.index_failures[0].error
+                raise self._index_error
         return self._indices
+
+    def index_rank(self, location: str) -> int:
+        return self._urls.index(location)
 
     def tls_warnings(self, *urls: str) -> list[str]:
         if self.request.verify_ssl:
@@ -234,7 +261,13 @@ def _git_stream(resolved: ResolvedSource, url: str, ref: str | None, context: Do
 
 def _registry_source(source: str, context: DownloadContext) -> ResolvedSource:
     ref, constraint = parse_registry_ref(source)
-    index_location, entry = find_entry(context.indices(), ref, constraint)
+    indices = context.indices()  # none readable: that failure, as it is
+    try:
+        index_location, entry = find_entry(indices, ref, constraint)
+    except AttuneError:
+        _refuse_if_shadowed(ref, None, context)
+        raise
+    _refuse_if_shadowed(ref, index_location, context)
     chosen = _choose_install_source(entry, context.request.allow_unpinned)
     if chosen.type == "git":
         url, git_ref = chosen.url, chosen.ref
@@ -266,6 +299,22 @@ def _registry_source(source: str, context: DownloadContext) -> ResolvedSource:
     if not _is_pinned(chosen):
         resolved.warnings.append("registry entry pins neither a checksum nor a commit: content not verified")
     return resolved
+
+
+def _refuse_if_shadowed(ref: str, found_in: str | None, context: DownloadContext) -> None:
+    """The first index holding a ref wins. When an index that ranks before the one that holds the
+    ref (for a ref found nowhere: any index) could not be read, taking the ref from a lower-ranked
+    index could install another publisher's pack of that name: refuse instead."""
+    rank = context.index_rank(found_in) if found_in is not None else len(context._urls)
+    for failure in sorted(context.index_failures, key=lambda f: f.rank):
+        if failure.rank < rank:
+            error = TransientError if failure.error.retriable else SourceError
+            raise error(
+                f"{ref}: registry index {failure.url} could not be read ({failure.error.error_code}: "
+                f"{failure.error.message}); it ranks before any index that serves {ref}, so {ref} is not "
+                "taken from a lower-ranked one. Retry later, or fix or remove that index.",
+                error_code="INDEX_UNAVAILABLE",
+            )
 
 
 def _pinned_commit(install: InstallSource) -> str | None:

@@ -63,6 +63,30 @@ def get_index(table: PackTable, index_id: str) -> IndexRecord:
     return IndexRecord.model_validate(item)
 
 
+def check_index_location(data: IndexInput, settings: Settings) -> None:
+    """Refuse, when it is added, an index the stages could not or should not read: S3 objects only
+    under this deployment's ``registry/`` prefix (the only place the stages may read indices from);
+    https URLs whose form the download rules refuse (credentials, addresses, ports...)."""
+    from attune_packs.adapters.s3 import parse_s3_uri
+    from attune_packs.errors import InvalidRequestError, SourceError
+    from attune_packs.net import HttpClient, NetworkPolicy
+
+    if data.url.startswith("s3://"):
+        location = parse_s3_uri(data.url)
+        if location.bucket != settings.bucket_name or not location.key.startswith("registry/"):
+            raise InvalidRequestError(
+                f"invalid request: url: an S3 index lives under s3://{settings.bucket_name}/registry/",
+                details=[{"field": "url", "problem": f"not under s3://{settings.bucket_name}/registry/"}],
+            )
+        return
+    try:
+        HttpClient(NetworkPolicy.from_settings(settings, verify_ssl=True)).check(data.url)
+    except SourceError as exc:
+        raise InvalidRequestError(
+            f"invalid request: url: {exc.message}", details=[{"field": "url", "problem": exc.message}]
+        ) from exc
+
+
 def create_index(table: PackTable, data: IndexInput) -> IndexRecord:
     now = datetime.now(UTC).isoformat()
     record = IndexRecord(id=secrets.token_hex(6), created_at=now, updated_at=now, **data.model_dump())

@@ -4,9 +4,10 @@ or a local file on the local stack)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from attune_packs.adapters.s3 import ObjectStore
-from attune_packs.errors import SourceError
+from attune_packs.errors import AttuneError, SourceError
 from attune_packs.net import Deadline, HttpClient
 from attune_packs.registry import MAX_INDEX_BYTES, RegistryIndex, parse_index
 from attune_packs.services.locations import DEFAULT_TIMEOUT_SECONDS, open_location
@@ -35,19 +36,41 @@ def load_indices(
     *,
     http: HttpClient | None = None,
     deadline: Deadline | None = None,
+    failures: list[IndexFailure] | None = None,
 ) -> list[tuple[str, RegistryIndex]]:
-    """Every index, in order; an index over the size limit is ``INDEX_INVALID`` whatever serves it."""
+    """Every index, in order; an index over the size limit is ``INDEX_INVALID`` whatever serves it.
+
+    With ``failures``, an index that cannot be read is recorded there (with its rank) and the others
+    are still loaded; without it, the first failure is raised."""
     deadline = deadline or Deadline(DEFAULT_TIMEOUT_SECONDS)
     loaded = []
-    for url in urls:
+    for rank, url in enumerate(urls):
         try:
-            with open_location(url, store, settings, http=http, deadline=deadline, max_bytes=MAX_INDEX_BYTES) as stream:
-                content = stream.read(MAX_INDEX_BYTES + 1)
-        except SourceError as exc:
-            if exc.error_code == "DOWNLOAD_TOO_LARGE":
-                raise SourceError(
-                    f"registry index {url} is larger than {MAX_INDEX_BYTES // 2**20} MiB", error_code="INDEX_INVALID"
-                ) from exc
-            raise
-        loaded.append((url, parse_index(content, source=url)))
+            loaded.append((url, _load_index(url, store, settings, http, deadline)))
+        except AttuneError as exc:
+            if failures is None:
+                raise
+            failures.append(IndexFailure(rank, url, exc))
     return loaded
+
+
+@dataclass(frozen=True)
+class IndexFailure:
+    rank: int  # position in the ordered list of indices (0 ranks first)
+    url: str
+    error: AttuneError
+
+
+def _load_index(
+    url: str, store: ObjectStore, settings: Settings, http: HttpClient | None, deadline: Deadline
+) -> RegistryIndex:
+    try:
+        with open_location(url, store, settings, http=http, deadline=deadline, max_bytes=MAX_INDEX_BYTES) as stream:
+            content = stream.read(MAX_INDEX_BYTES + 1)
+    except SourceError as exc:
+        if exc.error_code == "DOWNLOAD_TOO_LARGE":
+            raise SourceError(
+                f"registry index {url} is larger than {MAX_INDEX_BYTES // 2**20} MiB", error_code="INDEX_INVALID"
+            ) from exc
+        raise
+    return parse_index(content, source=url)

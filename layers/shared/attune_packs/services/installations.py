@@ -106,7 +106,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-ASYNC_REPORT_PREFIX = "reports/installs/"
+ASYNC_REPORT_PREFIX = "reports/async-builds/"
 
 
 def async_build_status(installation_id: str, store: ObjectStore) -> dict[str, Any]:

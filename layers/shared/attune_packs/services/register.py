@@ -42,7 +42,7 @@ from attune_packs.adapters.dynamodb import (
     TransactionConditionFailed,
     Update,
 )
-from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
 from attune_packs.components import Component, Reference, resolve_references, with_declared_triggers
 from attune_packs.errors import (
     AttuneError,
@@ -54,6 +54,7 @@ from attune_packs.errors import (
 )
 from attune_packs.models import (
     COMPONENT_TYPES,
+    BuildReference,
     BuiltEnvironment,
     FailedBuild,
     PackFailure,
@@ -134,6 +135,26 @@ class _Run:
     uploaded: set[str] = field(default_factory=set)
 
 
+def _stored_build(
+    build: BuiltEnvironment | FailedBuild | BuildReference, store: ObjectStore
+) -> BuiltEnvironment | FailedBuild:
+    """A build answered by reference is read back from its report; one that cannot be read fails
+    its pack (registering it without its environment would be wrong)."""
+    if not isinstance(build, BuildReference):
+        return build
+    try:
+        return BuiltEnvironment.model_validate(store.get_json(parse_s3_uri(build.report)))
+    except TransientError:
+        raise
+    except (AttuneError, ValueError) as exc:
+        return FailedBuild(
+            pack_ref=build.pack_ref,
+            failed=True,
+            error_type="BuildReportUnavailable",
+            error=f"the build result of {build.pack_ref} at {build.report} cannot be read: {exc}",
+        )
+
+
 def register_packs(
     request: RegisterRequest,
     *,
@@ -178,7 +199,7 @@ def register_packs(
             )
             continue
         run.manifests[ref], sources[ref] = pack, path
-    builds: dict[str, BuiltEnvironment | FailedBuild] = {b.pack_ref: b for b in request.build_results}
+    builds = {b.pack_ref: _stored_build(b, store) for b in request.build_results}
     order, cycles = install_order({ref: set(p.contents.manifest.dependencies) for ref, p in run.manifests.items()})
     for conflict in cycles:
         failed.append(

@@ -2,21 +2,22 @@
 
 Run by the state machine, a stage gets a ``report_key`` (``reports/installs/<installation>/<name>.json``):
 it stores its whole response there and answers only what the state machine reads (the model's
-``INLINE_FIELDS``) plus ``report``. Whoever shows an installation (the CLI, ``GET
-/packs/installs/{id}``) puts the whole responses back with :func:`expand_installation_output`, so
-readers see the same document however many packs an installation had.
+``INLINE_FIELDS``) plus ``report``; an environment build answers its task token with a reference
+to its stored result. Whoever shows an installation (the CLI, ``GET /packs/installs/{id}``) puts the
+whole responses back with :func:`expand_installation_output`, so readers see every pack's result
+however many packs an installation had.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from attune_packs.adapters.s3 import ObjectStore, S3Location
+from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
+from attune_packs.errors import AttuneError
 from attune_packs.models import Reported, ReportedResponse
 
 INSTALLATION_REPORTS = "reports/installs/{installation_id}/"
-_ROUND = re.compile(r"-(\d+)\.json$")
+MAX_REPORT_BYTES = 64 * 2**20
 
 
 def answer(response: ReportedResponse, request: Reported, store: ObjectStore) -> dict[str, Any]:
@@ -29,46 +30,61 @@ def answer(response: ReportedResponse, request: Reported, store: ObjectStore) ->
     return {name: body[name] for name in (*sorted(type(response).INLINE_FIELDS), "report")}
 
 
-def installation_reports(store: ObjectStore, installation_id: str) -> dict[str, Any]:
-    """Every stage report of one installation, by name (``download``, ``dependencies-0``…)."""
-    prefix = INSTALLATION_REPORTS.format(installation_id=installation_id)
-    reports = {}
-    for key in store.list_keys(prefix):
-        name = key.removeprefix(prefix).removesuffix(".json")
-        reports[name] = store.get_json(S3Location(store.bucket, key))
-    return reports
-
-
 def expand_installation_output(output: dict[str, Any] | None, store: ObjectStore) -> dict[str, Any] | None:
     """The execution output with each stage's whole response in place of its summary: ``download``
     (what was asked for), ``dependency_download`` (every dependency round together),
-    ``dependencies`` (the last round: the whole batch) and ``register``."""
+    ``dependencies`` (the last round: the whole batch), ``builds`` and ``register``. Reports are
+    read at the keys this installation wrote (never by listing a prefix); one that cannot be read
+    leaves its summary in place and is named in ``reports_unavailable``."""
     if not output or not output.get("installation_id"):
         return output
-    reports = installation_reports(store, str(output["installation_id"]))
-    if not reports:
-        return output
+    prefix = INSTALLATION_REPORTS.format(installation_id=output["installation_id"])
+    rounds = int(output.get("dependency_rounds") or 0)
     expanded = dict(output)
-    if "download" in reports:
-        expanded["download"] = reports["download"]
-    rounds = sorted((name for name in reports if name.startswith("dependency-download-")), key=_round)
-    if rounds:
-        merged: dict[str, Any] = {"downloaded_packs": [], "failed_packs": [], "reports": []}
-        for name in rounds:
-            merged["downloaded_packs"] += reports[name]["downloaded_packs"]
-            merged["failed_packs"] += reports[name]["failed_packs"]
-            merged["reports"].append(reports[name]["report"])
-        merged["success_count"] = len(merged["downloaded_packs"])
-        merged["failure_count"] = len(merged["failed_packs"])
-        expanded["dependency_download"] = merged
-    resolutions = sorted((name for name in reports if name.startswith("dependencies-")), key=_round)
-    if resolutions:
-        expanded["dependencies"] = reports[resolutions[-1]]
-    if "register" in reports:
-        expanded["register"] = reports["register"]
+    unavailable: list[str] = []
+
+    def read(name: str, *, optional: bool = False) -> Any:
+        location = S3Location(store.bucket, f"{prefix}{name}.json")
+        try:
+            if optional and store.head(location) is None:
+                return None
+            return store.get_json(location, MAX_REPORT_BYTES)
+        except (AttuneError, ValueError):
+            unavailable.append(name)
+            return None
+
+    if isinstance(output.get("download"), dict) and output["download"].get("report"):
+        expanded["download"] = read("download") or output["download"]
+    # Round n downloads, then round n + 1 resolves again; a last round that downloaded nothing
+    # ends the loop without a next resolution, so its report may exist or not.
+    dependency_rounds = [read(f"dependency-download-{n}", optional=n == rounds) for n in range(rounds + 1)]
+    if "dependencies" not in output:  # ended before the dependencies stage
+        dependency_rounds = []
+    found = [r for r in dependency_rounds if isinstance(r, dict)]
+    if found:
+        expanded["dependency_download"] = {
+            "downloaded_packs": [p for r in found for p in r.get("downloaded_packs", [])],
+            "failed_packs": [f for r in found for f in r.get("failed_packs", [])],
+            "success_count": sum(len(r.get("downloaded_packs", [])) for r in found),
+            "failure_count": sum(len(r.get("failed_packs", [])) for r in found),
+            "reports": [r.get("report") for r in found],
+        }
+    if isinstance(output.get("dependencies"), dict) and output["dependencies"].get("report"):
+        expanded["dependencies"] = read(f"dependencies-{rounds}") or output["dependencies"]
+    if "builds" in output:
+        expanded["builds"] = [_build(b, store, unavailable) for b in output["builds"] or []]
+    if isinstance(output.get("register"), dict) and output["register"].get("report"):
+        expanded["register"] = read("register") or output["register"]
+    if unavailable:
+        expanded["reports_unavailable"] = unavailable
     return expanded
 
 
-def _round(name: str) -> int:
-    match = _ROUND.search(f"{name}.json")
-    return int(match.group(1)) if match else 0
+def _build(build: Any, store: ObjectStore, unavailable: list[str]) -> Any:
+    if not isinstance(build, dict) or not build.get("report") or build.get("failed"):
+        return build
+    try:
+        return store.get_json(parse_s3_uri(str(build["report"])), MAX_REPORT_BYTES)
+    except (AttuneError, ValueError):
+        unavailable.append(f"build-{build.get('pack_ref')}")
+        return build
