@@ -180,3 +180,15 @@ def test_the_buildspec_is_the_one_the_build_function_sends() -> None:
     spec = yaml.safe_load(buildspec_text())
     assert spec["version"] == 0.2
     assert list(spec["phases"]) == ["install", "pre_build", "build", "post_build"]
+
+
+def test_the_download_function_reads_only_the_registry_index_partition_of_the_table(stack: StackResources) -> None:
+    from attune_packs.services.index_admin import INDICES_PARTITION
+
+    dynamodb = [
+        s
+        for s in _statements(stack.resources["DownloadPacksFunction"])
+        if any(str(a).startswith("dynamodb:") for a in s["Action"])
+    ]
+    assert [s["Action"] for s in dynamodb] == [["dynamodb:Query"]]
+    assert dynamodb[0]["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [INDICES_PARTITION]}}

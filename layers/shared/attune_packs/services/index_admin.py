@@ -41,23 +41,24 @@ class IndexRecord(IndexInput):
     updated_at: str
 
 
+# Every index record sits in one partition: the download function may query that partition
+# (IAM condition dynamodb:LeadingKeys) and nothing else of the table.
+INDICES_PARTITION = "INDICES"
+
+
 def _item(record: IndexRecord) -> dict[str, Any]:
-    return {
-        "PK": f"INDEX#{record.id}",
-        "SK": "INDEX",
-        "entity": "pack_index",
-        "GSI1PK": "INDICES",
-        "GSI1SK": f"{record.position:06d}#{record.id}",
-        **record.model_dump(),
-    }
+    return {"PK": INDICES_PARTITION, "SK": f"INDEX#{record.id}", "entity": "pack_index", **record.model_dump()}
 
 
 def list_indices(table: PackTable) -> list[IndexRecord]:
-    return [IndexRecord.model_validate(item) for item in table.query_index("INDICES")]
+    """The live indices, ordered by ``position`` (then creation)."""
+    items = [item for item in table.query_prefix(INDICES_PARTITION, "INDEX#") if not item.get("deleted_at")]
+    records = [IndexRecord.model_validate(item) for item in items]
+    return sorted(records, key=lambda r: (r.position, r.created_at, r.id))
 
 
 def get_index(table: PackTable, index_id: str) -> IndexRecord:
-    item = table.get_item(f"INDEX#{index_id}", "INDEX")
+    item = table.get_item(INDICES_PARTITION, f"INDEX#{index_id}")
     if item is None or item.get("deleted_at"):
         raise NotFoundError(f"no registry index {index_id!r}")
     return IndexRecord.model_validate(item)
@@ -107,9 +108,7 @@ def delete_index(table: PackTable, index_id: str) -> None:
     """Soft delete: the record leaves the ordered list but stays in the table for audit."""
     record = get_index(table, index_id)
     now = datetime.now(UTC).isoformat()
-    table.batch_put(
-        [{**_item(record), "GSI1PK": "INDICES#DELETED", "enabled": False, "deleted_at": now, "updated_at": now}]
-    )
+    table.batch_put([{**_item(record), "enabled": False, "deleted_at": now, "updated_at": now}])
 
 
 def enabled_index_urls(table: PackTable) -> list[str]:
