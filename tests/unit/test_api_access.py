@@ -191,3 +191,7 @@ def test_the_upload_event_names_its_installation_after_the_object() -> None:
     assert payload["packs"] == ["s3://attune-packs-bucket/uploads/4f1c/my pack+v1.tar.gz"]
     assert payload["started_by"] == payload["packs"][0]
     assert first["installation_id"] == upload_installation_name("attune-packs-bucket", "uploads/4f1c/my pack+v1.tar.gz")
+
+
+def test_the_openapi_document_does_not_offer_report_key_which_only_the_state_machine_sets() -> None:
+    assert "report_key" not in openapi_document()

@@ -11,6 +11,7 @@ import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 COMPONENT_TYPES: tuple[str, ...] = (
     "actions",
@@ -48,7 +49,8 @@ MAX_RESOLVED_PACKS = 1000
 
 
 class Reported(Request):
-    report_key: str | None = Field(
+    # Not in the OpenAPI document: only the state machine sets it (the API refuses it).
+    report_key: SkipJsonSchema[str | None] = Field(
         default=None,
         pattern=REPORT_KEY_PATTERN,
         description="store the whole response here and answer only its summary fields and `report`",
