@@ -19,7 +19,7 @@ from attune_packs.adapters.dynamodb import DynamoPackTable
 from attune_packs.adapters.s3 import S3ObjectStore
 from attune_packs.models import InstallRequest
 from attune_packs.services import catalog
-from attune_packs.services.reports import expand_installation_output
+from attune_packs.services.reports import expand_installation_output, unfinished_installation_output
 
 
 @dataclass
@@ -40,9 +40,7 @@ class ExecutionResult:
 class Backend:
     """The operations the CLI needs, over boto3 clients (moto's or AWS's)."""
 
-    def __init__(
-        self, sfn: Any, table: DynamoPackTable, state_machine_arn: str, *, s3: Any, bucket: str
-    ) -> None:
+    def __init__(self, sfn: Any, table: DynamoPackTable, state_machine_arn: str, *, s3: Any, bucket: str) -> None:
         self.sfn = sfn
         self.table = table
         self.state_machine_arn = state_machine_arn
@@ -101,7 +99,11 @@ class Backend:
             status = description["status"]
             if status != "RUNNING":
                 output = json.loads(description["output"]) if description.get("output") else None
-                output = expand_installation_output(output, S3ObjectStore(self.s3, self.bucket))
+                store = S3ObjectStore(self.s3, self.bucket)
+                if output is not None:
+                    output = expand_installation_output(output, store)
+                elif status in {"FAILED", "TIMED_OUT", "ABORTED"}:  # what the stages reported before
+                    output = unfinished_installation_output(execution_arn.rsplit(":", 1)[-1], store)
                 return ExecutionResult(status, output, description.get("error"), description.get("cause"), events)
             if time.monotonic() > deadline:
                 return ExecutionResult("TIMED_OUT_WAITING", None, "the CLI stopped waiting", None, events)

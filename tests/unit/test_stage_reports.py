@@ -156,3 +156,27 @@ def test_a_build_answers_its_token_without_its_long_lists() -> None:
     first = compact["test_result"]["suites"][0]
     assert first["failed"] == 20 and [f["name"] for f in first["failures"]] == ["test_0"]
     assert compact["test_result"]["report"] == result["test_result"]["report"]
+
+
+def test_a_failed_installation_shows_what_its_stages_reported_before_it_failed() -> None:
+    from attune_packs.services.reports import unfinished_installation_output
+
+    store = FakeObjectStore()
+    prefix = "reports/installs/install-f/"
+    answer(download_response("app"), DownloadRequest(packs=["app"], report_key=f"{prefix}download.json"), store)
+    answer(
+        download_response("lib", failed=("ghost",)),
+        DownloadRequest(packs=["lib"], report_key=f"{prefix}dependency-download-0.json"),
+        store,
+    )
+    store.put_bytes(f"{prefix}dependencies-0.json", json.dumps({"install_order": ["app"]}).encode())
+    store.put_bytes(f"{prefix}dependencies-1.json", json.dumps({"install_order": ["lib", "app"]}).encode())
+
+    output = unfinished_installation_output("install-f", store)
+
+    assert output is not None and output["status"] == "UNFINISHED"
+    assert [p["pack_ref"] for p in output["download"]["downloaded_packs"]] == ["app"]
+    assert [p["pack_ref"] for p in output["dependency_download"]["downloaded_packs"]] == ["lib"]
+    assert output["dependencies"]["install_order"] == ["lib", "app"]
+    assert "register" not in output and "reports_unavailable" not in output
+    assert unfinished_installation_output("install-none", store) is None

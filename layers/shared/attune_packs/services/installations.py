@@ -12,7 +12,7 @@ from attune_packs.adapters.s3 import ObjectStore, S3Location
 from attune_packs.adapters.stepfunctions import Executions
 from attune_packs.errors import InvalidRequestError, NotFoundError
 from attune_packs.models import InstallRequest
-from attune_packs.services.reports import expand_installation_output
+from attune_packs.services.reports import expand_installation_output, unfinished_installation_output
 
 STAGE_STATES = {
     "DownloadPacks": "download",
@@ -76,8 +76,14 @@ def installation_status(installation_id: str, executions: Executions, store: Obj
         exited = event.get("stateExitedEventDetails")
         if entered and entered["name"] in STAGE_STATES:
             stage = STAGE_STATES[entered["name"]]
-            stages.append({"state": entered["name"], "stage": stage, "entered_at": _iso(event.get("timestamp")),
-                           "exited_at": None})
+            stages.append(
+                {
+                    "state": entered["name"],
+                    "stage": stage,
+                    "entered_at": _iso(event.get("timestamp")),
+                    "exited_at": None,
+                }
+            )
         elif exited and exited["name"] in STAGE_STATES:
             for record in reversed(stages):
                 if record["state"] == exited["name"] and record["exited_at"] is None:
@@ -95,7 +101,11 @@ def installation_status(installation_id: str, executions: Executions, store: Obj
         "started_by": request.get("started_by"),
         "stages": stages,
         "request": request,
-        "result": expand_installation_output(output, store),
+        "result": expand_installation_output(output, store)
+        if output is not None
+        else unfinished_installation_output(installation_id, store)
+        if description["status"] in {"FAILED", "TIMED_OUT", "ABORTED"}
+        else None,
         "error": {"error": description.get("error"), "cause": description.get("cause")}
         if description["status"] in {"FAILED", "TIMED_OUT", "ABORTED"}
         else None,

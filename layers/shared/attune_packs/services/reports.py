@@ -80,6 +80,36 @@ def expand_installation_output(output: dict[str, Any] | None, store: ObjectStore
     return expanded
 
 
+def unfinished_installation_output(
+    installation_id: str, store: ObjectStore, max_rounds: int = 5
+) -> dict[str, Any] | None:
+    """What the stages of an installation that failed (or was stopped) had reported before: an
+    execution that fails has no output, but its stage reports are in S3. None when there are none."""
+    prefix = INSTALLATION_REPORTS.format(installation_id=installation_id)
+    names = ["download", "register"]
+    names += [f"dependencies-{n}" for n in range(max_rounds + 1)]
+    names += [f"dependency-download-{n}" for n in range(max_rounds + 1)]
+    present = [name for name in names if store.head(S3Location(store.bucket, f"{prefix}{name}.json")) is not None]
+    if not present:
+        return None
+    resolutions = sorted(int(n.rsplit("-", 1)[1]) for n in present if n.startswith("dependencies-"))
+    summary: dict[str, Any] = {
+        "installation_id": installation_id,
+        "status": "UNFINISHED",
+        "dependency_rounds": resolutions[-1] if resolutions else 0,
+    }
+    for name, key in (("download", "download"), ("register", "register")):
+        if name in present:
+            summary[key] = {"report": S3Location(store.bucket, f"{prefix}{name}.json").uri}
+    if resolutions:
+        summary["dependencies"] = {"report": "s3://"}
+    expanded = expand_installation_output(summary, store) or summary
+    for key in ("download", "dependencies", "register"):
+        if isinstance(expanded.get(key), dict) and set(expanded[key]) == {"report"}:
+            expanded.pop(key)  # announced above but unreadable
+    return expanded
+
+
 def _build(build: Any, store: ObjectStore, unavailable: list[str]) -> Any:
     if not isinstance(build, dict) or not build.get("report") or build.get("failed"):
         return build
