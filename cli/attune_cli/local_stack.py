@@ -10,6 +10,9 @@
   builds that end badly are delivered, as CodeBuild's state-change event, to the functions the
   template subscribes to it.
 * S3 objects and DynamoDB items are kept in a project-local folder between runs.
+* Where moto differs from AWS in a way the pipeline depends on, it is patched to behave as AWS
+  does: SendTaskFailure keeps its cause; a task token answers once (a second SendTaskSuccess or
+  SendTaskFailure is InvalidToken); EventBridge rules invoke Lambda targets.
 
 Only endpoints and runners differ from AWS; every line of business logic is the deployed one.
 """
@@ -396,14 +399,30 @@ class LocalStack:
             return [b for history in backend.build_metadata_history.values() for b in history if b["id"] in ids]
 
         from moto.core.responses import EmptyResult
+        from moto.stepfunctions.parser.api import InvalidToken
         from moto.stepfunctions.responses import StepFunctionResponse
+
+        answered: set[str] = set()  # moto accepts a second answer to a task token; AWS refuses it
+
+        def answer_once(token: str) -> None:
+            if token in answered:
+                raise InvalidToken()
+            answered.add(token)
 
         def send_task_failure(response: Any) -> Any:
             # moto 5.2 drops the ``cause`` of SendTaskFailure; AWS keeps it (it carries build logs).
+            token = response._get_param("taskToken")
+            answer_once(token)
             response.stepfunction_backend.send_task_failure(
-                response._get_param("taskToken"), error=response._get_param("error"), cause=response._get_param("cause")
+                token, error=response._get_param("error"), cause=response._get_param("cause")
             )
             return EmptyResult()
+
+        original_success = StepFunctionResponse.send_task_success
+
+        def send_task_success(response: Any) -> Any:
+            answer_once(response._get_param("taskToken"))
+            return original_success(response)
 
         from moto.events.models import Rule
 
@@ -423,6 +442,7 @@ class LocalStack:
         self._patch(Rule, "send_to_targets", send_to_targets)
         self._patch(LambdaSimpleBackend, "invoke", invoke)
         self._patch(StepFunctionResponse, "send_task_failure", send_task_failure)
+        self._patch(StepFunctionResponse, "send_task_success", send_task_success)
         self._patch(CodeBuildResponse, "start_build", start_build)
         self._patch(CodeBuildBackend, "batch_get_builds", batch_get_builds)
 

@@ -13,4 +13,4 @@ from attune_packs.services.build_reports import BuildStateDetail, report_build_s
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     detail = parse_request(BuildStateDetail, event.get("detail") or {})
-    return report_build_state(detail, wiring.task_tokens(), logs=log_reader())
+    return report_build_state(detail, wiring.task_tokens(), logs=log_reader(), store=wiring.object_store())

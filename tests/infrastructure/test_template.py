@@ -148,6 +148,7 @@ def test_s3_writes_are_limited_to_the_prefixes_each_function_owns(stack: StackRe
         "RegisterPacksFunction": {"components/*", "reports/installs/*/register.json"},
         "EnvironmentBuildRole": {"envs/*", "reports/builds/*", "reports/installs/*/build-*"},
         "ServeApiFunction": {"staging/*", "archives/*", "uploads/*", "reports/async-builds/*"},
+        "ReportBuildResultFunction": {"reports/installs/*/build-*"},
     }
     for logical_id, prefixes in owned.items():
         written = set()

@@ -108,6 +108,33 @@ def test_a_build_failing_before_post_build_fails_its_token_with_the_last_lines_o
     assert logs.asked == [("/aws/codebuild/attune-envs", "6a1c0c3e-5a57-4d67-9b56-0d1c4f2b9d1e", 120)]
 
 
+def test_a_long_cause_is_stored_whole_at_the_report_key_and_the_token_gets_a_short_one() -> None:
+    import json
+
+    from fakes import FakeObjectStore
+
+    from attune_packs.buildspec.build_tools import MAX_TASK_CAUSE_CHARS
+
+    detail = state_change()
+    variables = detail.model_dump(by_alias=True)["additional-information"]["environment"]["environment-variables"]
+    key = "reports/installs/install-1/build-http_tools.json"
+    variables.append({"name": "REPORT_KEY", "value": key, "type": "PLAINTEXT"})
+    raw = detail.model_dump(by_alias=True)
+    raw["additional-information"]["environment"]["environment-variables"] = variables
+    detail = BuildStateDetail.model_validate(raw)
+    lines = [f"Collecting line {n} " + "x" * 80 for n in range(60)] + ["ERROR: the real reason"]
+    tokens, store = FakeTokens(), FakeObjectStore()
+
+    report_build_state(detail, tokens, FakeLogs(lines), store=store)
+
+    [(_, _, cause)] = tokens.failed
+    assert len(cause) <= MAX_TASK_CAUSE_CHARS and cause.startswith("BUILD_FAILED: the environment build of http_tools")
+    assert "ERROR: the real reason" in cause and f"(the whole report: s3://packs/{key})" in cause
+    stored = json.loads(store.objects[key][0])
+    assert stored["failed"] is True and stored["pack_ref"] == "http_tools"
+    assert "Collecting line 45 " in stored["error"] and "Collecting line 45 " not in cause
+
+
 def test_an_unreadable_log_still_fails_the_token_and_says_why() -> None:
     tokens = FakeTokens()
     report_build_state(state_change("TIMED_OUT"), tokens, FakeLogs(error=TransientError("AccessDenied")))

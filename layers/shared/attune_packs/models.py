@@ -346,6 +346,7 @@ class FailedBuild(Response):
     failed: Literal[True]
     error_type: str
     error: str | None = None
+    report: str | None = Field(default=None, description="where the whole failure report is, if the build stored one")
 
 
 # --- Register -----------------------------------------------------------------------------------

@@ -768,6 +768,26 @@ def task_answer(result: dict) -> dict:
     return {**result, "environments": environments, "test_result": test_result}
 
 
+MAX_TASK_CAUSE_CHARS = 600
+
+
+def short_cause(cause: str, report_uri: str = "") -> str:
+    """A failure cause small enough for the state machine's payload (a failed build's item travels
+    inline): its first line and the end of the rest, and where the whole cause is stored."""
+    if len(cause) <= MAX_TASK_CAUSE_CHARS:
+        return cause
+    head, _, rest = cause.partition("\n")
+    head = head[:200]
+    where = f"\n(the whole report: {report_uri})" if report_uri else ""
+    room = max(0, MAX_TASK_CAUSE_CHARS - len(head) - len(where) - 6)
+    return f"{head}\n…{rest[-room:]}{where}"
+
+
+def failure_report(pack_ref: str, cause: str) -> dict:
+    """The stored report of a failed build (the whole cause; the task gets :func:`short_cause`)."""
+    return {"pack_ref": pack_ref, "failed": True, "error_type": "BuildError", "error": cause}
+
+
 def reference_answer(result: dict, report_uri: str) -> dict:
     """The task answer when the whole result is stored at ``report_uri`` (a ``BuildReference``)."""
     return {"pack_ref": result["pack_ref"], "pack_version": result.get("pack_version"), "report": report_uri}
@@ -817,6 +837,11 @@ def main(argv: list[str] | None = None) -> int:
     answer.add_argument("--reference", metavar="S3_URI", help="the result is stored there: answer a reference")
     cause = commands.add_parser("failure-cause", help="print why this build failed")
     cause.add_argument("log")
+    short = commands.add_parser("short-cause", help="print the task failure cause of a cause file")
+    short.add_argument("cause_file")
+    short.add_argument("report_uri", nargs="?", default="")
+    failed = commands.add_parser("failure-report", help="print the stored report of a cause file")
+    failed.add_argument("cause_file")
     run = commands.add_parser("run-tests", help="run the tests of $TEST_CONFIG and write the report")
     run.add_argument("--pack-dir", required=True)
     run.add_argument("--python-version", required=True)
@@ -864,6 +889,14 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.result_file) as handle:
             result = json.load(handle)
         print(json.dumps(reference_answer(result, args.reference) if args.reference else task_answer(result)))
+        return 0
+    if args.command in ("short-cause", "failure-report"):
+        with open(args.cause_file, encoding="utf-8", errors="replace") as handle:
+            text = handle.read().rstrip("\n")
+        if args.command == "short-cause":
+            print(short_cause(text, args.report_uri))
+        else:
+            print(json.dumps(failure_report(environ.get("PACK_REF", ""), text)))
         return 0
     if args.command == "failure-cause":
         with open(args.log, encoding="utf-8", errors="replace") as handle:

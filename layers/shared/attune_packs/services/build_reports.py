@@ -11,17 +11,22 @@ registration gates on; stored test reports are checked against it before they ar
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from attune_packs.adapters.logs import LogReader
+from attune_packs.adapters.s3 import ObjectStore, S3Location
 from attune_packs.adapters.stepfunctions import TaskTokens
-from attune_packs.buildspec.build_tools import log_excerpt
+from attune_packs.buildspec.build_tools import failure_report, log_excerpt, short_cause
 from attune_packs.errors import AttuneError
+from attune_packs.models import REPORT_KEY_PATTERN
 
 FAILED_STATES = {"FAILED", "STOPPED", "TIMED_OUT", "FAULT"}
 EXCERPT_LINES = 40
+REPORT_KEY = re.compile(REPORT_KEY_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 # --- failures ----------------------------------------------------------------------------------
@@ -77,7 +82,11 @@ def failure_message(*, pack_ref: str, build_id: str, status: str, phase: str, co
     )
 
 
-def report_build_state(detail: BuildStateDetail, tokens: TaskTokens, logs: LogReader | None = None) -> dict[str, Any]:
+def report_build_state(
+    detail: BuildStateDetail, tokens: TaskTokens, logs: LogReader | None = None, store: ObjectStore | None = None
+) -> dict[str, Any]:
+    """Fail the task token of a build that ended before its buildspec answered. With ``store`` and
+    the build's REPORT_KEY, the whole cause is stored there and the token gets a short one."""
     token = detail.variable("TASK_TOKEN")
     if detail.build_status not in FAILED_STATES or not token:
         return {"answered": False, "reason": "nothing to answer"}
@@ -91,7 +100,16 @@ def report_build_state(detail: BuildStateDetail, tokens: TaskTokens, logs: LogRe
         contexts=contexts,
         excerpt=fetch_excerpt(logs, group, stream),
     )
-    answered = tokens.fail(token, "BuildError", cause)
+    report_key = detail.variable("REPORT_KEY")
+    storing = store is not None and bool(report_key) and REPORT_KEY.fullmatch(report_key) is not None
+    report_uri = S3Location(store.bucket, report_key).uri if storing and store is not None else ""
+    answered = tokens.fail(token, "BuildError", short_cause(cause, report_uri))
+    # Only the answer that closed the token writes the report: when the buildspec answered first,
+    # its own (more precise) report stays. Readers find the report missing for a moment at most.
+    if answered and storing and store is not None:
+        store.put_bytes(
+            report_key, json.dumps(failure_report(detail.variable("PACK_REF"), cause)).encode(), "application/json"
+        )
     return {"answered": answered, "build_id": detail.build_id, "phase": phase}
 
 

@@ -111,10 +111,17 @@ def unfinished_installation_output(
 
 
 def _build(build: Any, store: ObjectStore, unavailable: list[str]) -> Any:
-    if not isinstance(build, dict) or not build.get("report") or build.get("failed"):
+    """A build's whole result; for a failed build, its whole failure report when one was stored
+    (a build that failed before it could store one has only its short cause)."""
+    if not isinstance(build, dict) or not build.get("report"):
         return build
     try:
-        return store.get_json(parse_s3_uri(str(build["report"])), MAX_REPORT_BYTES)
+        location = parse_s3_uri(str(build["report"]))
+        if build.get("failed"):
+            if store.head(location) is None:
+                return build
+            return {**build, "error": store.get_json(location, MAX_REPORT_BYTES).get("error", build.get("error"))}
+        return store.get_json(location, MAX_REPORT_BYTES)
     except (AttuneError, ValueError):
         unavailable.append(f"build-{build.get('pack_ref')}")
         return build
