@@ -12,7 +12,7 @@
 * S3 objects and DynamoDB items are kept in a project-local folder between runs.
 * Where moto differs from AWS in a way the pipeline depends on, it is patched to behave as AWS
   does: SendTaskFailure keeps its cause; a task token answers once (a second SendTaskSuccess or
-  SendTaskFailure is InvalidToken); EventBridge rules invoke Lambda targets.
+  SendTaskFailure is TaskTimedOut); EventBridge rules invoke Lambda targets.
 
 Only endpoints and runners differ from AWS; every line of business logic is the deployed one.
 """
@@ -399,30 +399,35 @@ class LocalStack:
             return [b for history in backend.build_metadata_history.values() for b in history if b["id"] in ids]
 
         from moto.core.responses import EmptyResult
-        from moto.stepfunctions.parser.api import InvalidToken
+        from moto.stepfunctions.parser.api import TaskTimedOut
         from moto.stepfunctions.responses import StepFunctionResponse
 
         answered: set[str] = set()  # moto accepts a second answer to a task token; AWS refuses it
+        answering = threading.Lock()
 
-        def answer_once(token: str) -> None:
-            if token in answered:
-                raise InvalidToken()
-            answered.add(token)
+        def answer_once(token: str, deliver: Callable[[], Any]) -> Any:
+            with answering:
+                if token in answered:
+                    raise TaskTimedOut()  # what AWS answers for a token already answered
+                result = deliver()  # a refused first answer leaves the token open, as on AWS
+                answered.add(token)
+                return result
 
         def send_task_failure(response: Any) -> Any:
             # moto 5.2 drops the ``cause`` of SendTaskFailure; AWS keeps it (it carries build logs).
             token = response._get_param("taskToken")
-            answer_once(token)
-            response.stepfunction_backend.send_task_failure(
-                token, error=response._get_param("error"), cause=response._get_param("cause")
+            answer_once(
+                token,
+                lambda: response.stepfunction_backend.send_task_failure(
+                    token, error=response._get_param("error"), cause=response._get_param("cause")
+                ),
             )
             return EmptyResult()
 
         original_success = StepFunctionResponse.send_task_success
 
         def send_task_success(response: Any) -> Any:
-            answer_once(response._get_param("taskToken"))
-            return original_success(response)
+            return answer_once(response._get_param("taskToken"), lambda: original_success(response))
 
         from moto.events.models import Rule
 

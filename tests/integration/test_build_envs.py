@@ -334,11 +334,11 @@ def test_builds_answer_the_state_machine_with_references_that_registration_reads
     # Then the Map's items carried references, not results: a few hundred bytes per pack
     [succeeded] = [e for e in result.events if e["type"] == "ExecutionSucceeded"]
     raw = json.loads(succeeded["executionSucceededEventDetails"]["output"])
-    assert {tuple(sorted(b)) for b in raw["builds"]} == {("pack_ref", "pack_version", "report")}
+    assert {tuple(sorted(b)) for b in raw["builds"]} == {("pack_ref", "pack_version", "report", "sha256")}
     largest = max(
         len(d.get(f, "")) for e in result.events for d in e.values() if isinstance(d, dict) for f in ("input", "output")
     )
-    assert largest < 2_000 + 6 * 600, largest  # the request and fixed fields, then per pack
+    assert largest < 2_000 + 6 * 800, largest  # the request and fixed fields, then per pack
 
     # And registration read each whole result back: every pack is registered with its environment
     registered = result.output["register"]["registered_packs"]

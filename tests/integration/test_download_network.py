@@ -773,6 +773,10 @@ def test_an_unreadable_index_does_not_stop_the_others_but_never_lets_a_lower_one
     stage.environment["REGISTRY_INDEX_URLS"] = f"{good},{broken}"
     assert [p.pack_ref for p in stage.run("webpack").downloaded_packs] == ["webpack"]
 
+    # and a version no readable index offers is reported as such, not blamed on the broken index
+    code, _ = failure(stage.run("webpack@2.0.0"))
+    assert code != "INDEX_UNAVAILABLE" and code.startswith("VERSION"), code
+
     # Ranked before it, it might hold another publisher's "webpack": refused, with the reason
     stage.environment["REGISTRY_INDEX_URLS"] = f"{broken},{good}"
     response = stage.run("webpack")

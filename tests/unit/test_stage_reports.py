@@ -110,24 +110,38 @@ def test_an_installation_output_is_expanded_from_its_reports_every_dependency_ro
 
 
 def test_build_references_are_read_back_and_an_unreadable_report_is_named_not_fatal() -> None:
+    import hashlib
+
     store = FakeObjectStore()
-    store.put_bytes("reports/installs/i-1/build-app.json", json.dumps({"pack_ref": "app", "environments": {}}).encode())
+    content = json.dumps({"pack_ref": "app", "environments": {}}).encode()
+    store.put_bytes("reports/installs/i-1/build-app-1.json", content)
+    store.put_bytes("reports/installs/i-1/build-forged-1.json", b'{"pack_ref": "forged", "environments": {}}')
+    store.put_bytes("reports/installs/i-1/build-broken.json", json.dumps({"error": "the whole cause"}).encode())
+    digest = hashlib.sha256(content).hexdigest()
     summary = {
         "installation_id": "i-1",
         "status": "COMPLETED",
         "download": {"success_count": 1, "report": "s3://packs/reports/installs/i-1/download.json"},
         "builds": [
-            {"pack_ref": "app", "report": "s3://packs/reports/installs/i-1/build-app.json"},
-            {"pack_ref": "gone", "report": "s3://packs/reports/installs/i-1/build-gone.json"},
-            {"pack_ref": "broken", "failed": True, "error_type": "BuildError", "error": "no"},
+            {"pack_ref": "app", "report": "s3://packs/reports/installs/i-1/build-app-1.json", "sha256": digest},
+            {"pack_ref": "gone", "report": "s3://packs/reports/installs/i-1/build-gone-1.json", "sha256": digest},
+            {"pack_ref": "forged", "report": "s3://packs/reports/installs/i-1/build-forged-1.json", "sha256": digest},
+            {
+                "pack_ref": "broken",
+                "failed": True,
+                "error_type": "BuildError",
+                "error": "short",
+                "report": "s3://packs/reports/installs/i-1/build-broken.json",
+            },
         ],
     }
     expanded = expand_installation_output(summary, store)
     assert expanded is not None
     assert expanded["builds"][0] == {"pack_ref": "app", "environments": {}}
-    assert expanded["builds"][1:] == summary["builds"][1:]
-    assert expanded["download"] == summary["download"], "its report is missing: the summary stays"
-    assert expanded["reports_unavailable"] == ["download", "build-gone"]
+    assert expanded["builds"][1:3] == summary["builds"][1:3], "missing or not what the build answered: left as is"
+    assert expanded["builds"][3]["error"] == "the whole cause"
+    assert expanded["download"] == {"report": summary["download"]["report"]}, "unreadable: only where it is"
+    assert expanded["reports_unavailable"] == ["download", "build-gone", "build-forged"]
 
 
 def test_an_output_without_reports_is_returned_as_it_is() -> None:

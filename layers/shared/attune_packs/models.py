@@ -337,6 +337,7 @@ class BuildReference(Response):
     pack_ref: str
     pack_version: str | None = None
     report: str = Field(description="s3:// location of the BuiltEnvironment")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the stored bytes: readers check it")
 
 
 class FailedBuild(Response):

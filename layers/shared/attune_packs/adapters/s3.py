@@ -110,7 +110,7 @@ class S3ObjectStore:
         return StoredObject(S3Location(self.bucket, key), digest.hexdigest(), size)
 
     def head(self, location: S3Location) -> dict[str, Any] | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return dict(self._s3.head_object(Bucket=location.bucket, Key=location.key))
@@ -119,7 +119,10 @@ class S3ObjectStore:
                 return None
             if _is_throttle(exc):
                 raise ThrottledError(f"S3 throttled a read of {location.uri}") from exc
-            raise
+            code = exc.response.get("Error", {}).get("Code")
+            raise TransientError(f"looking at {location.uri} failed: {code}") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"looking at {location.uri} failed: {exc}") from exc
 
     def open(self, location: S3Location) -> BinaryIO:
         from botocore.exceptions import ClientError

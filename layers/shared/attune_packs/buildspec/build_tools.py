@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import re
@@ -788,9 +789,23 @@ def failure_report(pack_ref: str, cause: str) -> dict:
     return {"pack_ref": pack_ref, "failed": True, "error_type": "BuildError", "error": cause}
 
 
-def reference_answer(result: dict, report_uri: str) -> dict:
-    """The task answer when the whole result is stored at ``report_uri`` (a ``BuildReference``)."""
-    return {"pack_ref": result["pack_ref"], "pack_version": result.get("pack_version"), "report": report_uri}
+def reference_answer(result: dict, report_uri: str, content: bytes) -> dict:
+    """The task answer when the whole result (``content``) is stored at ``report_uri`` (a
+    ``BuildReference``). Its sha256 travels with the answer, through this build's own task token:
+    whoever reads the report checks it, so another build (another pack's install scripts or tests
+    run with the same role) cannot pass off a forged result."""
+    return {
+        "pack_ref": result["pack_ref"],
+        "pack_version": result.get("pack_version"),
+        "report": report_uri,
+        "sha256": hashlib.sha256(content).hexdigest(),
+    }
+
+
+def unique_report_key(report_key: str, unique: str) -> str:
+    """Where one build stores its result: the item's key with this build's id, so a build of an
+    earlier attempt can never overwrite the result of the attempt that answered."""
+    return f"{report_key.removesuffix('.json')}-{re.sub(r'[^A-Za-z0-9-]', '-', unique)[-40:]}.json"
 
 
 _NOISE = re.compile(r"^\[Container\] .*(Running command |Entering phase )")
@@ -835,6 +850,9 @@ def main(argv: list[str] | None = None) -> int:
     answer = commands.add_parser("answer", help="print the task answer (task_answer) of a result file")
     answer.add_argument("result_file")
     answer.add_argument("--reference", metavar="S3_URI", help="the result is stored there: answer a reference")
+    unique = commands.add_parser("result-key", help="print the key this build stores its result at")
+    unique.add_argument("report_key")
+    unique.add_argument("build_id")
     cause = commands.add_parser("failure-cause", help="print why this build failed")
     cause.add_argument("log")
     short = commands.add_parser("short-cause", help="print the task failure cause of a cause file")
@@ -886,9 +904,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(build_result(args.out, environ)))
         return 0
     if args.command == "answer":
-        with open(args.result_file) as handle:
-            result = json.load(handle)
-        print(json.dumps(reference_answer(result, args.reference) if args.reference else task_answer(result)))
+        with open(args.result_file, "rb") as handle:
+            content = handle.read()
+        result = json.loads(content)
+        print(json.dumps(reference_answer(result, args.reference, content) if args.reference else task_answer(result)))
+        return 0
+    if args.command == "result-key":
+        print(unique_report_key(args.report_key, args.build_id))
         return 0
     if args.command in ("short-cause", "failure-report"):
         with open(args.cause_file, encoding="utf-8", errors="replace") as handle:

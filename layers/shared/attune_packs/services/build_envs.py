@@ -27,6 +27,7 @@ import math
 import re
 import secrets
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -36,7 +37,7 @@ from attune_packs.adapters.codebuild import BuildStarter
 from attune_packs.adapters.logs import LogReader
 from attune_packs.adapters.s3 import ObjectStore, S3Location
 from attune_packs.adapters.stepfunctions import TaskTokens
-from attune_packs.buildspec.build_tools import reference_answer, summarise, task_answer
+from attune_packs.buildspec.build_tools import reference_answer, summarise, task_answer, unique_report_key
 from attune_packs.errors import AttuneError, BuildError, ConfigurationError, RequirementsError, TransientError
 from attune_packs.models import (
     BuildEnvsRequest,
@@ -432,8 +433,10 @@ def handle_build_task(
     if not plan.needs_build:
         result = plan.built(plan.cached, plan.test_result).model_dump(mode="json")
         if task.report_key:
-            store.put_bytes(task.report_key, json.dumps(result).encode(), "application/json")
-            tokens.succeed(task.task_token, reference_answer(result, S3Location(store.bucket, task.report_key).uri))
+            content = json.dumps(result).encode()
+            key = unique_report_key(task.report_key, uuid.uuid4().hex)
+            store.put_bytes(key, content, "application/json")
+            tokens.succeed(task.task_token, reference_answer(result, S3Location(store.bucket, key).uri, content))
         else:
             tokens.succeed(task.task_token, task_answer(result))
         return {"status": "cached", "pack_ref": pack.contents.ref}

@@ -101,15 +101,14 @@ def report_build_state(
         excerpt=fetch_excerpt(logs, group, stream),
     )
     report_key = detail.variable("REPORT_KEY")
-    storing = store is not None and bool(report_key) and REPORT_KEY.fullmatch(report_key) is not None
-    report_uri = S3Location(store.bucket, report_key).uri if storing and store is not None else ""
+    report_uri = ""
+    if store is not None and report_key and REPORT_KEY.fullmatch(report_key):
+        report_uri = S3Location(store.bucket, report_key).uri
+        # Written before answering, so readers find it; never over a report the buildspec stored.
+        if store.head(S3Location(store.bucket, report_key)) is None:
+            body = failure_report(detail.variable("PACK_REF"), cause)
+            store.put_bytes(report_key, json.dumps(body).encode(), "application/json")
     answered = tokens.fail(token, "BuildError", short_cause(cause, report_uri))
-    # Only the answer that closed the token writes the report: when the buildspec answered first,
-    # its own (more precise) report stays. Readers find the report missing for a moment at most.
-    if answered and storing and store is not None:
-        store.put_bytes(
-            report_key, json.dumps(failure_report(detail.variable("PACK_REF"), cause)).encode(), "application/json"
-        )
     return {"answered": answered, "build_id": detail.build_id, "phase": phase}
 
 

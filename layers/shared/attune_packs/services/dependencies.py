@@ -213,8 +213,11 @@ def _index_loader(
         urls = index_urls(request.registry_url, settings, lambda: enabled_index_urls(table))
         failures: list[IndexFailure] = []
         loaded = load_indices(urls, store, settings, failures=failures)
+        retriable = [f.error for f in failures if f.error.retriable]
+        if retriable:
+            raise retriable[0]  # the state machine retries the stage
         if failures and not loaded:
-            raise failures[0].error  # nothing to resolve from: reported (or retried) as one failure
+            raise failures[0].error  # nothing to resolve from: reported as one failure
         return RegistryCatalog(loaded, unreadable=[(f.url, f.error) for f in failures])
 
     return load

@@ -109,6 +109,15 @@ class DownloadContext:
         if self._indices is None:
             try:
                 self._urls = index_urls(self.request.registry_url, self.settings, self.stored_indices)
+            except AttuneError as exc:
+                self._index_error = exc
+                raise
+            except Exception as exc:  # noqa: BLE001 - the table of stored indices could not be read
+                self._index_error = TransientError(
+                    f"the list of registry indices could not be read: {exc}", error_code="INDEX_LIST_UNAVAILABLE"
+                )
+                raise self._index_error from exc
+            try:
                 self._indices = load_indices(
                     self._urls,
                     self.store,
@@ -265,7 +274,8 @@ def _registry_source(source: str, context: DownloadContext) -> ResolvedSource:
     try:
         index_location, entry = find_entry(indices, ref, constraint)
     except AttuneError:
-        _refuse_if_shadowed(ref, None, context)
+        holder = next((location for location, index in indices if any(e.ref == ref for e in index.packs)), None)
+        _refuse_if_shadowed(ref, holder, context)  # no version fits: only an index before its holder matters
         raise
     _refuse_if_shadowed(ref, index_location, context)
     chosen = _choose_install_source(entry, context.request.allow_unpinned)

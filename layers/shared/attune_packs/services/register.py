@@ -42,7 +42,7 @@ from attune_packs.adapters.dynamodb import (
     TransactionConditionFailed,
     Update,
 )
-from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
+from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.components import Component, Reference, resolve_references, with_declared_triggers
 from attune_packs.errors import (
     AttuneError,
@@ -85,6 +85,7 @@ from attune_packs.services.catalog import (
 )
 from attune_packs.services.dependencies import install_order
 from attune_packs.services.packs import StoredPack, load_pack
+from attune_packs.services.reports import read_verified
 
 SCHEMA_PREFIX = "components/"
 _BULK_FIELDS = ("parameters", "output_schema", "attributes")
@@ -143,7 +144,7 @@ def _stored_build(
     if not isinstance(build, BuildReference):
         return build
     try:
-        return BuiltEnvironment.model_validate(store.get_json(parse_s3_uri(build.report)))
+        return BuiltEnvironment.model_validate(read_verified(store, build.report, build.sha256))
     except TransientError:
         raise
     except (AttuneError, ValueError) as exc:

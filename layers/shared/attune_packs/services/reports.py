@@ -10,14 +10,31 @@ however many packs an installation had.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
-from attune_packs.errors import AttuneError
+from attune_packs.errors import SourceError
 from attune_packs.models import Reported, ReportedResponse
 
 INSTALLATION_REPORTS = "reports/installs/{installation_id}/"
 MAX_REPORT_BYTES = 64 * 2**20
+
+
+def read_verified(store: ObjectStore, uri: str, sha256: str, max_bytes: int = MAX_REPORT_BYTES) -> Any:
+    """The JSON document at ``uri`` whose bytes have this sha256; a ``SourceError`` when they do not
+    (another writer replaced it) or it is too large; ``SourceGoneError`` when it is missing."""
+    location = parse_s3_uri(uri)
+    with store.open(location) as body:
+        content = body.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise SourceError(f"{uri} is larger than {max_bytes} bytes", error_code="REPORT_TOO_LARGE")
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise SourceError(
+            f"{uri} is not the report its build answered with (sha256 differs)", error_code="REPORT_TAMPERED"
+        )
+    return json.loads(content)
 
 
 def answer(response: ReportedResponse, request: Reported, store: ObjectStore) -> dict[str, Any]:
@@ -48,18 +65,22 @@ def expand_installation_output(output: dict[str, Any] | None, store: ObjectStore
         try:
             if optional and store.head(location) is None:
                 return None
-            return store.get_json(location, MAX_REPORT_BYTES)
-        except (AttuneError, ValueError):
-            unavailable.append(name)
-            return None
+            report = store.get_json(location, MAX_REPORT_BYTES)
+        except Exception:  # noqa: BLE001 - showing an installation must not fail on one report
+            report = None
+        if isinstance(report, dict):
+            return report
+        unavailable.append(name)
+        return None
 
     if isinstance(output.get("download"), dict) and output["download"].get("report"):
-        expanded["download"] = read("download") or output["download"]
+        # when unreadable, not the summary: after dependency rounds $.download is the last round's
+        expanded["download"] = read("download") or {"report": output["download"]["report"]}
     # Round n downloads, then round n + 1 resolves again; a last round that downloaded nothing
     # ends the loop without a next resolution, so its report may exist or not.
-    dependency_rounds = [read(f"dependency-download-{n}", optional=n == rounds) for n in range(rounds + 1)]
-    if "dependencies" not in output:  # ended before the dependencies stage
-        dependency_rounds = []
+    dependency_rounds = []
+    if "dependencies" in output:  # else it ended before the dependencies stage
+        dependency_rounds = [read(f"dependency-download-{n}", optional=n == rounds) for n in range(rounds + 1)]
     found = [r for r in dependency_rounds if isinstance(r, dict)]
     if found:
         expanded["dependency_download"] = {
@@ -89,7 +110,10 @@ def unfinished_installation_output(
     names = ["download", "register"]
     names += [f"dependencies-{n}" for n in range(max_rounds + 1)]
     names += [f"dependency-download-{n}" for n in range(max_rounds + 1)]
-    present = [name for name in names if store.head(S3Location(store.bucket, f"{prefix}{name}.json")) is not None]
+    try:
+        present = [name for name in names if store.head(S3Location(store.bucket, f"{prefix}{name}.json")) is not None]
+    except Exception:  # noqa: BLE001 - the reports cannot be looked at: show the error alone
+        return None
     if not present:
         return None
     resolutions = sorted(int(n.rsplit("-", 1)[1]) for n in present if n.startswith("dependencies-"))
@@ -117,11 +141,15 @@ def _build(build: Any, store: ObjectStore, unavailable: list[str]) -> Any:
         return build
     try:
         location = parse_s3_uri(str(build["report"]))
-        if build.get("failed"):
+        if build.get("failed"):  # the whole cause, when the build could store it
             if store.head(location) is None:
                 return build
-            return {**build, "error": store.get_json(location, MAX_REPORT_BYTES).get("error", build.get("error"))}
-        return store.get_json(location, MAX_REPORT_BYTES)
-    except (AttuneError, ValueError):
+            report = store.get_json(location, MAX_REPORT_BYTES)
+            return {**build, "error": report["error"]} if isinstance(report, dict) and "error" in report else build
+        if not build.get("sha256"):
+            raise SourceError(f"{build['report']} comes without its sha256", error_code="REPORT_TAMPERED")
+        result = read_verified(store, str(build["report"]), str(build["sha256"]))
+        return result if isinstance(result, dict) else build
+    except Exception:  # noqa: BLE001 - showing an installation must not fail on one report
         unavailable.append(f"build-{build.get('pack_ref')}")
         return build
