@@ -33,20 +33,22 @@ def _count_calls(counter: Counter[str]) -> None:
         client(service).meta.events.register("before-call", count)
 
 
-def install_counts() -> None:
+def _backend(stack: Any) -> Any:
     from attune_cli.backends import Backend
-    from attune_cli.local_stack import LocalStack
     from attune_packs.adapters.dynamodb import DynamoPackTable
+
+    table = DynamoPackTable(stack.client("dynamodb"), stack.table)
+    return Backend(
+        stack.client("stepfunctions"), table, stack.state_machine_arn, s3=stack.client("s3"), bucket=stack.bucket
+    )
+
+
+def install_counts() -> None:
+    from attune_cli.local_stack import LocalStack
     from attune_packs.models import InstallRequest
 
     with tempfile.TemporaryDirectory() as state, LocalStack(Path(state) / "state") as stack:
-        backend = Backend(
-            stack.client("stepfunctions"),
-            DynamoPackTable(stack.client("dynamodb"), stack.table),
-            stack.state_machine_arn,
-            s3=stack.client("s3"),
-            bucket=stack.bucket,
-        )
+        backend = _backend(stack)
         for label in ("fresh install", "same install again"):
             counter: Counter[str] = Counter()
             _count_calls(counter)
@@ -87,21 +89,13 @@ def _pack_archive(folder: Path, ref: str) -> str:
 
 
 def payload_sizes(counts: tuple[int, ...] = (10, 50, 150)) -> None:
-    from attune_cli.backends import Backend
     from attune_cli.local_stack import LocalStack
-    from attune_packs.adapters.dynamodb import DynamoPackTable
     from attune_packs.models import InstallRequest
 
     limit = 256 * 1024
     for count in counts:
         with tempfile.TemporaryDirectory() as tmp, LocalStack(Path(tmp) / "state") as stack:
-            backend = Backend(
-                stack.client("stepfunctions"),
-                DynamoPackTable(stack.client("dynamodb"), stack.table),
-                stack.state_machine_arn,
-                s3=stack.client("s3"),
-                bucket=stack.bucket,
-            )
+            backend = _backend(stack)
             archives = [_pack_archive(Path(tmp), f"bench_{n:03d}") for n in range(count)]
             started = time.perf_counter()
             result = backend.follow(backend.start_install(InstallRequest(packs=archives)).arn, lambda _e: None)
