@@ -65,10 +65,6 @@ class FakeObjectStore:
             raise ValueError(f"{location.uri} is larger than {max_bytes} bytes")
         return json.loads(content)
 
-    def list_keys(self, prefix: str) -> list[str]:
-        self.calls["list"] += 1
-        return sorted(key for key in self.objects if key.startswith(prefix))
-
 
 class FakePackTable:
     """The registry table in memory, with DynamoDB's semantics for what the services use:

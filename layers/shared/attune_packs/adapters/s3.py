@@ -52,12 +52,19 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None: ...
     def put_bytes(self, key: str, body: bytes, content_type: str = ...) -> None: ...
     def get_json(self, location: S3Location, max_bytes: int = ...) -> Any: ...
-    def list_keys(self, prefix: str) -> list[str]: ...
 
 
 def _is_throttle(exc: Exception) -> bool:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
     return code in _THROTTLE_CODES
+
+
+def _retriable(exc: Exception, doing: str) -> TransientError:
+    """A failed S3 call (``doing``: "a read of s3://…") as the error the state machine retries."""
+    if _is_throttle(exc):
+        return ThrottledError(f"S3 throttled {doing}")
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code") or str(exc)
+    return TransientError(f"{doing} failed: {code}")
 
 
 class S3ObjectStore:
@@ -114,15 +121,10 @@ class S3ObjectStore:
 
         try:
             return dict(self._s3.head_object(Bucket=location.bucket, Key=location.key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+        except (ClientError, BotoCoreError) as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return None
-            if _is_throttle(exc):
-                raise ThrottledError(f"S3 throttled a read of {location.uri}") from exc
-            code = exc.response.get("Error", {}).get("Code")
-            raise TransientError(f"looking at {location.uri} failed: {code}") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"looking at {location.uri} failed: {exc}") from exc
+            raise _retriable(exc, f"a read of {location.uri}") from exc
 
     def open(self, location: S3Location) -> BinaryIO:
         from botocore.exceptions import ClientError
@@ -135,9 +137,7 @@ class S3ObjectStore:
                 raise SourceGoneError(f"{location.uri} no longer exists; download the pack again") from exc
             if code in {"AccessDenied", "403", "NoSuchBucket"}:
                 raise SourceError(f"{location.uri} cannot be read ({code})", error_code="SOURCE_FORBIDDEN") from exc
-            if _is_throttle(exc):
-                raise ThrottledError(f"S3 throttled a read of {location.uri}") from exc
-            raise TransientError(f"reading {location.uri} failed: {code}") from exc
+            raise _retriable(exc, f"a read of {location.uri}") from exc
 
     def copy(self, src: S3Location, dst_key: str, metadata: dict[str, str] | None = None) -> None:
         extra: dict[str, Any] = {}
@@ -154,13 +154,8 @@ class S3ObjectStore:
 
         try:
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
-        except ClientError as exc:
-            if _is_throttle(exc):
-                raise ThrottledError(f"S3 throttled a write of s3://{self.bucket}/{key}") from exc
-            code = exc.response.get("Error", {}).get("Code")
-            raise TransientError(f"writing s3://{self.bucket}/{key} failed: {code}") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"writing s3://{self.bucket}/{key} failed: {exc}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise _retriable(exc, f"a write of s3://{self.bucket}/{key}") from exc
 
     def get_json(self, location: S3Location, max_bytes: int = 4 * 2**20) -> Any:
         with self.open(location) as body:
@@ -168,15 +163,6 @@ class S3ObjectStore:
         if len(content) > max_bytes:
             raise ValueError(f"{location.uri} is larger than {max_bytes} bytes")
         return json.loads(content)
-
-    def list_keys(self, prefix: str) -> list[str]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-            return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientError(f"listing s3://{self.bucket}/{prefix} failed: {exc}") from exc
 
     def presigned_post(self, key: str, *, max_bytes: int, content_type: str, expires: int = 900) -> dict[str, Any]:
         """A browser-style POST form that lets a client upload ``key`` directly, within limits."""

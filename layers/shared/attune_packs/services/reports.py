@@ -122,11 +122,12 @@ def unfinished_installation_output(
         "status": "UNFINISHED",
         "dependency_rounds": resolutions[-1] if resolutions else 0,
     }
-    for name, key in (("download", "download"), ("register", "register")):
+    stages = {"download": "download", "register": "register"}
+    if resolutions:
+        stages["dependencies"] = f"dependencies-{resolutions[-1]}"
+    for key, name in stages.items():
         if name in present:
             summary[key] = {"report": S3Location(store.bucket, f"{prefix}{name}.json").uri}
-    if resolutions:
-        summary["dependencies"] = {"report": "s3://"}
     expanded = expand_installation_output(summary, store) or summary
     for key in ("download", "dependencies", "register"):
         if isinstance(expanded.get(key), dict) and set(expanded[key]) == {"report"}:
