@@ -5,9 +5,9 @@ own: the HTTP server (``python -m http.server``), S3 (``moto_server``), and the 
 child that only downloads and reports its ``VmHWM``). Figures printed:
 
 * ``sha256sum``: the raw hashing throughput of the same file on this machine (the yardstick);
-* ``net + sha256``: :class:`attune_packs.net.HttpClient` streaming the file and hashing it (the
+* ``net + sha256``: :class:`attune_packs.sources.http.HttpClient` streaming the file and hashing it (the
   network layer alone: checks, pinning, deadline, byte cap);
-* ``download stage``: :func:`attune_packs.services.download.download_packs` end to end (HTTP ->
+* ``download stage``: :func:`attune_packs.services.stages.download.download_packs` end to end (HTTP ->
   multipart staging upload while hashing -> archive scan read back from S3 -> content-addressed
   copy), against moto.
 
@@ -181,9 +181,9 @@ def _run_child(mode: str, url: str, endpoint: str) -> None:
 
     from attune_packs.adapters.s3 import S3ObjectStore
     from attune_packs.models import DownloadRequest
-    from attune_packs.net import Deadline, HttpClient, NetworkPolicy
-    from attune_packs.services.download import download_packs
+    from attune_packs.services.stages.download import download_packs
     from attune_packs.settings import Settings
+    from attune_packs.sources.http import Deadline, HttpClient, NetworkPolicy
 
     settings = Settings.model_validate(
         {"BUCKET_NAME": "bench", "DOWNLOAD_ALLOW_NETWORKS": "127.0.0.0/8", "DOWNLOAD_ALLOW_HTTP": "true"}

@@ -52,7 +52,7 @@ def main() -> None:
     from attune_packs.adapters.dynamodb import DynamoPackTable
     from attune_packs.adapters.s3 import S3ObjectStore
     from attune_packs.models import RegisterRequest
-    from attune_packs.services.register import RegistryPolicy, register_packs
+    from attune_packs.services.stages.register import RegistryPolicy, register_packs
 
     with mock_aws():
         _, table_args = StackResources.load(ROOT).table_definition()

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from attune_packs.registry import RegistryCatalog, RegistryIndex, parse_index
-from attune_packs.resolver import InstalledPack, PackNode, PlatformTarget, Resolution, resolve
-from attune_packs.semver import Version
+from attune_packs.domain.registry_index import RegistryCatalog, RegistryIndex, parse_index
+from attune_packs.domain.resolver import InstalledPack, PackNode, PlatformTarget, Resolution, resolve
+from attune_packs.domain.semver import Version
 
 PACKS = 1000
 RUNS = 7

@@ -176,7 +176,7 @@ def test_builds_run_in_the_given_vpc_only_when_one_is_given(stack: StackResource
 def test_the_buildspec_is_the_one_the_build_function_sends() -> None:
     import yaml
 
-    from attune_packs.services.build_envs import buildspec_text
+    from attune_packs.services.stages.build_envs import buildspec_text
 
     spec = yaml.safe_load(buildspec_text())
     assert spec["version"] == 0.2
@@ -184,7 +184,7 @@ def test_the_buildspec_is_the_one_the_build_function_sends() -> None:
 
 
 def test_the_download_function_reads_only_the_registry_index_partition_of_the_table(stack: StackResources) -> None:
-    from attune_packs.services.index_admin import INDICES_PARTITION
+    from attune_packs.services.managed_indices import INDICES_PARTITION
 
     dynamodb = [
         s

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests_support import write_pack_archive
+from pipeline_harness import write_pack_archive
 
 from attune_cli.http_server import LocalApiServer
 from attune_cli.local_stack import LocalStack

@@ -38,9 +38,9 @@ from moto import mock_aws
 from attune_cli.local_stack import LocalStack
 from attune_packs.adapters.s3 import S3ObjectStore
 from attune_packs.models import DownloadRequest, DownloadResponse
-from attune_packs.net import Transport, default_tls_context, system_resolver, tcp_connect
-from attune_packs.services.download import download_packs
+from attune_packs.services.stages.download import download_packs
 from attune_packs.settings import Settings
+from attune_packs.sources.http import Transport, default_tls_context, system_resolver, tcp_connect
 
 BUCKET = "packs"
 HOST = "packs.test"  # resolved by the test resolver to 127.0.0.1; the certificate names it

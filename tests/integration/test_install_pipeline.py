@@ -96,7 +96,7 @@ def test_a_second_installation_reuses_the_environment_and_changes_nothing(state_
 
 
 def test_a_pack_whose_requirement_cannot_be_installed_fails_alone(harness: Harness, tmp_path: Path) -> None:
-    from tests_support import write_pack_archive
+    from pipeline_harness import write_pack_archive
 
     broken = write_pack_archive(
         tmp_path, "broken_env", "1.0.0", requirements="this-package-does-not-exist-attune==9.9.9\n"
@@ -122,7 +122,7 @@ def test_nothing_downloadable_ends_cleanly_with_the_reasons(harness: Harness) ->
 def test_a_pack_blocked_by_a_dependency_conflict_is_not_registered_while_the_others_are(
     harness: Harness, tmp_path: Path
 ) -> None:
-    from tests_support import write_pack_archive
+    from pipeline_harness import write_pack_archive
 
     # Given a pack that needs a core_utils version no index offers, and one that needs nothing
     blocked = write_pack_archive(
@@ -150,7 +150,7 @@ def test_a_pack_blocked_by_a_dependency_conflict_is_not_registered_while_the_oth
 def test_state_payloads_stay_small_with_many_packs_and_readers_still_get_every_result(
     harness: Harness, tmp_path: Path
 ) -> None:
-    from tests_support import write_pack_archive
+    from pipeline_harness import write_pack_archive
 
     # Given 60 packs, each with an action (no environments, so no builds)
     archives = [str(write_pack_archive(tmp_path, f"bulk_{n:02d}", "1.0.0")) for n in range(60)]

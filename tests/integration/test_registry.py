@@ -25,7 +25,7 @@ from attune_packs.adapters.s3 import S3ObjectStore
 from attune_packs.errors import DependencyError, NotFoundError, ThrottledError
 from attune_packs.models import RegisterRequest, RegisterResponse
 from attune_packs.services import catalog, lifecycle
-from attune_packs.services.register import RegistryPolicy, register_packs
+from attune_packs.services.stages.register import RegistryPolicy, register_packs
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "attune-packs"

@@ -15,7 +15,7 @@ from attune_cli.main import main
 from attune_packs.adapters.dynamodb import DynamoPackTable
 from attune_packs.adapters.s3 import S3ObjectStore
 from attune_packs.models import RegisterRequest
-from attune_packs.services.register import register_packs
+from attune_packs.services.stages.register import register_packs
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Pack archives from untrusted sources (attune_packs.archive).
+"""Pack archives from untrusted sources (attune_packs.domain.archive).
 
 Every archive is built in memory here; where tarfile or zipfile refuse to write something hostile,
 the bytes are patched by hand.
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from attune_packs import archive as archive_module
-from attune_packs.archive import (
+from attune_packs.domain import archive as archive_module
+from attune_packs.domain.archive import (
     ArchiveLimits,
     PackArchive,
     default_want,
@@ -1031,7 +1031,7 @@ def test_extract_into_a_symlinked_destination_stays_inside_it(tmp_path: Path) ->
 _BOMB_SCRIPT = textwrap.dedent(
     """
     import io, resource, sys, tarfile, zipfile, zlib
-    from attune_packs.archive import scan_archive
+    from attune_packs.domain.archive import scan_archive
     from attune_packs.errors import ArchiveError
 
     SIZE = 600 * 2**20  # of zeros: never held in memory, only streamed through

@@ -11,15 +11,15 @@ from packs import pack_files, tar_gz
 
 from attune_packs.errors import BuildError, RequirementsError
 from attune_packs.models import BuildEnvsRequest, BuildOptions, BuildTask
-from attune_packs.services import build_envs
-from attune_packs.services.build_envs import (
+from attune_packs.services.stages import build_envs
+from attune_packs.services.stages.build_envs import (
     build_pack_envs,
     codebuild_timeout_minutes,
     handle_build_task,
     plan_environments,
     plan_tests,
 )
-from attune_packs.services.packs import StoredPack, load_pack
+from attune_packs.services.stored_packs import StoredPack, load_pack
 
 TESTING = (
     "testing:\n  runners:\n    unit: {type: pytest, entry_point: tests}\n  min_pass_rate: 0.8\n  on_failure: warn\n"

@@ -291,7 +291,7 @@ def test_the_buildspec_sent_fits_codebuilds_limit_and_carries_working_tools(tmp_
 
     import yaml
 
-    from attune_packs.services.build_envs import MAX_BUILDSPEC_CHARS, buildspec_text
+    from attune_packs.services.stages.build_envs import MAX_BUILDSPEC_CHARS, buildspec_text
 
     text = buildspec_text()
     assert len(text) <= MAX_BUILDSPEC_CHARS - 2000, "keep room below CodeBuild's 25,600 characters"
@@ -321,7 +321,7 @@ def test_build_commands_stop_at_the_requests_timeout_and_say_so_in_the_build_log
 
     import yaml
 
-    from attune_packs.services.build_envs import buildspec_text
+    from attune_packs.services.stages.build_envs import buildspec_text
 
     install = yaml.safe_load(buildspec_text())["phases"]["install"]["commands"]
     [command] = [c for c in install if c.startswith('cat > "$WORK/run"')]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from attune_packs.components import (
+from attune_packs.domain.components import (
     Component,
     Reference,
     parse_component,

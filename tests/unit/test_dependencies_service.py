@@ -9,10 +9,10 @@ import pytest
 from fakes import FakeObjectStore, FakePackTable
 from packs import pack_files, tar_gz
 
+from attune_packs.domain.registry_index import parse_registry_ref
 from attune_packs.errors import DownloadError
 from attune_packs.models import DependenciesRequest, DependenciesResponse
-from attune_packs.registry import parse_registry_ref
-from attune_packs.services.dependencies import analyze_dependencies, install_order
+from attune_packs.services.stages.dependencies import analyze_dependencies, install_order
 from attune_packs.settings import Settings
 
 INDEX_KEY = "registry/index.json"
@@ -167,7 +167,7 @@ def test_the_request_registry_url_overrides_the_configured_indices() -> None:
 
 
 def test_indices_managed_through_the_api_follow_the_configured_ones_in_their_position_order() -> None:
-    from attune_packs.services.index_admin import IndexInput, create_index
+    from attune_packs.services.managed_indices import IndexInput, create_index
 
     store, table = FakeObjectStore(), FakePackTable()
     configured = publish(store, ("base", "1.0.0", []), key="registry/configured.json")
@@ -186,7 +186,7 @@ def test_indices_managed_through_the_api_follow_the_configured_ones_in_their_pos
 
 
 def test_an_unreadable_index_is_an_error_entry_and_the_others_still_resolve() -> None:
-    from attune_packs.services.index_admin import IndexInput, create_index
+    from attune_packs.services.managed_indices import IndexInput, create_index
 
     store, table = FakeObjectStore(), FakePackTable()
     good = publish(store, ("base", "1.0.0", []), key="registry/good.json")
@@ -221,7 +221,7 @@ def test_an_unreadable_index_is_an_error_entry_and_resolution_goes_on() -> None:
 
 
 def test_a_transient_failure_reading_an_index_propagates_for_a_retry(monkeypatch: pytest.MonkeyPatch) -> None:
-    from attune_packs.services import dependencies
+    from attune_packs.services.stages import dependencies
 
     def flaky(*_args: object, **_kwargs: object) -> None:
         raise DownloadError("the registry timed out")

@@ -1,4 +1,4 @@
-"""attune_packs.git_source without a network: refs and URLs, ref selection, hostile packs, and the
+"""attune_packs.sources.git without a network: refs and URLs, ref selection, hostile packs, and the
 commit -> tar.gz conversion (packs are built in memory with dulwich, or by hand when hostile)."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dulwich.object_store import MemoryObjectStore
 from dulwich.objects import Blob, Commit, Tag, Tree
 from dulwich.pack import write_pack_objects
 
-from attune_packs.archive import ArchiveLimits, scan_archive
+from attune_packs.domain.archive import ArchiveLimits, scan_archive
 from attune_packs.errors import AttuneError
-from attune_packs.git_source import (
+from attune_packs.sources.git import (
     GitLimits,
     WantedObject,
     archive_from_pack,

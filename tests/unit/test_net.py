@@ -1,4 +1,4 @@
-"""attune_packs.net: URL rules, address checks, pinning, redirects, deadlines and byte caps.
+"""attune_packs.sources.http: URL rules, address checks, pinning, redirects, deadlines and byte caps.
 
 No socket reaches any network here: DNS is an injected resolver and "connections" are one end of a
 ``socket.socketpair()`` whose other end a scripted server thread answers.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from attune_packs.errors import AttuneError, DownloadError, SourceError
-from attune_packs.net import (
+from attune_packs.sources.http import (
     AllowList,
     Deadline,
     HttpClient,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from attune_packs.archive import PackArchive
+from attune_packs.domain.archive import PackArchive
+from attune_packs.domain.manifest import parse_manifest, read_pack
 from attune_packs.errors import ManifestError
-from attune_packs.pack import parse_manifest, read_pack
 
 
 def archive_of(files: dict[str, str]) -> PackArchive:

@@ -22,7 +22,7 @@ from attune_packs.models import (
 )
 from attune_packs.services import catalog, lifecycle
 from attune_packs.services.catalog import get_component, list_components, list_packs, show_pack
-from attune_packs.services.register import RegistryPolicy, register_packs
+from attune_packs.services.stages.register import RegistryPolicy, register_packs
 
 
 def put(store: FakeObjectStore, ref: str, version: str, deps: str = "", key: str | None = None, **kw: Any) -> str:

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attune_packs.registry import RegistryCatalog, RegistryIndex
-from attune_packs.resolver import (
+from attune_packs.domain.registry_index import RegistryCatalog, RegistryIndex
+from attune_packs.domain.resolver import (
     InstalledPack,
     PackNode,
     PlatformTarget,
@@ -23,7 +23,7 @@ from attune_packs.resolver import (
     resolve,
     topological_order,
 )
-from attune_packs.semver import Constraint, Version
+from attune_packs.domain.semver import Constraint, Version
 
 V = Version.parse
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from attune_packs.archive import PackArchive
+from attune_packs.domain.archive import PackArchive
+from attune_packs.domain.manifest import read_pack
+from attune_packs.domain.runtime import nodejs_env_hash, parse_requirements, python_env_hash, runtime_requirements
 from attune_packs.errors import RequirementsError
-from attune_packs.pack import read_pack
-from attune_packs.runtime import nodejs_env_hash, parse_requirements, python_env_hash, runtime_requirements
 
 H1 = "a" * 64
 H2 = "b" * 64

@@ -1,4 +1,4 @@
-"""Safe YAML loading of hostile input (attune_packs.safe_yaml)."""
+"""Safe YAML loading of hostile input (attune_packs.domain.safe_yaml)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from attune_packs import safe_yaml
+from attune_packs.domain import safe_yaml
+from attune_packs.domain.safe_yaml import YamlLimits, load_yaml
 from attune_packs.errors import ManifestError
-from attune_packs.safe_yaml import YamlLimits, load_yaml
 
 BILLION_LAUGHS = textwrap.dedent(
     """\
@@ -117,7 +117,7 @@ def test_hostile_documents_do_not_take_down_the_interpreter() -> None:
         cap = 512 * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         from attune_packs.errors import ManifestError
-        from attune_packs.safe_yaml import load_yaml
+        from attune_packs.domain.safe_yaml import load_yaml
         for document in (sys.argv[1], "[" * 100_000, "{a: " * 50_000):
             try:
                 load_yaml(document)

@@ -1,4 +1,4 @@
-"""Versions, constraints and dependency strings (attune_packs.semver)."""
+"""Versions, constraints and dependency strings (attune_packs.domain.semver)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from attune_packs.domain.semver import Constraint, Version, best_match, parse_dependency
 from attune_packs.errors import ManifestError
-from attune_packs.semver import Constraint, Version, best_match, parse_dependency
 
 V = Version.parse
 

@@ -63,7 +63,7 @@ def stored_indices() -> Callable[[], list[str]]:
     """The registry indices managed through ``/pack-indices``, read from the table when called."""
 
     def read() -> list[str]:
-        from attune_packs.services.index_admin import enabled_index_urls
+        from attune_packs.services.managed_indices import enabled_index_urls
 
         return enabled_index_urls(pack_table())
 

@@ -39,7 +39,8 @@ from attune_packs.models import (
     RegisterRequest,
     Reported,
 )
-from attune_packs.services import catalog, index_admin, installations, tokens
+from attune_packs.services import catalog, installations, tokens
+from attune_packs.services import managed_indices as index_admin
 from attune_packs.services.tokens import AuthError, ForbiddenError, TokenInfo, scope_for
 
 MAX_BODY_BYTES = 256 * 1024
@@ -191,7 +192,7 @@ def data(payload: Any, status: int = 200, **extra: Any) -> Response[dict[str, An
 
 @app.post(f"{PREFIX}/packs/download")
 def download(request: DownloadRequest) -> Response[dict[str, Any]]:
-    from attune_packs.services.download import download_packs
+    from attune_packs.services.stages.download import download_packs
 
     _no_report_key(request)
     return data(
@@ -201,7 +202,7 @@ def download(request: DownloadRequest) -> Response[dict[str, Any]]:
 
 @app.post(f"{PREFIX}/packs/dependencies")
 def dependencies(request: DependenciesRequest) -> Response[dict[str, Any]]:
-    from attune_packs.services.dependencies import analyze_dependencies
+    from attune_packs.services.stages.dependencies import analyze_dependencies
 
     _no_report_key(request)
     return data(analyze_dependencies(request, wiring.object_store(), wiring.pack_table(), wiring.settings()))
@@ -220,7 +221,7 @@ def build_envs(request: BuildEnvsRequest) -> Response[dict[str, Any]]:
 
 @app.post(f"{PREFIX}/packs/register-batch")
 def register_batch(request: RegisterRequest) -> Response[dict[str, Any]]:
-    from attune_packs.services.register import RegistryPolicy, register_packs
+    from attune_packs.services.stages.register import RegistryPolicy, register_packs
 
     _no_report_key(request)
     policy = RegistryPolicy(keep_versions=wiring.settings().keep_versions)

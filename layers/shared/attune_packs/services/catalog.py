@@ -45,9 +45,9 @@ from typing import Any
 
 from attune_packs.adapters.dynamodb import PackTable
 from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
+from attune_packs.domain.semver import Version
 from attune_packs.errors import InvalidRequestError, NotFoundError
 from attune_packs.models import COMPONENT_TYPES
-from attune_packs.semver import Version
 
 PACKS_INDEX = "PACKS"
 CURRENT = "CURRENT"

@@ -23,7 +23,8 @@ from attune_packs.adapters.dynamodb import (
     Update,
 )
 from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
-from attune_packs.components import with_declared_triggers
+from attune_packs.domain.components import with_declared_triggers
+from attune_packs.domain.semver import Version
 from attune_packs.errors import (
     AttuneError,
     DependencyError,
@@ -34,7 +35,6 @@ from attune_packs.errors import (
     SourceGoneError,
 )
 from attune_packs.models import RemovedPack, RolledBackPack
-from attune_packs.semver import Version
 from attune_packs.services.catalog import (
     CURRENT,
     DEPENDENT_PREFIX,
@@ -46,8 +46,7 @@ from attune_packs.services.catalog import (
     read_head,
     version_sk,
 )
-from attune_packs.services.packs import load_pack
-from attune_packs.services.register import (
+from attune_packs.services.stages.register import (
     Clock,
     RegistryPolicy,
     check_dependencies,
@@ -61,6 +60,7 @@ from attune_packs.services.register import (
     stage_registration,
     utc_now,
 )
+from attune_packs.services.stored_packs import load_pack
 
 _RECORD_KEYS = {"PK", "SK", "entity", "registration_id", "activated_at", "cleaned_up_at", "GSI1PK", "GSI1SK"}
 

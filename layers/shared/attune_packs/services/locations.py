@@ -1,5 +1,5 @@
 """Opening a location a user or an index names: ``s3://`` objects, ``https://`` URLs (through
-:mod:`attune_packs.net`: checked, pinned, bounded) and local files (local stack only)."""
+:mod:`attune_packs.sources.http`: checked, pinned, bounded) and local files (local stack only)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from urllib.parse import urljoin, urlparse
 
 from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
 from attune_packs.errors import SourceError
-from attune_packs.net import Deadline, HttpClient, NetworkPolicy
 from attune_packs.settings import Settings
+from attune_packs.sources.http import Deadline, HttpClient, NetworkPolicy
 
 DEFAULT_TIMEOUT_SECONDS = 60.0  # a location opened without a request's own deadline
 _WEB = frozenset({"http", "https"})

@@ -5,8 +5,8 @@ from typing import Any
 from attune_packs import wiring
 from attune_packs.edge import stage_handler
 from attune_packs.models import DependenciesRequest
-from attune_packs.services.dependencies import analyze_dependencies
 from attune_packs.services.reports import answer
+from attune_packs.services.stages.dependencies import analyze_dependencies
 
 
 @stage_handler(DependenciesRequest)

@@ -18,9 +18,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from attune_packs.domain.manifest import normalise_dependencies
+from attune_packs.domain.semver import Constraint, Version
 from attune_packs.errors import AttuneError, ManifestError, SourceError
-from attune_packs.pack import normalise_dependencies
-from attune_packs.semver import Constraint, Version
 
 MAX_INDEX_BYTES = 16 * 2**20
 CHECKSUM_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")

@@ -1,6 +1,6 @@
 """The pack format: pack.yaml (Attune's and StackStorm Exchange's forms) and component metadata.
 
-Everything here is pure: it takes the files that :mod:`attune_packs.archive` read out of an archive
+Everything here is pure: it takes the files that :mod:`attune_packs.domain.archive` read out of an archive
 and returns validated models, or raises :class:`ManifestError` naming the file and every field that
 is wrong (``details`` lists them all, each with its path, e.g. ``dependencies.2``).
 
@@ -36,11 +36,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from attune_packs.archive import PackArchive
-from attune_packs.components import Component, component_files, parse_component
+from attune_packs.domain.archive import PackArchive
+from attune_packs.domain.components import Component, component_files, parse_component
+from attune_packs.domain.safe_yaml import load_yaml
+from attune_packs.domain.semver import Constraint, Version, cached_constraint, cached_dependency
 from attune_packs.errors import ManifestError
-from attune_packs.safe_yaml import load_yaml
-from attune_packs.semver import Constraint, Version, cached_constraint, cached_dependency
 
 PACK_REF_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,63}$")
 RESERVED_REFS = frozenset({"attune", "st2", "_global", "system"})

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from attune_packs.adapters.dynamodb import PackTable
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.errors import NotFoundError
-from attune_packs.services.indices import index_urls, load_indices
+from attune_packs.services.registry_indices import index_urls, load_indices
 from attune_packs.settings import Settings
 
 
@@ -70,7 +70,7 @@ def check_index_location(data: IndexInput, settings: Settings) -> None:
     https URLs whose form the download rules refuse (credentials, addresses, ports...)."""
     from attune_packs.adapters.s3 import parse_s3_uri
     from attune_packs.errors import InvalidRequestError, SourceError
-    from attune_packs.net import HttpClient, NetworkPolicy
+    from attune_packs.sources.http import HttpClient, NetworkPolicy
 
     if data.url.startswith("s3://"):
         location = parse_s3_uri(data.url)

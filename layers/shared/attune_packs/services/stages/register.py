@@ -43,7 +43,9 @@ from attune_packs.adapters.dynamodb import (
     Update,
 )
 from attune_packs.adapters.s3 import ObjectStore
-from attune_packs.components import Component, Reference, resolve_references, with_declared_triggers
+from attune_packs.domain.components import Component, Reference, resolve_references, with_declared_triggers
+from attune_packs.domain.manifest import Testing
+from attune_packs.domain.semver import Constraint, Version
 from attune_packs.errors import (
     AttuneError,
     BuildError,
@@ -63,8 +65,6 @@ from attune_packs.models import (
     RegisterResponse,
     RegisterSummary,
 )
-from attune_packs.pack import Testing
-from attune_packs.semver import Constraint, Version
 from attune_packs.services.catalog import (
     CURRENT,
     DEPENDENT_PREFIX,
@@ -83,9 +83,9 @@ from attune_packs.services.catalog import (
     read_head,
     version_sk,
 )
-from attune_packs.services.dependencies import install_order
-from attune_packs.services.packs import StoredPack, load_pack
 from attune_packs.services.reports import read_verified
+from attune_packs.services.stages.dependencies import install_order
+from attune_packs.services.stored_packs import StoredPack, load_pack
 
 SCHEMA_PREFIX = "components/"
 _BULK_FIELDS = ("parameters", "output_schema", "attributes")

@@ -1,7 +1,7 @@
 """Dependencies stage: what else has to be installed, in which order, and what cannot be.
 
 The packs of the request are the batch (fixed at their versions). The resolver
-(:mod:`attune_packs.resolver`) chooses an exact version for every pack they need that is neither
+(:mod:`attune_packs.domain.resolver`) chooses an exact version for every pack they need that is neither
 in the batch nor installed (or, with ``force``, an installed pack that has to change), from the
 ordered registry indices. ``missing_dependencies`` pins them exactly (``ref@=X.Y.Z``) so the state
 machine's download loop fetches what was chosen; the next round reads their real pack.yaml and
@@ -15,7 +15,20 @@ from dataclasses import dataclass, field
 
 from attune_packs.adapters.dynamodb import PackTable
 from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
-from attune_packs.archive import scan_archive
+from attune_packs.domain.archive import scan_archive
+from attune_packs.domain.registry_index import RegistryCatalog
+from attune_packs.domain.resolver import (
+    InstalledPack,
+    PackNode,
+    PlatformTarget,
+    ResolverLimits,
+    constraint_of,
+    resolve,
+    topological_order,
+)
+from attune_packs.domain.resolver import Resolution as ResolutionResult
+from attune_packs.domain.runtime import runtime_requirements
+from attune_packs.domain.semver import Version
 from attune_packs.errors import AttuneError, ConfigurationError, ManifestError, TransientError
 from attune_packs.models import (
     AnalyzedPack,
@@ -27,22 +40,9 @@ from attune_packs.models import (
     Resolution,
     RuntimeRequirements,
 )
-from attune_packs.registry import RegistryCatalog
-from attune_packs.resolver import (
-    InstalledPack,
-    PackNode,
-    PlatformTarget,
-    ResolverLimits,
-    constraint_of,
-    resolve,
-    topological_order,
-)
-from attune_packs.resolver import Resolution as ResolutionResult
-from attune_packs.runtime import runtime_requirements
-from attune_packs.semver import Version
-from attune_packs.services.index_admin import enabled_index_urls
-from attune_packs.services.indices import IndexFailure, index_urls, load_indices
-from attune_packs.services.packs import StoredPack, load_pack
+from attune_packs.services.managed_indices import enabled_index_urls
+from attune_packs.services.registry_indices import IndexFailure, index_urls, load_indices
+from attune_packs.services.stored_packs import StoredPack, load_pack
 from attune_packs.settings import Settings
 
 

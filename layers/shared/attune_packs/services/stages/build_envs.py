@@ -38,6 +38,7 @@ from attune_packs.adapters.logs import LogReader
 from attune_packs.adapters.s3 import ObjectStore, S3Location
 from attune_packs.adapters.stepfunctions import TaskTokens
 from attune_packs.buildspec.build_tools import reference_answer, summarise, task_answer, unique_report_key
+from attune_packs.domain.runtime import BUILD_RECIPE_VERSION, nodejs_env_hash, pack_requirements, python_env_hash
 from attune_packs.errors import AttuneError, BuildError, ConfigurationError, RequirementsError, TransientError
 from attune_packs.models import (
     BuildEnvsRequest,
@@ -49,9 +50,8 @@ from attune_packs.models import (
     EnvironmentArtifact,
     PackFailure,
 )
-from attune_packs.runtime import BUILD_RECIPE_VERSION, nodejs_env_hash, pack_requirements, python_env_hash
 from attune_packs.services.build_reports import failure_message, fetch_excerpt, valid_test_result
-from attune_packs.services.packs import StoredPack, load_pack
+from attune_packs.services.stored_packs import StoredPack, load_pack
 
 PYTHON_PLATFORMS = {"arm64": "aarch64-manylinux_2_28", "x86_64": "x86_64-manylinux_2_28"}
 ENV_PREFIX = "envs/"

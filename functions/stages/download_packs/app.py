@@ -5,8 +5,8 @@ from typing import Any
 from attune_packs import wiring
 from attune_packs.edge import stage_handler
 from attune_packs.models import DownloadRequest
-from attune_packs.services.download import download_packs
 from attune_packs.services.reports import answer
+from attune_packs.services.stages.download import download_packs
 
 
 @stage_handler(DownloadRequest)

@@ -6,11 +6,11 @@ an archive or a Git repository), archive URLs (``https://…/x.tar.gz|.tgz|.zip`
 on the local stack only, local files.
 
 Per source: open a byte stream (a Git commit becomes a tar.gz stream, see
-:mod:`attune_packs.git_source`), stream it to a staging key while hashing (multipart, one part in
+:mod:`attune_packs.sources.git`), stream it to a staging key while hashing (multipart, one part in
 memory), verify the expected checksum, scan the archive safely and read its pack.yaml, then copy it
 to ``archives/sha256/<hex>.<fmt>`` unless identical content is already there. The staging object is
 always removed. One failing source never fails the others. Everything a source names is checked
-before any network access (:mod:`attune_packs.net` for URLs and addresses).
+before any network access (:mod:`attune_packs.sources.http` for URLs and addresses).
 
 The request's ``timeout`` bounds all network work of the request together: each source gets what is
 left of it, so the stage answers (with ``DOWNLOAD_TIMEOUT`` for what did not fit) before its Lambda
@@ -29,9 +29,10 @@ from typing import BinaryIO, cast
 from urllib.parse import urlparse, urlsplit
 
 from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
-from attune_packs.archive import ArchiveLimits, detect_format, scan_archive
+from attune_packs.domain.archive import ArchiveLimits, detect_format, scan_archive
+from attune_packs.domain.manifest import read_pack
+from attune_packs.domain.registry_index import IndexEntry, InstallSource, RegistryIndex, find_entry, parse_registry_ref
 from attune_packs.errors import AttuneError, ChecksumMismatchError, SourceError, TransientError
-from attune_packs.git_source import GitLimits, check_git_url, check_ref, open_git_archive, split_git_source
 from attune_packs.models import (
     MAX_PACKS_PER_INSTALLATION,
     DownloadedPack,
@@ -40,19 +41,18 @@ from attune_packs.models import (
     PackFailure,
     SourceType,
 )
-from attune_packs.net import Deadline, HttpClient, NetworkPolicy, Transport
-from attune_packs.pack import read_pack
-from attune_packs.registry import IndexEntry, InstallSource, RegistryIndex, find_entry, parse_registry_ref
-from attune_packs.services.indices import (
+from attune_packs.services.locations import join_location, open_local, open_location
+from attune_packs.services.registry_indices import (
     IndexFailure,
     StoredIndices,
     index_urls,
     load_indices,
     no_stored_indices,
 )
-from attune_packs.services.locations import join_location, open_local, open_location
-from attune_packs.services.packs import ARCHIVE_PREFIX, archive_key
+from attune_packs.services.stored_packs import ARCHIVE_PREFIX, archive_key
 from attune_packs.settings import Settings
+from attune_packs.sources.git import GitLimits, check_git_url, check_ref, open_git_archive, split_git_source
+from attune_packs.sources.http import Deadline, HttpClient, NetworkPolicy, Transport
 
 STAGING_PREFIX = "staging/"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")

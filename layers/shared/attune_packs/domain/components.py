@@ -23,10 +23,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from attune_packs.archive import PackArchive
+from attune_packs.domain.archive import PackArchive
+from attune_packs.domain.safe_yaml import load_yaml
 from attune_packs.errors import ManifestError
 from attune_packs.models import COMPONENT_TYPES
-from attune_packs.safe_yaml import load_yaml
 
 COMPONENT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MAX_DESCRIPTION_CHARS = 4096

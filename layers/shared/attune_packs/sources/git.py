@@ -2,7 +2,7 @@
 
 A Git source becomes an ordinary pack archive: the commit's tree is written as a ``tar.gz`` byte
 stream that goes through the same pipeline as any downloaded archive (staging upload while hashing,
-:func:`attune_packs.archive.scan_archive`, content-addressed key). Nothing is checked out or
+:func:`attune_packs.domain.archive.scan_archive`, content-addressed key). Nothing is checked out or
 extracted to disk; only the fetched pack file (compressed Git objects, capped) is spooled, in memory
 up to 16 MiB and in an anonymous temporary file beyond.
 
@@ -13,7 +13,7 @@ Safety, in order:
    remote helpers (``ext::``), ``file://``, ``ssh://``, ``git://`` and scp-style addresses are
    ``SOURCE_URL_FORBIDDEN``. Refs follow ``git check-ref-format`` and may not start with ``-``
    (``REF_INVALID``).
-2. Every HTTP request dulwich makes goes through :class:`attune_packs.net.HttpClient` (address
+2. Every HTTP request dulwich makes goes through :class:`attune_packs.sources.http.HttpClient` (address
    checks, pinning, redirects, deadline, byte cap). Dumb-HTTP servers are refused.
 3. The fetch is shallow (``depth=1``) and asks for exactly one object (with no ``have`` lines a
    thin pack cannot refer to anything outside itself; one that does is refused), with no
@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
-from attune_packs.archive import ArchiveLimits
+from attune_packs.domain.archive import ArchiveLimits
 from attune_packs.errors import ArchiveError, AttuneError, SourceError
-from attune_packs.net import Deadline, HttpClient, HttpResponse, Target, parse_target
+from attune_packs.sources.http import Deadline, HttpClient, HttpResponse, Target, parse_target
 
 __all__ = [
     "GitArchive",
@@ -239,7 +239,7 @@ def _ref_prefixes(ref: str | None) -> list[bytes] | None:
     return prefixes
 
 
-# --- dulwich over attune_packs.net ----------------------------------------------------------------
+# --- dulwich over attune_packs.sources.http ----------------------------------------------------------------
 
 
 def _http_git_client_class() -> type[Any]:

@@ -41,10 +41,10 @@ from packaging.version import Version as PythonVersion
 from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 from resolvelib.structs import RequirementInformation
 
+from attune_packs.domain.registry_index import IndexEntry, RegistryCatalog
+from attune_packs.domain.semver import Constraint, Version, cached_constraint
 from attune_packs.errors import ManifestError
 from attune_packs.models import Conflict
-from attune_packs.registry import IndexEntry, RegistryCatalog
-from attune_packs.semver import Constraint, Version, cached_constraint
 
 __all__ = [
     "Choice",

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from attune_packs.adapters.dynamodb import PackTable
 from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
-from attune_packs.archive import scan_archive
+from attune_packs.domain.archive import scan_archive
+from attune_packs.domain.manifest import PackContents, read_pack
 from attune_packs.errors import SourceError, SourceGoneError
-from attune_packs.pack import PackContents, read_pack
 
 ARCHIVE_PREFIX = "archives/sha256/"
 

@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.domain.registry_index import MAX_INDEX_BYTES, RegistryIndex, parse_index
 from attune_packs.errors import AttuneError, SourceError
-from attune_packs.net import Deadline, HttpClient
-from attune_packs.registry import MAX_INDEX_BYTES, RegistryIndex, parse_index
 from attune_packs.services.locations import DEFAULT_TIMEOUT_SECONDS, open_location
 from attune_packs.settings import Settings
+from attune_packs.sources.http import Deadline, HttpClient
 
 StoredIndices = Callable[[], Iterable[str]]
 

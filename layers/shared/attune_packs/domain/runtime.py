@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from attune_packs.domain.manifest import PackContents
+from attune_packs.domain.semver import Constraint
 from attune_packs.errors import ManifestError, RequirementsError
 from attune_packs.models import NodeRequirements, PythonRequirements, RuntimeRequirements
-from attune_packs.pack import PackContents
-from attune_packs.semver import Constraint
 
 # Bump when the buildspec changes what it produces: every environment is then rebuilt.
 BUILD_RECIPE_VERSION = "2"

@@ -12,8 +12,8 @@ from attune_packs import wiring
 from attune_packs.adapters.logs import log_reader
 from attune_packs.edge import logger, parse_request
 from attune_packs.models import BuildEnvsRequest, BuildTask
-from attune_packs.services.build_envs import build_pack_envs, handle_build_task
 from attune_packs.services.installations import record_async_build
+from attune_packs.services.stages.build_envs import build_pack_envs, handle_build_task
 
 
 @logger.inject_lambda_context(clear_state=True)
