@@ -129,71 +129,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         of after resolvelib has tried every combination of the versions between them. Only
         registry versions are removed: the batch and kept installed packs stay, so resolvelib meets
         the conflict where it can explain it (at the requirement that cannot be met)."""
-        domains: dict[str, list[Candidate]] = {}
-        queue, seen = list(roots), set(roots)
-        while queue:
-            ref = queue.pop()
-            domains[ref] = list(self._candidates(ref))
-            for candidate in domains[ref]:
-                for dep, _ in candidate.dependencies:
-                    if dep not in seen and len(seen) < self.limits.max_packs:
-                        seen.add(dep)
-                        queue.append(dep)
-        # Who depends on each ref (only refs whose versions are known can rule a candidate out).
-        dependents: dict[str, list[tuple[Candidate, Constraint]]] = {}
-        for candidates in domains.values():
-            for candidate in candidates:
-                for dep, constraint in candidate.dependencies:
-                    if dep in domains:
-                        dependents.setdefault(dep, []).append((candidate, constraint))
-        removed: set[int] = set()
-        certain: set[str] = set()
-        to_certify = deque(sorted(roots))
-        shrunk: deque[str] = deque(sorted(domains))  # rule (2) looks at every pack once to start
-
-        def remove(candidate: Candidate, reason: str) -> None:
-            removed.add(id(candidate))
-            self._reject(candidate, reason)
-
-        def narrow_from(ref: str) -> None:
-            """Rule (1) for a certain ``ref``: the packs all its versions require are certain too,
-            and only versions one of its versions accepts remain."""
-            candidates = [c for c in domains[ref] if id(c) not in removed]
-            if not candidates:
-                return
-            shared = set.intersection(*({dep for dep, _ in c.dependencies} for c in candidates))
-            for dep in sorted(shared & domains.keys()):
-                wanted = [(c, constraint) for c in candidates for d, constraint in c.dependencies if d == dep]
-                before = len(removed)
-                for option in domains[dep]:
-                    if id(option) in removed or option.origin != "index":
-                        continue
-                    if not any(self._ok(constraint, option) for _, constraint in wanted):
-                        remove(option, f"{wanted[0][0].label} requires {dep} {spec_text(wanted[0][1])}")
-                if len(removed) > before:
-                    shrunk.append(dep)
-                to_certify.append(dep)
-
-        while to_certify or shrunk:
-            if shrunk:
-                dep = shrunk.popleft()
-                options = [o for o in domains[dep] if id(o) not in removed]
-                # Rule (2): candidates needing a version of dep that is no longer there.
-                for candidate, constraint in dependents.get(dep, ()):
-                    if id(candidate) in removed or candidate.origin != "index":
-                        continue
-                    if not any(self._ok(constraint, o) for o in options):
-                        remove(candidate, self._unmet_reason(dep, constraint))
-                        shrunk.append(candidate.ref)
-                if dep in certain:
-                    narrow_from(dep)
-                continue
-            ref = to_certify.popleft()
-            if ref not in certain:
-                certain.add(ref)
-                narrow_from(ref)
-        for ref, candidates in domains.items():
-            self._supply[ref] = [c for c in candidates if id(c) not in removed]
+        self._supply.update(_Pruning(self, roots).run())
 
     def _unmet_reason(self, dep: str, constraint: Constraint) -> str:
         """Why no version of ``dep`` meets ``constraint``, one level deep."""
@@ -283,6 +219,95 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         """A requirement knowing which candidates it allows (resolvelib asks that very often)."""
         allowed = {id(c) for c in self.supply(ref) if self._ok(constraint, c)}
         return Requirement(ref, constraint, parent, allowed)
+
+
+
+class _Pruning:
+    """One pruning pass of :meth:`Provider.prune` over the packs reachable from the roots."""
+
+    def __init__(self, provider: Provider, roots: Sequence[str]) -> None:
+        self.provider = provider
+        self.domains = self._reachable(roots)
+        self.dependents = self._dependents()
+        self.removed: set[int] = set()
+        self.certain: set[str] = set()
+        self.to_certify = deque(sorted(roots))
+        self.shrunk: deque[str] = deque(sorted(self.domains))  # rule (2) looks at every pack once to start
+
+    def _reachable(self, roots: Sequence[str]) -> dict[str, list[Candidate]]:
+        """The candidates of every pack the roots can reach (up to the pack limit)."""
+        domains: dict[str, list[Candidate]] = {}
+        queue, seen = list(roots), set(roots)
+        while queue:
+            ref = queue.pop()
+            domains[ref] = list(self.provider._candidates(ref))
+            for candidate in domains[ref]:
+                for dep, _ in candidate.dependencies:
+                    if dep not in seen and len(seen) < self.provider.limits.max_packs:
+                        seen.add(dep)
+                        queue.append(dep)
+        return domains
+
+    def _dependents(self) -> dict[str, list[tuple[Candidate, Constraint]]]:
+        """Who depends on each ref (only refs whose versions are known can rule a candidate out)."""
+        dependents: dict[str, list[tuple[Candidate, Constraint]]] = {}
+        for candidates in self.domains.values():
+            for candidate in candidates:
+                for dep, constraint in candidate.dependencies:
+                    if dep in self.domains:
+                        dependents.setdefault(dep, []).append((candidate, constraint))
+        return dependents
+
+    def run(self) -> dict[str, list[Candidate]]:
+        """Apply both rules to a fixpoint; the candidates that remain, by ref."""
+        while self.to_certify or self.shrunk:
+            if self.shrunk:
+                self._drop_unmet(self.shrunk.popleft())
+                continue
+            ref = self.to_certify.popleft()
+            if ref not in self.certain:
+                self.certain.add(ref)
+                self._narrow_from(ref)
+        return {ref: self._remaining(ref) for ref in self.domains}
+
+    def _remaining(self, ref: str) -> list[Candidate]:
+        return [c for c in self.domains[ref] if id(c) not in self.removed]
+
+    def _remove(self, candidate: Candidate, reason: str) -> None:
+        self.removed.add(id(candidate))
+        self.provider._reject(candidate, reason)
+
+    def _drop_unmet(self, dep: str) -> None:
+        """Rule (2) after the versions of ``dep`` shrank: candidates needing a version of ``dep``
+        that is no longer there are removed."""
+        options = self._remaining(dep)
+        for candidate, constraint in self.dependents.get(dep, ()):
+            if id(candidate) in self.removed or candidate.origin != "index":
+                continue
+            if not any(self.provider._ok(constraint, o) for o in options):
+                self._remove(candidate, self.provider._unmet_reason(dep, constraint))
+                self.shrunk.append(candidate.ref)
+        if dep in self.certain:
+            self._narrow_from(dep)
+
+    def _narrow_from(self, ref: str) -> None:
+        """Rule (1) for a certain ``ref``: the packs all its versions require are certain too,
+        and only versions one of its versions accepts remain."""
+        candidates = self._remaining(ref)
+        if not candidates:
+            return
+        shared = set.intersection(*({dep for dep, _ in c.dependencies} for c in candidates))
+        for dep in sorted(shared & self.domains.keys()):
+            wanted = [(c, constraint) for c in candidates for d, constraint in c.dependencies if d == dep]
+            before = len(self.removed)
+            for option in self.domains[dep]:
+                if id(option) in self.removed or option.origin != "index":
+                    continue
+                if not any(self.provider._ok(constraint, option) for _, constraint in wanted):
+                    self._remove(option, f"{wanted[0][0].label} requires {dep} {spec_text(wanted[0][1])}")
+            if len(self.removed) > before:
+                self.shrunk.append(dep)
+            self.to_certify.append(dep)
 
 
 class Reporter(BaseReporter):  # type: ignore[type-arg]
