@@ -92,163 +92,202 @@ def _explain_one(
     nodes: Mapping[str, PackNode],
     result: Resolution,
 ) -> set[str]:
-    wanted = [r for r in requirements if r.parent is not None]
-    blocked = result.blocked
-    installed = provider.installed(ref)
-    node = nodes.get(ref)
-    blamed: set[str] = set()
+    return _Explanation(ref, requirements, provider, reporter, nodes, result).run()
 
-    def requirers_of(reqs: Iterable[Requirement]) -> set[str]:
+
+class _Explanation:
+    """Why the requirements on one pack cannot be met. The causes are tried from the most specific
+    (a fixed version someone excludes) to the least (versions whose own dependencies fail); the
+    first that blames a batch pack is the explanation."""
+
+    def __init__(
+        self,
+        ref: str,
+        requirements: list[Requirement],
+        provider: Provider,
+        reporter: Reporter,
+        nodes: Mapping[str, PackNode],
+        result: Resolution,
+    ) -> None:
+        self.ref = ref
+        self.requirements = requirements
+        self.wanted = [r for r in requirements if r.parent is not None]
+        self.provider = provider
+        self.reporter = reporter
+        self.nodes = nodes
+        self.result = result
+        self.blocked = result.blocked
+        self.installed = provider.installed(ref)
+        self.node = nodes.get(ref)
+        self.blamed: set[str] = set()
+
+    def run(self) -> set[str]:
+        for fixed_version_step in (self._batch_version_excluded, self._batch_pack_blocked, self._installed_kept):
+            fixed_version_step()
+            if self.blamed:
+                return self.blamed
+        supply = self.provider.supply(self.ref)
+        rejected = self.provider.rejected.get(self.ref, [])
+        if not supply and not rejected:
+            self._not_found()
+            return self.blamed
+        everything = supply + [c for c, _, _ in rejected]
+        offered = _offered_text(self.provider, self.ref) or "the candidates are " + ", ".join(
+            c.label for c in everything
+        )
+        self._nothing_fits(everything, offered)
+        if self.blamed:
+            return self.blamed
+        self._no_version_fits_both(everything, offered)
+        if self.blamed:
+            return self.blamed
+        jointly = [c for c in everything if all(r.constraint.allows(c.version) for r in self.wanted)]
+        if not self._ruled_out(jointly, rejected):
+            self._own_dependencies_fail(jointly)
+        return self.blamed
+
+    # helpers ---------------------------------------------------------------------------------------
+
+    def _culprits(self, requirement: Requirement) -> set[str]:
+        return _culprits(requirement, self.reporter, self.blocked)
+
+    def _requirers(self, requirements: Iterable[Requirement]) -> set[str]:
         found: set[str] = set()
-        for r in reqs:
-            found |= _culprits(r, reporter, blocked)
+        for r in requirements:
+            found |= self._culprits(r)
         return found
 
-    # The batch brings ref (fixed): whoever excludes its version is at fault.
-    if node is not None and ref not in blocked:
-        failing = [r for r in wanted if not r.constraint.allows(node.version)]
-        for r in failing:
-            culprits = _culprits(r, reporter, blocked)
-            chain = [*_chain_to(r, reporter, nodes), f"this installation brings {ref} {node.version}"]
-            add_conflicts(
-                result,
-                culprits,
+    def _chain(self, requirement: Requirement) -> list[str]:
+        return _chain_to(requirement, self.reporter, self.nodes)
+
+    def _report(self, culprits: set[str], code: str, message: str, chain: list[str]) -> None:
+        add_conflicts(self.result, culprits, code, message, chain, self.blamed)
+        self.blamed |= culprits
+
+    # the causes, most specific first ---------------------------------------------------------------
+
+    def _batch_version_excluded(self) -> None:
+        """The batch brings ref (fixed): whoever excludes its version is at fault."""
+        ref, node = self.ref, self.node
+        if node is None or ref in self.blocked:
+            return
+        for r in [r for r in self.wanted if not r.constraint.allows(node.version)]:
+            self._report(
+                self._culprits(r),
                 "DEPENDENCY_CONFLICT",
                 f"{r.describe()}, but this installation brings {ref} {node.version}: install a version of {ref} "
                 f"that satisfies {spec_text(r.constraint)}, or a version of {r.parent.ref if r.parent else ref} "
                 f"that accepts {ref} {node.version}",
-                chain,
-                blamed,
+                [*self._chain(r), f"this installation brings {ref} {node.version}"],
             )
-            blamed |= culprits
-        if blamed:
-            return blamed
-    # A batch pack that cannot be installed: only an installed version that fits can stand in.
-    if node is not None and ref in blocked:
-        for r in wanted:
+
+    def _batch_pack_blocked(self) -> None:
+        """A batch pack that cannot be installed: only an installed version that fits can stand in."""
+        ref, node, installed = self.ref, self.node, self.installed
+        if node is None or ref not in self.blocked:
+            return
+        for r in self.wanted:
             if installed is not None and r.constraint.allows(installed.version):
                 continue
-            culprits = _culprits(r, reporter, blocked)
             have = f"; {ref} {installed.version} is installed but does not fit" if installed else ""
-            add_conflicts(
-                result,
-                culprits,
+            self._report(
+                self._culprits(r),
                 "DEPENDENCY_CONFLICT",
                 f"{r.describe()}, but {ref} {node.version} from this installation cannot be installed (see its "
                 f"own conflict){have}",
-                [*_chain_to(r, reporter, nodes), f"{ref} {node.version} is blocked"],
-                blamed,
+                [*self._chain(r), f"{ref} {node.version} is blocked"],
             )
-            blamed |= culprits
-        if blamed:
-            return blamed
-    # Installed and not to be changed.
-    if installed is not None and (node is None or ref in blocked) and not provider.force:
-        failing = [r for r in wanted if not r.constraint.allows(installed.version)]
-        for r in failing:
-            culprits = _culprits(r, reporter, blocked)
-            fitting = _fitting_in_catalog(provider, ref, r.constraint)
+
+    def _installed_kept(self) -> None:
+        """Installed and not to be changed."""
+        ref, installed = self.ref, self.installed
+        if installed is None or not (self.node is None or ref in self.blocked) or self.provider.force:
+            return
+        for r in [r for r in self.wanted if not r.constraint.allows(installed.version)]:
+            culprits = self._culprits(r)
+            fitting = _fitting_in_catalog(self.provider, ref, r.constraint)
             upgrade = f" (the registry offers {', '.join(reversed(fitting[:5]))})" if fitting else ""
-            add_conflicts(
-                result,
+            self._report(
                 culprits,
                 "DEPENDENCY_CONFLICT",
                 f"{r.describe()}, but {ref} {installed.version} is installed: install with force to change "
                 f"{ref}{upgrade}, or use a version of {r.parent.ref if r.parent else ref} that accepts "
                 f"{ref} {installed.version}",
-                [*_chain_to(r, reporter, nodes), f"installed: {ref} {installed.version}"],
-                blamed,
+                [*self._chain(r), f"installed: {ref} {installed.version}"],
             )
-            blamed |= culprits
-        if blamed:
-            return blamed
-    supply = provider.supply(ref)
-    rejected = provider.rejected.get(ref, [])
-    if not supply and not rejected:
-        searched = ", ".join(provider.catalog().locations) or "no registry index is configured"
-        for r in wanted:
-            culprits = _culprits(r, reporter, blocked)
-            add_conflicts(
-                result,
-                culprits,
+
+    def _not_found(self) -> None:
+        """Nothing anywhere offers ref."""
+        ref = self.ref
+        searched = ", ".join(self.provider.catalog().locations) or "no registry index is configured"
+        for r in self.wanted:
+            self._report(
+                self._culprits(r),
                 "DEPENDENCY_NOT_FOUND",
                 f"{r.describe()}, which is not installed, not part of this installation and not in any registry "
                 f"index (searched: {searched}); add {ref} to the installation or publish it in a registry",
-                [*_chain_to(r, reporter, nodes), f"{ref}: not found"],
-                blamed,
+                [*self._chain(r), f"{ref}: not found"],
             )
-            blamed |= culprits
-        return blamed
-    everything = supply + [c for c, _, _ in rejected]
-    offered = _offered_text(provider, ref) or "the candidates are " + ", ".join(c.label for c in everything)
-    # One requirement that nothing offered satisfies.
-    for r in wanted:
-        fits = [c for c in everything if r.constraint.allows(c.version)]
-        if fits:
-            continue
-        culprits = _culprits(r, reporter, blocked)
-        add_conflicts(
-            result,
-            culprits,
-            "DEPENDENCY_NOT_FOUND",
-            f"{r.describe()}, but no such version exists: {offered}",
-            [*_chain_to(r, reporter, nodes), offered],
-            blamed,
-        )
-        blamed |= culprits
-    if blamed:
-        return blamed
-    # Two requirements that no offered version satisfies together.
-    for i, first in enumerate(wanted):
-        for second in wanted[i + 1 :]:
-            if any(first.constraint.allows(c.version) and second.constraint.allows(c.version) for c in everything):
+
+    def _nothing_fits(self, everything: list[Candidate], offered: str) -> None:
+        """One requirement that nothing offered satisfies."""
+        for r in self.wanted:
+            if any(r.constraint.allows(c.version) for c in everything):
                 continue
-            culprits = _culprits(first, reporter, blocked) | _culprits(second, reporter, blocked)
-            add_conflicts(
-                result,
-                culprits,
-                "DEPENDENCY_CONFLICT",
-                f"{first.describe()}, but {second.describe()}: no version of {ref} satisfies both ({offered}); "
-                f"relax one of the constraints, or install these packs separately",
-                [*_chain_to(first, reporter, nodes), *_chain_to(second, reporter, nodes)],
-                blamed,
+            self._report(
+                self._culprits(r),
+                "DEPENDENCY_NOT_FOUND",
+                f"{r.describe()}, but no such version exists: {offered}",
+                [*self._chain(r), offered],
             )
-            blamed |= culprits
-    if blamed:
-        return blamed
-    # Versions satisfy every constraint but the platform (or a dependency cycle) rules them out.
-    jointly = [c for c in everything if all(r.constraint.allows(c.version) for r in wanted)]
-    reasons = {id(c): (code, reason) for c, code, reason in rejected}
-    if jointly and all(id(c) in reasons for c in jointly):
+
+    def _no_version_fits_both(self, everything: list[Candidate], offered: str) -> None:
+        """Two requirements that no offered version satisfies together."""
+        wanted = self.wanted
+        for i, first in enumerate(wanted):
+            for second in wanted[i + 1 :]:
+                if any(first.constraint.allows(c.version) and second.constraint.allows(c.version) for c in everything):
+                    continue
+                self._report(
+                    self._culprits(first) | self._culprits(second),
+                    "DEPENDENCY_CONFLICT",
+                    f"{first.describe()}, but {second.describe()}: no version of {self.ref} satisfies both "
+                    f"({offered}); relax one of the constraints, or install these packs separately",
+                    [*self._chain(first), *self._chain(second)],
+                )
+
+    def _ruled_out(self, jointly: list[Candidate], rejected: list[tuple[Candidate, str, str]]) -> bool:
+        """Versions satisfy every constraint but the platform (or a dependency cycle) rules them out."""
+        reasons = {id(c): (code, reason) for c, code, reason in rejected}
+        if not jointly or not all(id(c) in reasons for c in jointly):
+            return False
+        wanted = self.wanted
         detail = "; ".join(f"{c.label}: {reasons[id(c)][1]}" for c in jointly[:3])
         code = reasons[id(jointly[0])][0]
         why = {
             "PLATFORM_INCOMPATIBLE": "is incompatible with this platform",
             "DEPENDENCY_CYCLE": "forms a dependency cycle",
         }.get(code, "cannot be used with the rest of this installation")
-        culprits = requirers_of(wanted)
-        add_conflicts(
-            result,
-            culprits,
+        self._report(
+            self._requirers(wanted),
             code,
-            f"{'; '.join(r.describe() for r in wanted)}, but every version of {ref} that fits {why}: {detail}",
-            [*_chain_to(wanted[0], reporter, nodes), detail] if wanted else [detail],
-            blamed,
+            f"{'; '.join(r.describe() for r in wanted)}, but every version of {self.ref} that fits {why}: {detail}",
+            [*self._chain(wanted[0]), detail] if wanted else [detail],
         )
-        return blamed | culprits
-    # Versions satisfy every constraint, but their own dependencies could not be satisfied.
-    culprits = requirers_of(wanted) or ({r.ref for r in requirements if r.parent is None} - blocked)
-    tried = ", ".join(c.label for c in jointly[:5]) or "none"
-    add_conflicts(
-        result,
-        culprits,
-        "DEPENDENCY_CONFLICT",
-        f"no version of {ref} satisfies every requirement together with its own dependencies "
-        f"({'; '.join(r.describe() for r in wanted) or 'required by this installation'}; tried {tried})",
-        [hop for r in wanted for hop in _chain_to(r, reporter, nodes)],
-        blamed,
-    )
-    return blamed | culprits
+        return True
+
+    def _own_dependencies_fail(self, jointly: list[Candidate]) -> None:
+        """Versions satisfy every constraint, but their own dependencies could not be satisfied."""
+        wanted = self.wanted
+        culprits = self._requirers(wanted) or ({r.ref for r in self.requirements if r.parent is None} - self.blocked)
+        tried = ", ".join(c.label for c in jointly[:5]) or "none"
+        self._report(
+            culprits,
+            "DEPENDENCY_CONFLICT",
+            f"no version of {self.ref} satisfies every requirement together with its own dependencies "
+            f"({'; '.join(r.describe() for r in wanted) or 'required by this installation'}; tried {tried})",
+            [hop for r in wanted for hop in self._chain(r)],
+        )
 
 
 def _fitting_in_catalog(provider: Provider, ref: str, constraint: Constraint) -> list[str]:
