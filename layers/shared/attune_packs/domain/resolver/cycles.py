@@ -112,9 +112,7 @@ def cycle_choices(
 def cycle_conflicts(
     mapping: dict[str, Candidate], criteria: Mapping[str, Any], nodes: Mapping[str, PackNode], result: Resolution
 ) -> set[str]:
-    graph = {
-        ref: {dep for dep, _ in c.dependencies} for ref, c in mapping.items() if c.origin != "installed"
-    }
+    graph = {ref: {dep for dep, _ in c.dependencies} for ref, c in mapping.items() if c.origin != "installed"}
     _, cycles = topological_order(graph)
     blamed: set[str] = set()
     for cycle in cycles:
@@ -162,5 +160,3 @@ def _batch_ancestors(
             continue
         stack.extend(info.parent for info in criterion.information if info.parent is not None)
     return found - blocked
-
-

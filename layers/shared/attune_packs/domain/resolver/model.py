@@ -14,6 +14,7 @@ from attune_packs.models import Conflict
 
 Origin = Literal["batch", "installed", "index"]
 
+
 def constraint_of(text: str) -> Constraint:
     """Parsed constraints are shared: equal texts give the same object (cheap to compare and cache)."""
     return cached_constraint(text)
@@ -146,4 +147,3 @@ def dependencies_of(ref: str, raw: Mapping[str, str]) -> tuple[tuple[str, Constr
             # not enforced here (registration checks installed dependencies again).
             continue
     return tuple(sorted(deps, key=lambda d: d[0]))
-

@@ -84,5 +84,3 @@ def entry_platform_problems(entry: IndexEntry, target: PlatformTarget) -> list[s
         nodejs_constraint=str(nodejs) if nodejs is not None else None,
         target=target,
     )
-
-

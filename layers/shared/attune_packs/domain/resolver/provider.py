@@ -203,11 +203,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
     ) -> list[Candidate]:
         wanted = list(requirements[identifier])
         excluded = {id(c) for c in incompatibilities[identifier]}
-        return [
-            c
-            for c in self.supply(identifier)
-            if id(c) not in excluded and all(id(c) in r.allowed for r in wanted)
-        ]
+        return [c for c in self.supply(identifier) if id(c) not in excluded and all(id(c) in r.allowed for r in wanted)]
 
     def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
         return id(candidate) in requirement.allowed
@@ -219,7 +215,6 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         """A requirement knowing which candidates it allows (resolvelib asks that very often)."""
         allowed = {id(c) for c in self.supply(ref) if self._ok(constraint, c)}
         return Requirement(ref, constraint, parent, allowed)
-
 
 
 class _Pruning:
@@ -328,5 +323,3 @@ class Reporter(BaseReporter):  # type: ignore[type-arg]
 
     def adding_requirement(self, requirement: Requirement, parent: Candidate | None) -> None:
         self.required_by.setdefault(requirement.ref, []).append(requirement)
-
-

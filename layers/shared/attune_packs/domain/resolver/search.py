@@ -330,9 +330,7 @@ def _limit(result: Resolution, roots: Sequence[PackNode], reason: str, count: in
         )
 
 
-def _finish(
-    result: Resolution, mapping: dict[str, Candidate], criteria: Mapping[str, Any], provider: Provider
-) -> None:
+def _finish(result: Resolution, mapping: dict[str, Candidate], criteria: Mapping[str, Any], provider: Provider) -> None:
     graph: dict[str, set[str]] = {}
     for ref, candidate in mapping.items():
         if candidate.origin == "installed":
@@ -354,5 +352,3 @@ def _finish(
         )
     order, _ = topological_order(graph)
     result.install_order = order
-
-

@@ -199,7 +199,7 @@ def chunk_stream(chunks: Iterator[bytes]) -> BinaryIO:
     return cast(BinaryIO, io.BufferedReader(_ChunkReader(chunks), buffer_size=CHUNK))
 
 
-# --- the whole thing ------------------------------------------------------------------------------
+# --- the archive of a fetched pack ----------------------------------------------------------------
 
 
 @dataclass
