@@ -276,10 +276,11 @@ class _Pruning:
         """Rule (2) after the versions of ``dep`` shrank: candidates needing a version of ``dep``
         that is no longer there are removed."""
         options = self._remaining(dep)
+        removed, ok = self.removed, self.provider._ok  # hot loop: local names
         for candidate, constraint in self.dependents.get(dep, ()):
-            if id(candidate) in self.removed or candidate.origin != "index":
+            if id(candidate) in removed or candidate.origin != "index":
                 continue
-            if not any(self.provider._ok(constraint, o) for o in options):
+            if not any(ok(constraint, o) for o in options):
                 self._remove(candidate, self.provider._unmet_reason(dep, constraint))
                 self.shrunk.append(candidate.ref)
         if dep in self.certain:
@@ -292,15 +293,16 @@ class _Pruning:
         if not candidates:
             return
         shared = set.intersection(*({dep for dep, _ in c.dependencies} for c in candidates))
+        removed, ok = self.removed, self.provider._ok  # hot loop: local names
         for dep in sorted(shared & self.domains.keys()):
             wanted = [(c, constraint) for c in candidates for d, constraint in c.dependencies if d == dep]
-            before = len(self.removed)
+            before = len(removed)
             for option in self.domains[dep]:
-                if id(option) in self.removed or option.origin != "index":
+                if id(option) in removed or option.origin != "index":
                     continue
-                if not any(self.provider._ok(constraint, option) for _, constraint in wanted):
+                if not any(ok(constraint, option) for _, constraint in wanted):
                     self._remove(option, f"{wanted[0][0].label} requires {dep} {spec_text(wanted[0][1])}")
-            if len(self.removed) > before:
+            if len(removed) > before:
                 self.shrunk.append(dep)
             self.to_certify.append(dep)
 
