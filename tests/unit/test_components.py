@@ -106,7 +106,7 @@ def test_policies_give_parameter_values_not_schemas() -> None:
     ("kind", "text", "field", "problem"),
     [
         ("actions", "name: a\nrunner_type: x\nparameters:\n  n: 3\n", "parameters.n", "must be a mapping"),
-        ("actions", "name: a\nrunner_type: x\nparameters:\n  n: {type: text}\n", "parameters.n.type", "JSON schema"),
+        ("actions", "name: a\nrunner_type: x\nparameters:\n  n: {type: text}\n", "parameters.n.type", "JSON Schema"),
         ("actions", "name: a\nrunner_type: x\nparameters:\n  n: {required: 'yes'}\n", "parameters.n.required", "true"),
         ("actions", "name: a\nrunner_type: x\nenabled: 'no'\n", "enabled", "true or false"),
         ("actions", "name: a\nrunner_type: [x]\n", "runner_type", "must be a string"),
@@ -115,7 +115,7 @@ def test_policies_give_parameter_values_not_schemas() -> None:
         ("actions", "name: a\nref: demo.b\nrunner_type: x\n", "ref", "disagrees with name"),
         ("actions", "name: a\nrunner_type: x\ndescription: 7\n", "description", "must be a string"),
         ("rules", "name: r\naction_ref: demo.a\n", "trigger_ref", "a rule needs trigger_ref"),
-        ("rules", "name: r\ntrigger_ref: tick\naction_ref: demo.a\n", "trigger_ref", "full reference"),
+        ("rules", "name: r\ntrigger_ref: .tick\naction_ref: demo.a\n", "trigger_ref", "full reference"),
         ("rules", "name: r\ntrigger: {parameters: {}}\naction: {ref: demo.a}\n", "trigger.type", "is missing"),
         (
             "rules",
@@ -132,7 +132,7 @@ def test_policies_give_parameter_values_not_schemas() -> None:
         ("workflows", "name: w\ntasks: [{name: a}, {name: a}]\n", "tasks[1].name", "duplicate task"),
         ("workflows", "name: w\ntasks: 3\n", "tasks", "must be a list"),
         ("policies", "name: p\nresource_ref: 5\n", "resource_ref", "reference"),
-        ("permission_sets", "name: ops\n", "permissions", "needs permissions"),
+        ("permission_sets", "name: ops\n", "grants", "needs grants"),
         ("permission_sets", "name: ops\npermissions: [3]\n", "permissions[0]", "permission name"),
         ("queues", "name: q\nconcurrency: 0\n", "concurrency", "positive integer"),
         ("queues", "- a list\n", "(root)", "mapping of fields"),

@@ -155,7 +155,7 @@ def test_every_kind_of_problem_is_reported_in_one_error_with_paths_below_the_fie
         b"description: [not, text]\n"
         b"dependencies:\n  - core=3.0.0\n  - 42\n  - Bad=1.0.0\n  - x>>1\n  - core\n"
         b'python_versions: [2, 3.10, "3", "three"]\n'
-        b'runtime_deps: {python: 3.10, ruby: "3"}\n'
+        b'runtime_deps: {python: 3.10, cobol: "3"}\n'
         b'stackstorm_version: ">>3"\n'
     )
     assert code == "PACK_REF_INVALID"
@@ -171,11 +171,11 @@ def test_every_kind_of_problem_is_reported_in_one_error_with_paths_below_the_fie
         "python_versions.1",
         "python_versions.3",
         "runtime_deps.python",
-        "runtime_deps.ruby",
+        "runtime_deps.cobol",
         "stackstorm_version",
     }
     assert "listed twice" in problems["dependencies.4"] and "dependencies.0" in problems["dependencies.4"]
-    assert "unknown runtime 'ruby'" in problems["runtime_deps.ruby"]
+    assert "unknown runtime 'cobol'" in problems["runtime_deps.cobol"]
 
 
 @pytest.mark.parametrize(
@@ -210,10 +210,17 @@ def test_a_name_used_as_ref_says_so_when_it_is_not_a_safe_ref() -> None:
     assert "uses its name as ref" in problems["ref"]
 
 
-@pytest.mark.parametrize("ref", ["attune", "st2", "-dash", "a" * 65, "UPPER", "dots.not.allowed", "sp ace"])
-def test_unsafe_or_reserved_refs_are_refused(ref: str) -> None:
+@pytest.mark.parametrize("ref", ["-dash", "a" * 65, "UPPER", "dots.not.allowed", "sp ace"])
+def test_unsafe_refs_are_refused(ref: str) -> None:
     code, problems = problems_of(f'ref: "{ref}"\nversion: "1.0.0"\n'.encode())
     assert code == "PACK_REF_INVALID" and "ref" in problems
+
+
+@pytest.mark.parametrize("ref", ["attune", "st2", "system", "_global", "packs", "linux", "chatops", "default"])
+def test_reserved_refs_are_refused_with_the_reason(ref: str) -> None:
+    code, problems = problems_of(f'ref: "{ref}"\nversion: "1.0.0"\nsystem: true\n'.encode())
+    assert code == "PACK_REF_RESERVED"
+    assert "reserved: " in problems["ref"]
 
 
 def test_python_and_platform_fields_are_normalised() -> None:
@@ -254,7 +261,15 @@ def test_too_many_dependencies_is_a_dependency_limit() -> None:
     assert "200" in problems["dependencies"]
 
 
-@pytest.mark.parametrize("path", sorted(EXCHANGE.glob("*/pack.yaml")), ids=lambda p: p.parent.name)
+# StackStorm bundles these with the platform; here their refs are reserved (core: for Attune's system pack).
+BUNDLED_WITH_STACKSTORM = {"core", "linux", "chatops"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in EXCHANGE.glob("*/pack.yaml") if p.parent.name not in BUNDLED_WITH_STACKSTORM),
+    ids=lambda p: p.parent.name,
+)
 def test_stackstorm_exchange_pack_yaml_files_parse(path: Path) -> None:
     manifest = parse_manifest(path.read_bytes(), source=str(path))
     assert manifest.ref == path.parent.name
@@ -270,5 +285,12 @@ def test_there_are_at_least_six_exchange_fixtures_and_their_details_survive() ->
     aws = parse_manifest((EXCHANGE / "aws" / "pack.yaml").read_bytes())
     assert aws.model_extra is not None and len(aws.model_extra["contributors"]) == 2
     assert "CloudFormation" in aws.keywords
-    linux = parse_manifest((EXCHANGE / "linux" / "pack.yaml").read_bytes())
-    assert linux.python_constraint == "2 || 3"
+    jira = parse_manifest((EXCHANGE / "jira" / "pack.yaml").read_bytes())
+    assert jira.python_constraint
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_WITH_STACKSTORM))
+def test_packs_stackstorm_bundles_with_its_platform_are_refused_as_reserved(name: str) -> None:
+    code, problems = problems_of((EXCHANGE / name / "pack.yaml").read_bytes())
+    assert code == "PACK_REF_RESERVED"
+    assert "reserved" in problems["ref"]
