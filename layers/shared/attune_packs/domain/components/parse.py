@@ -344,9 +344,11 @@ def parse_component(
     if "workflow_file" in meta:
         entry, entry_kind = meta["workflow_file"], "workflow"
     parameters = _parameters(kind, meta, path)
-    if "output" in meta and "output_schema" in meta:
+    # A workflow's ``output`` maps results to expressions; everywhere else it is a schema.
+    output_keys = ("output_schema",) if kind == "workflows" else ("output_schema", "output")
+    if all(key in meta for key in output_keys) and len(output_keys) == 2:
         raise component_error(path, "output_schema", "give either output or output_schema, not both")
-    output_key = "output_schema" if "output_schema" in meta else "output"
+    output_key = next((key for key in output_keys if key in meta), "output_schema")
     output_schema = _schema(meta.get(output_key), path, output_key)
     enabled = meta.get("enabled", True)
     if not isinstance(enabled, bool):
@@ -360,7 +362,7 @@ def parse_component(
         extra = {"trigger_declarations": declared} if declared else {}
     if name_label is not None:
         extra["display_name"] = name_label
-    skipped = _COMMON_KEYS | _KIND_KEYS.get(kind, set())
+    skipped = (_COMMON_KEYS | _KIND_KEYS.get(kind, set())) - ({"output"} if kind == "workflows" else set())
     return Component(
         type=kind,
         name=name,

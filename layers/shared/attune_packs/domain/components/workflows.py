@@ -149,6 +149,7 @@ def linked_workflow(action: Component, files: dict[str, bytes], *, strict: bool)
         description=action.description,
         runner_type=action.runner_type,
         entry_point=path,
+        entry_point_kind="workflow",
         parameters=action.parameters,
         source_file=path,
         declared_by=action.ref,
