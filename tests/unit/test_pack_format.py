@@ -430,6 +430,7 @@ def test_core_is_reserved_for_the_system_pack() -> None:
 
 
 def test_only_the_system_pack_may_define_a_builtin_ref() -> None:
+    # The system pack may: Attune's core pack defines core.echo, core.sleep ...
     pack = read_pack(
         archive_of(
             {
@@ -439,6 +440,16 @@ def test_only_the_system_pack_may_define_a_builtin_ref() -> None:
         )
     )
     assert [c.ref for c in pack.components] == ["core.local"]
+    # Any other pack cannot: a component's ref is always its own pack's
+    squatter = {
+        "pack.yaml": 'ref: demo\nversion: "1.0.0"\nsystem: true\n',
+        "actions/local.yaml": "ref: core.local\nrunner_type: local-shell-cmd\nentry_point: ''\n",
+    }
+    with pytest.raises(ManifestError) as caught:
+        read_pack(archive_of(squatter))
+    assert "belongs to pack 'core'" in caught.value.message
+    relaxed = read_pack(archive_of(squatter), strict=False)
+    assert [c.ref for c in relaxed.components] == ["demo.core.local"]
 
 
 @pytest.mark.parametrize(("first", "second"), [("run", "Run"), ("STRASSE", "strasse"), ("a.B-c", "A.b-C")])

@@ -44,7 +44,6 @@ from pydantic_core import PydanticCustomError
 from attune_packs.domain import json_schema
 from attune_packs.domain.archive import PackArchive
 from attune_packs.domain.components import (
-    BUILTIN_REFS,
     Component,
     component_files,
     linked_workflow,
@@ -502,7 +501,9 @@ def _collect_components(
 
 
 def _pack_wide_problems(manifest: PackManifest, components: list[Component]) -> list[dict[str, str]]:
-    """Names unique per kind (after NFC normalisation and case folding); no built-in refs taken."""
+    """Names unique per kind (after NFC normalisation and case folding). Built-in refs need no
+    check here: they are all ``core.*``, a component's ref is always its pack's, and only the
+    system pack may be ``core`` (:func:`parse_manifest`)."""
     problems: list[dict[str, str]] = []
     seen: dict[tuple[str, str], Component] = {}
     for component in components:
@@ -513,12 +514,8 @@ def _pack_wide_problems(manifest: PackManifest, components: list[Component]) -> 
                 f"{component.type[:-1]} {component.name!r} has the name of {first.name!r} ({first.source_file}):"
                 " names are compared ignoring case and Unicode normalisation"
             )
-            problems.append({"file": component.source_file, "field": "name", "problem": problem,
-                             "error_code": "COMPONENT_DUPLICATE"})
-        if not manifest.system and component.ref in BUILTIN_REFS:
-            problem = f"{component.ref!r} is a built-in of the platform: only the system pack defines it"
-            problems.append({"file": component.source_file, "field": "ref", "problem": problem,
-                             "error_code": "PACK_REF_RESERVED"})
+            where = {"file": component.source_file, "field": "name", "problem": problem}
+            problems.append({**where, "error_code": "COMPONENT_DUPLICATE"})
     return problems
 
 

@@ -70,72 +70,79 @@ def _url_dependency(text: str) -> tuple[str, str] | None:
     return name, "=" + (version[1:] if version[:1] in ("v", "V") and version[1:2].isdigit() else version)
 
 
-def normalise_dependencies(raw: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """``["slack", "core=3.0.0", "http>=1"]`` or ``{slack: ">=1"}`` -> ``ref -> constraint`` and the
-    problems found, each with its path below ``dependencies`` (an index for the list form, the ref
-    for the mapping form). Shared by pack.yaml and registry index entries."""
-    if raw is None:
-        return {}, []
-    result: dict[str, str] = {}
-    problems: list[tuple[str, str]] = []
-    where: dict[str, str] = {}
+class _Dependencies:
+    """Collects ``ref -> constraint`` and the problems found, each with its path."""
 
-    def add(path: str, ref: Any, spec: Any, parsed: Constraint | None = None) -> None:
+    def __init__(self) -> None:
+        self.result: dict[str, str] = {}
+        self.problems: list[tuple[str, str]] = []
+        self.where: dict[str, str] = {}
+
+    def add(self, path: str, ref: Any, spec: Any, parsed: Constraint | None = None) -> None:
         if not isinstance(ref, str):
-            problems.append((path, f"the pack ref {ref!r} must be text"))
+            self.problems.append((path, f"the pack ref {ref!r} must be text"))
             return
         try:
             validate_pack_ref(ref)
         except ManifestError as exc:
-            problems.append((path, exc.message))
+            self.problems.append((path, exc.message))
             return
         if spec is None or spec == "":
             spec = "*"
         try:
             constraint = parsed or cached_constraint(_text(spec, f'{ref}: ">=1.10.0"', allow_int=True))
         except (ValueError, ManifestError) as exc:
-            problems.append((path, exc.message if isinstance(exc, ManifestError) else f"the constraint {exc}"))
+            self.problems.append((path, exc.message if isinstance(exc, ManifestError) else f"the constraint {exc}"))
             return
-        if ref in where:
-            problems.append((path, f"{ref} is listed twice (also at {where[ref]}): merge the constraints"))
+        if ref in self.where:
+            self.problems.append((path, f"{ref} is listed twice (also at {self.where[ref]}): merge the constraints"))
             return
-        where[ref] = f"dependencies.{path}"
-        result[ref] = str(constraint)
+        self.where[ref] = f"dependencies.{path}"
+        self.result[ref] = str(constraint)
 
+    def add_entry(self, path: str, entry: Any) -> None:
+        """One entry of the list form."""
+        if isinstance(entry, dict) and "ref" in entry:  # {ref: x, version: ">=1"}
+            self.add(path, entry["ref"], entry.get("version"))
+            return
+        if not isinstance(entry, str):
+            self.problems.append((path, f"{entry!r} must be text like 'pack', 'pack=1.2.3' or 'pack>=1.0.0,<2.0.0'"))
+            return
+        if "://" in entry:
+            url = _url_dependency(entry)
+            if url is None:
+                problem = f"{entry!r} is a URL that names no Exchange pack; name the pack ref instead"
+                self.problems.append((path, problem))
+            else:
+                self.add(path, *url)
+            return
+        try:
+            ref, constraint = cached_dependency(entry)
+        except ManifestError as exc:
+            self.problems.append((path, exc.message))
+            return
+        self.add(path, ref, None, constraint)
+
+
+def normalise_dependencies(raw: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """``["slack", "core=3.0.0", "http>=1"]`` or ``{slack: ">=1"}`` -> ``ref -> constraint`` and the
+    problems found, each with its path below ``dependencies`` (an index for the list form, the ref
+    for the mapping form). Shared by pack.yaml and registry index entries."""
+    if raw is None:
+        return {}, []
+    if not isinstance(raw, dict | list):
+        return {}, [("", f"must be a list like ['core', 'slack=1.2.0'] or a mapping of ref to constraint, "
+                         f"not {type(raw).__name__}")]
+    if len(raw) > MAX_DEPENDENCIES:
+        return {}, [("", f"more than {MAX_DEPENDENCIES} dependencies")]
+    found = _Dependencies()
     if isinstance(raw, dict):
-        entries = list(raw.items())
-        if len(entries) > MAX_DEPENDENCIES:
-            return {}, [("", f"more than {MAX_DEPENDENCIES} dependencies")]
-        for ref, spec in entries:
-            add(str(ref), ref, spec)
-        return result, problems
-    if isinstance(raw, list):
-        if len(raw) > MAX_DEPENDENCIES:
-            return {}, [("", f"more than {MAX_DEPENDENCIES} dependencies")]
+        for ref, spec in raw.items():
+            found.add(str(ref), ref, spec)
+    else:
         for index, entry in enumerate(raw):
-            path = str(index)
-            if isinstance(entry, dict) and "ref" in entry:  # {ref: x, version: ">=1"}
-                add(path, entry["ref"], entry.get("version"))
-                continue
-            if not isinstance(entry, str):
-                problems.append((path, f"{entry!r} must be text like 'pack', 'pack=1.2.3' or 'pack>=1.0.0,<2.0.0'"))
-                continue
-            url = _url_dependency(entry) if "://" in entry else None
-            if "://" in entry and url is None:
-                problems.append((path, f"{entry!r} is a URL that names no Exchange pack; name the pack ref instead"))
-                continue
-            if url is not None:
-                add(path, *url)
-                continue
-            try:
-                ref, constraint = cached_dependency(entry)
-            except ManifestError as exc:
-                problems.append((path, exc.message))
-                continue
-            add(path, ref, None, constraint)
-        return result, problems
-    return {}, [("", f"must be a list like ['core', 'slack=1.2.0'] or a mapping of ref to constraint, "
-                     f"not {type(raw).__name__}")]
+            found.add_entry(str(index), entry)
+    return found.result, found.problems
 
 
 def _entries_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
