@@ -324,7 +324,7 @@ WORKFLOWS = {
     "orquesta": (
         "name: flow\nrunner_type: orquesta\nentry_point: workflows/flow.yaml\n",
         "version: 1.0\ninput: [x]\ntasks:\n  a:\n    action: demo.run\n    next:\n      - when: <% succeeded() %>\n"
-        "        do: b\n  b:\n    action: core.noop\n",
+        "        do: b, noop\n  b:\n    action: core.noop\n",
         "orquesta",
     ),
     "action-chain": (

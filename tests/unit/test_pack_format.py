@@ -622,3 +622,38 @@ def test_a_bad_attune_dependencies_object_makes_the_index_invalid(dependencies: 
     with pytest.raises(SourceError) as caught:
         parse_index(json.dumps({"packs": [{**entry, "dependencies": dependencies}]}).encode(), source="i")
     assert caught.value.error_code == "INDEX_INVALID"
+
+
+# --- schemas -------------------------------------------------------------------------------------
+
+
+def test_both_schema_forms_normalise_to_the_same_object_form() -> None:
+    from attune_packs.domain import json_schema
+
+    flat = {
+        "a": {"type": "string", "required": True, "secret": True},
+        "b": {"type": "object", "properties": {"c": {"type": "integer", "required": True}}},
+    }
+    obj = json_schema.normalise(flat)
+    assert obj == {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string", "secret": True},
+            "b": {"type": "object", "properties": {"c": {"type": "integer"}}, "required": ["c"]},
+        },
+        "required": ["a"],
+    }
+    assert json_schema.normalise(obj) == obj, "the object form is already normal"
+    assert json_schema.check_schema(flat) == [] and json_schema.check_schema(obj) == []
+
+
+def test_values_are_validated_as_json_schema_types() -> None:
+    from attune_packs.domain import json_schema
+
+    assert json_schema.validate(True, {"type": "integer"}) != [], "a boolean is not an integer"
+    assert json_schema.validate(2.0, {"type": "integer"}) == []
+    assert json_schema.validate(2, {"type": "number", "exclusiveMaximum": 2}) != []
+    assert json_schema.validate("x", {"type": ["string", "null"], "const": "x"}) == []
+    assert json_schema.validate([1, "a"], {"type": "array", "items": {"type": "integer"}}, "v") == [
+        ("v.1", "must be of type integer, not str 'a'")
+    ]

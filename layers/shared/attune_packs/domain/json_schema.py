@@ -225,8 +225,9 @@ def _validate_array(value: list[Any], schema: dict[str, Any], path: str, depth: 
 
 def _validate_object(value: dict[str, Any], schema: dict[str, Any], path: str, depth: int) -> Problems:
     problems: Problems = []
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    declared, listed = schema.get("properties"), schema.get("required")
+    properties: dict[str, Any] = declared if isinstance(declared, dict) else {}
+    required: list[Any] = listed if isinstance(listed, list) else []
     for name in required:
         if name not in value:
             problems.append((_join(path, name), "is required"))

@@ -21,7 +21,11 @@ from typing import Any
 from attune_packs.domain.components.model import Component, component_error
 from attune_packs.domain.safe_yaml import load_yaml
 
-WORKFLOW_RUNNERS = {"orquesta": "orquesta", "action-chain": "action-chain", "mistral-v2": "mistral"}
+# Runners whose entry point is a workflow file this module checks. (Mistral, removed from
+# StackStorm in 3.3, nests its graph under the workflow's name: its file is kept, not checked.)
+WORKFLOW_RUNNERS = {"orquesta": "orquesta", "action-chain": "action-chain"}
+# Orquesta's engine commands, valid in ``do`` beside task names.
+_ORQUESTA_COMMANDS = frozenset({"noop", "fail", "continue", "retry"})
 
 
 def _task_list(tasks: list[Any], path: str) -> list[str]:
@@ -53,10 +57,11 @@ def _task_mapping(tasks: dict[Any, Any], path: str) -> list[str]:
             if not isinstance(transition, dict):
                 raise component_error(path, f"tasks.{name}.next[{index}]", "must be a mapping (when / publish / do)")
             target = transition.get("do")
-            targets = [target] if isinstance(target, str) else target or []
+            # Orquesta accepts "a, b" as well as a list
+            targets = [t.strip() for t in target.split(",")] if isinstance(target, str) else target or []
             if not isinstance(targets, list):
                 raise component_error(path, f"tasks.{name}.next[{index}].do", "must name tasks (text or a list)")
-            unknown = [t for t in targets if isinstance(t, str) and t not in tasks and t not in ("noop", "fail")]
+            unknown = [t for t in targets if isinstance(t, str) and t not in tasks and t not in _ORQUESTA_COMMANDS]
             if unknown:
                 where = f"tasks.{name}.next[{index}].do"
                 raise component_error(path, where, f"names no task of this workflow: {unknown}")
