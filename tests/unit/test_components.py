@@ -106,7 +106,7 @@ def test_policies_give_parameter_values_not_schemas() -> None:
     ("kind", "text", "field", "problem"),
     [
         ("actions", "name: a\nrunner_type: x\nparameters:\n  n: 3\n", "parameters.n", "must be a mapping"),
-        ("actions", "name: a\nrunner_type: x\nparameters:\n  n: {type: text}\n", "parameters.n.type", "JSON schema"),
+        ("actions", "name: a\nrunner_type: x\nparameters:\n  n: {type: text}\n", "parameters.n.type", "JSON Schema"),
         ("actions", "name: a\nrunner_type: x\nparameters:\n  n: {required: 'yes'}\n", "parameters.n.required", "true"),
         ("actions", "name: a\nrunner_type: x\nenabled: 'no'\n", "enabled", "true or false"),
         ("actions", "name: a\nrunner_type: [x]\n", "runner_type", "must be a string"),
@@ -115,7 +115,7 @@ def test_policies_give_parameter_values_not_schemas() -> None:
         ("actions", "name: a\nref: demo.b\nrunner_type: x\n", "ref", "disagrees with name"),
         ("actions", "name: a\nrunner_type: x\ndescription: 7\n", "description", "must be a string"),
         ("rules", "name: r\naction_ref: demo.a\n", "trigger_ref", "a rule needs trigger_ref"),
-        ("rules", "name: r\ntrigger_ref: tick\naction_ref: demo.a\n", "trigger_ref", "full reference"),
+        ("rules", "name: r\ntrigger_ref: .tick\naction_ref: demo.a\n", "trigger_ref", "full reference"),
         ("rules", "name: r\ntrigger: {parameters: {}}\naction: {ref: demo.a}\n", "trigger.type", "is missing"),
         (
             "rules",
@@ -132,7 +132,7 @@ def test_policies_give_parameter_values_not_schemas() -> None:
         ("workflows", "name: w\ntasks: [{name: a}, {name: a}]\n", "tasks[1].name", "duplicate task"),
         ("workflows", "name: w\ntasks: 3\n", "tasks", "must be a list"),
         ("policies", "name: p\nresource_ref: 5\n", "resource_ref", "reference"),
-        ("permission_sets", "name: ops\n", "permissions", "needs permissions"),
+        ("permission_sets", "name: ops\n", "grants", "needs grants"),
         ("permission_sets", "name: ops\npermissions: [3]\n", "permissions[0]", "permission name"),
         ("queues", "name: q\nconcurrency: 0\n", "concurrency", "positive integer"),
         ("queues", "- a list\n", "(root)", "mapping of fields"),
@@ -191,3 +191,202 @@ def test_every_unresolved_reference_is_reported_at_once() -> None:
         ("rules/c.yaml", "action_ref"),
         ("sensors/s.yaml", "trigger_types[0]"),
     ]
+
+
+# --- Attune's kinds and StackStorm Exchange's forms -------------------------------------------------
+
+
+def test_a_runtime_is_identified_by_ref_and_its_name_is_a_display_label() -> None:
+    runtime = parse(
+        "runtimes",
+        "ref: demo.python\npack_ref: demo\nname: Python\naliases: [python, python3]\n"
+        "description: Python 3\nexecution_config: {interpreter: {binary: python3}}\n",
+        name="python",
+    )
+    assert (runtime.name, runtime.ref, runtime.label) == ("python", "demo.python", "Python")
+    assert runtime.attributes["aliases"] == ["python", "python3"]
+    assert runtime.attributes["display_name"] == "Python"
+    with pytest.raises(ManifestError, match="pack_ref"):
+        parse("runtimes", "ref: demo.x\npack_ref: other\nname: X\n")
+
+
+def test_a_native_runner_names_a_platform_binary_not_a_pack_file() -> None:
+    sensor = parse("sensors", "ref: demo.timer\nrunner_type: native\nentry_point: attune-core-timer-sensor\n")
+    assert (sensor.entry_point, sensor.entry_point_kind) == ("attune-core-timer-sensor", "platform_binary")
+    shipped = parse("sensors", "name: w\nrunner_type: native\nentry_point: watch.py\n")
+    assert shipped.entry_point_kind == "file", "a binary the pack ships is a pack file"
+    with pytest.raises(ManifestError) as caught:
+        parse("sensors", "name: w\nrunner_type: native\nentry_point: 'bin/../../x y'\n")
+    assert caught.value.error_code == "COMPONENT_ENTRY_POINT_INVALID"
+    with pytest.raises(ManifestError) as caught:
+        parse("sensors", "name: w\nrunner_type: python\nentry_point: attune-core-timer-sensor\n")
+    assert caught.value.error_code == "COMPONENT_ENTRY_POINT_MISSING", "only native runners name binaries"
+
+
+@pytest.mark.parametrize("runner", ["local-shell-cmd", "remote-shell-cmd", "http-request", "noop", "winrm-ps-cmd"])
+def test_command_runners_may_leave_entry_point_empty(runner: str) -> None:
+    action = parse("actions", f'name: a\nrunner_type: {runner}\nentry_point: ""\nparameters:\n  cmd: {{default: ls}}\n')
+    assert (action.entry_point, action.entry_point_kind) == (None, None)
+
+
+@pytest.mark.parametrize("runner", ["python-script", "local-shell-script", "orquesta"])
+def test_script_and_workflow_runners_need_their_entry_point(runner: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse("actions", f'name: a\nrunner_type: {runner}\nentry_point: ""\n')
+    assert caught.value.error_code == "COMPONENT_ENTRY_POINT_INVALID"
+    assert parse("actions", f'name: a\nrunner_type: {runner}\nentry_point: ""\n', strict=False).entry_point is None
+
+
+def test_parameters_as_a_json_schema_object() -> None:
+    action = parse(
+        "actions",
+        "name: a\nrunner_type: shell\nentry_point: run.py\nparameters:\n  type: object\n"
+        "  properties:\n    url: {type: string}\n    retries: {type: integer, minimum: 0}\n  required: [url]\n",
+    )
+    assert action.parameters["required"] == ["url"]
+    for bad, field in (
+        ("  type: object\n  properties:\n    url: {type: text}\n", "parameters.properties.url.type"),
+        ("  type: object\n  properties: [url]\n", "parameters.properties"),
+        ("  type: object\n  properties: {url: {type: string}}\n  required: url\n", "parameters.required"),
+    ):
+        with pytest.raises(ManifestError) as caught:
+            parse("actions", "name: a\nrunner_type: shell\nentry_point: run.py\nparameters:\n" + bad)
+        assert caught.value.details[0]["field"] == field
+
+
+def test_a_parameter_named_type_in_the_inline_form_is_not_taken_for_a_schema() -> None:
+    action = parse("actions", "name: a\nrunner_type: shell\nentry_point: run.py\nparameters:\n  type: {type: string}\n")
+    assert action.parameters == {"type": {"type": "string"}}
+
+
+def test_same_pack_short_references_resolve_to_the_pack() -> None:
+    rule = parse("rules", "name: r\ntrigger_type: intervaltimer\naction_ref: echo\n")
+    assert (rule.trigger_ref, rule.action_ref) == ("demo.intervaltimer", "demo.echo")
+    nested = parse("rules", "name: r\ntrigger: {type: tick}\naction: {ref: other.go}\n")
+    assert (nested.trigger_ref, nested.action_ref) == ("demo.tick", "other.go")
+    text = "name: s\nentry_point: watch.py\ntrigger_types: [crontimer, core.intervaltimer]\n"
+    sensor = parse("sensors", text, name="s")
+    assert sensor.trigger_types == ["demo.crontimer", "core.intervaltimer"]
+    policy = parse("policies", "name: p\nresource_ref: run\n")
+    assert policy.resource_ref == "demo.run"
+    with pytest.raises(ManifestError, match="not both"):
+        parse("rules", "name: r\ntrigger_type: a\ntrigger_ref: demo.a\naction_ref: demo.b\n")
+
+
+def test_attune_core_builtins_resolve_beside_stackstorms() -> None:
+    rule = parse("rules", "name: r\ntrigger_ref: core.intervaltimer\naction_ref: core.sleep\n")
+    st2 = parse("rules", "name: r2\ntrigger: {type: core.st2.CronTimer}\naction: {ref: core.local}\n", name="r2")
+    for ref in ("core.crontimer", "core.datetimetimer"):
+        resolve_references("demo", [parse("sensors", f"name: s\ntrigger_types: [{ref}]\n")], [], lambda r: set())
+    resolve_references("demo", [rule, st2], [], lambda refs: set())
+
+
+def test_an_alias_points_at_an_action_and_has_formats() -> None:
+    alias = parse(
+        "aliases",
+        "name: jira_get\naction_ref: demo.get\nformats:\n  - display: 'get <key>'\n"
+        "    representation: ['get {{ key }}']\n  - 'show {{ key }}'\nack: {enabled: false}\n",
+    )
+    assert (alias.ref, alias.action_ref) == ("demo.jira_get", "demo.get")
+    assert alias.attributes["formats"][1] == "show {{ key }}" and alias.attributes["ack"] == {"enabled": False}
+    assert [(r.kind, r.ref) for r in references([alias])] == [("actions", "demo.get")]
+    for bad, field in (
+        ("name: a\naction_ref: demo.x\n", "formats"),
+        ("name: a\naction_ref: demo.x\nformats: [{display: x}]\n", "formats[0].representation"),
+        ("name: a\nformats: [x]\n", "action_ref"),
+    ):
+        with pytest.raises(ManifestError) as caught:
+            parse("aliases", bad)
+        assert caught.value.details[0]["field"] == field
+
+
+def test_a_workflow_keeps_its_output_map() -> None:
+    workflow = parse("workflows", "name: w\ntasks: {a: {action: demo.run}}\noutput:\n  done: '{{ a.result }}'\n")
+    assert workflow.output_schema is None and workflow.attributes["output"] == {"done": "{{ a.result }}"}
+
+
+def test_a_workflow_action_needs_no_runner_and_may_not_have_one() -> None:
+    action = parse("actions", "ref: demo.deploy\nworkflow_file: workflows/flow.yaml\n")
+    assert (action.runner_type, action.entry_point) == (None, "workflows/flow.yaml")
+    assert action.entry_point_kind == "workflow"
+    with pytest.raises(ManifestError, match="no runner_type"):
+        parse("actions", "ref: demo.deploy\nworkflow_file: workflows/flow.yaml\nrunner_type: shell\n")
+
+
+WORKFLOWS = {
+    "attune": (
+        "ref: demo.flow\nworkflow_file: workflows/flow.workflow.yaml\n",
+        "version: '1.0.0'\ntasks:\n  - name: a\n    action: demo.run\n"
+        "    next: [{when: '{{ succeeded() }}', do: [b]}]\n"
+        "  - name: b\n    action: core.echo\n",
+        "attune",
+    ),
+    "orquesta": (
+        "name: flow\nrunner_type: orquesta\nentry_point: workflows/flow.yaml\n",
+        "version: 1.0\ninput: [x]\ntasks:\n  a:\n    action: demo.run\n    next:\n      - when: <% succeeded() %>\n"
+        "        do: b, noop\n  b:\n    action: core.noop\n",
+        "orquesta",
+    ),
+    "action-chain": (
+        "name: flow\nrunner_type: action-chain\nentry_point: workflows/flow.yaml\n",
+        "chain:\n  - {name: a, ref: demo.run, on-success: b}\n  - {name: b, ref: core.local}\ndefault: a\n",
+        "action-chain",
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(WORKFLOWS))
+def test_the_workflow_an_action_runs_is_checked_and_registered_as_its_workflow(shape: str) -> None:
+    from attune_packs.domain.components import linked_workflow
+
+    action_text, graph, expected_format = WORKFLOWS[shape]
+    target = "actions/workflows/flow.workflow.yaml" if shape == "attune" else "actions/workflows/flow.yaml"
+    files = {target: graph.encode()}
+    action = parse_component("actions", "actions/flow.yaml", action_text.encode(), "demo", set(files) | FILES)
+    workflow = linked_workflow(action, files, strict=True)
+    assert workflow is not None
+    assert (workflow.type, workflow.ref, workflow.declared_by) == ("workflows", "demo.flow", "demo.flow")
+    assert (workflow.source_file, workflow.attributes["format"], workflow.attributes["tasks"]) == (
+        target,
+        expected_format,
+        2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("runner", "graph", "field"),
+    [
+        ("orquesta", "version: 1.0\ntasks:\n  a: {action: x.y, next: [{do: missing}]}\n", "tasks.a.next[0].do"),
+        ("orquesta", "version: 1.0\ntasks:\n  a: {action: 3}\n", "tasks.a.action"),
+        ("orquesta", "version: 1.0\ninput: [x]\n", "tasks"),
+        ("action-chain", "chain:\n  - {name: a}\n", "chain[0].ref"),
+        ("action-chain", "chain:\n  - {name: a, ref: x.y, on-success: nowhere}\n", "chain[0].on-success"),
+        ("action-chain", "chain: []\n", "chain"),
+    ],
+)
+def test_a_broken_workflow_fails_its_action_naming_the_workflow_file(runner: str, graph: str, field: str) -> None:
+    from attune_packs.domain.components import linked_workflow
+
+    files = {"actions/workflows/flow.yaml": graph.encode()}
+    text = f"name: flow\nrunner_type: {runner}\nentry_point: workflows/flow.yaml\n"
+    action = parse_component("actions", "actions/flow.yaml", text.encode(), "demo", set(files))
+    with pytest.raises(ManifestError) as caught:
+        linked_workflow(action, files, strict=True)
+    assert (caught.value.details[0]["file"], caught.value.details[0]["field"]) == ("actions/workflows/flow.yaml", field)
+
+
+def test_a_workflow_file_that_is_missing_fails_the_action() -> None:
+    from attune_packs.domain.components import linked_workflow
+
+    text = b"ref: demo.flow\nworkflow_file: workflows/no.yaml\n"
+    action = parse_component("actions", "actions/flow.yaml", text, "demo", set())
+    with pytest.raises(ManifestError) as caught:
+        linked_workflow(action, {}, strict=True)
+    assert caught.value.error_code == "COMPONENT_ENTRY_POINT_MISSING"
+    assert caught.value.details[0]["field"] == "workflow_file"
+
+
+def test_an_attune_permission_set_keeps_its_grants() -> None:
+    text = "ref: demo.viewer\nlabel: Viewer\ngrants:\n  - {resource: packs, actions: [read]}\n"
+    grants = parse("permission_sets", text)
+    assert grants.label == "Viewer" and grants.attributes["grants"] == [{"resource": "packs", "actions": ["read"]}]

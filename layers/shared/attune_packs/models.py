@@ -23,6 +23,7 @@ COMPONENT_TYPES: tuple[str, ...] = (
     "runtimes",
     "permission_sets",
     "queues",
+    "aliases",
 )
 
 

@@ -1,18 +1,22 @@
-"""The pack format: pack.yaml (Attune's and StackStorm Exchange's forms) and component metadata.
+"""The pack format: pack.yaml (Attune's and StackStorm Exchange's forms) and the pack as a whole.
 
 Everything here is pure: it takes the files that :mod:`attune_packs.domain.archive` read out of an archive
 and returns validated models, or raises :class:`ManifestError` naming the file and every field that
-is wrong (``details`` lists them all, each with its path, e.g. ``dependencies.2``).
+is wrong (``details`` lists them all, each with its path, e.g. ``dependencies.2`` or
+``config.max_action_timeout``).
 
 pack.yaml is accepted in two forms:
 
 * Attune's: ``ref``, ``label``, ``version``, ``dependencies`` as a mapping ``ref: constraint``,
-  ``runtime_deps: {python: ">=3.10", nodejs: ">=18"}``, ``attune_version``, ``conf_schema``,
-  ``testing``;
+  ``runtime_deps`` as a list of runtime names (``[shell, python3]``) or a mapping of runtime to
+  version constraint, ``system``, ``enabled``, ``conf_schema`` (a JSON Schema, object or flat form),
+  ``config`` (validated against ``conf_schema``), ``meta`` (``keywords``, ``python_dependencies``,
+  ``documentation_url``, ``repository_url``, ...), ``tags``, ``email``, ``attune_version``, ``testing``;
 * StackStorm Exchange's: ``name`` (the ref when ``ref`` is absent), ``python_versions: ["3"]``,
   ``stackstorm_version: ">=3.0.0"``, ``dependencies`` as a list of ``pack``, ``pack=1.2.3``,
   ``pack>=1,<2`` or a Git URL of an Exchange repository (``https://.../stackstorm-aws.git=1.2.0``,
-  read as the pack ``aws``, the repository naming convention of the Exchange).
+  read as the pack ``aws``, the repository naming convention of the Exchange), and the pack's
+  configuration schema in ``config.schema.yaml``.
 
 YAML 1.1 reads unquoted ``1.10`` as the float ``1.1`` and ``no`` as ``False``: where text is meant
 (versions, constraints, Python versions) a number is refused with a message asking to quote it
@@ -30,50 +34,57 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from attune_packs.domain import json_schema
 from attune_packs.domain.archive import PackArchive
-from attune_packs.domain.components import Component, component_files, parse_component
+from attune_packs.domain.components import (
+    Component,
+    component_files,
+    linked_workflow,
+    name_key,
+    parse_component,
+)
+from attune_packs.domain.components.builtins import SYSTEM_PACK_REFS, known_runtime_names, runtime_name
+from attune_packs.domain.manifest_sections import PackMeta, Testing, TestRunner, _labels
+from attune_packs.domain.pack_fields import (
+    _ENTRIES,
+    MAX_DEPENDENCIES,
+    PACK_REF_PATTERN,
+    _entries_error,
+    _number_hint,
+    _text,
+    normalise_dependencies,
+    validate_pack_ref,
+)
 from attune_packs.domain.safe_yaml import load_yaml
-from attune_packs.domain.semver import Constraint, Version, cached_constraint, cached_dependency
+from attune_packs.domain.semver import Constraint, Version
 from attune_packs.errors import ManifestError
 
-PACK_REF_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,63}$")
-RESERVED_REFS = frozenset({"attune", "st2", "_global", "system"})
-# Runtimes a pack may declare in runtime_deps ("node" is accepted as a spelling of "nodejs").
-RUNTIMES = {"python": "python", "nodejs": "nodejs", "node": "nodejs"}
-MAX_DEPENDENCIES = 200
+__all__ = [
+    "PACK_REF_PATTERN",
+    "PackContents",
+    "PackManifest",
+    "PackMeta",
+    "Testing",
+    "TestRunner",
+    "normalise_dependencies",
+    "parse_manifest",
+    "read_pack",
+]
+
 PYTHON_VERSION_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+){0,2}$")
-# Exchange repositories are named stackstorm-<pack>: the pack a Git URL dependency names.
-_EXCHANGE_URL = re.compile(r"^(?:https?|git|ssh)://[^\s=]+?/(?:stackstorm-)?(?P<name>[^/\s=]+?)(?:\.git)?/?(?:=(?P<version>\S+))?$")
-
-
-def validate_pack_ref(ref: str) -> str:
-    if not isinstance(ref, str) or not PACK_REF_PATTERN.fullmatch(ref):
-        raise ManifestError(
-            f"pack ref {ref!r} is not a safe identifier: use lower-case letters, digits, '_' and '-'"
-            " (at most 64, not starting with '-')",
-            error_code="PACK_REF_INVALID",
-        )
-    if ref in RESERVED_REFS:
-        raise ManifestError(f"pack ref {ref!r} is reserved", error_code="PACK_REF_INVALID")
-    return ref
 
 
 # --- problems with field paths -------------------------------------------------------------------
 
-_ENTRIES = "manifest_entries"
 _LIMIT = "dependency_limit"
-
-
-def _entries_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
-    """One pydantic error carrying several problems, each with a path below the field."""
-    summary = "; ".join(f"{path}: {problem}" if path else problem for path, problem in problems)
-    return PydanticCustomError(_ENTRIES, summary, {"entries": [list(p) for p in problems]})
+_RESERVED = "pack_ref_reserved"
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -110,126 +121,7 @@ def _raise_problems(problems: list[dict[str, str]], source: str, code: str = "MA
     raise ManifestError(f"{source}: {summary}", error_code=code, details=problems)
 
 
-def _number_hint(value: object, example: str) -> str:
-    """Why a YAML number where text is meant is refused, with the quoted form to write."""
-    return (
-        f"is the number {value!r}, not text: YAML reads an unquoted value like 1.10 as the number 1.1;"
-        f" quote it, e.g. {example}"
-    )
-
-
-def _text(value: object, example: str, *, allow_int: bool = False) -> str:
-    """A string field that YAML may have turned into a number."""
-    if isinstance(value, bool):
-        raise ValueError(f"is the boolean {value!r}, not text (YAML reads yes/no/on/off as booleans): quote it")
-    if isinstance(value, int) and allow_int:
-        return str(value)
-    if isinstance(value, int | float):
-        raise ValueError(_number_hint(value, example))
-    if not isinstance(value, str):
-        raise ValueError(f"must be text, not {type(value).__name__}")
-    return value
-
-
-# --- dependencies --------------------------------------------------------------------------------
-
-
-def _url_dependency(text: str) -> tuple[str, str] | None:
-    """``https://github.com/StackStorm-Exchange/stackstorm-aws.git=1.2.0`` -> ``("aws", "=1.2.0")``."""
-    match = _EXCHANGE_URL.fullmatch(text.strip())
-    if match is None:
-        return None
-    name, version = match["name"].lower(), match["version"]
-    if version is None:
-        return name, "*"
-    return name, "=" + (version[1:] if version[:1] in ("v", "V") and version[1:2].isdigit() else version)
-
-
-def normalise_dependencies(raw: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """``["slack", "core=3.0.0", "http>=1"]`` or ``{slack: ">=1"}`` -> ``ref -> constraint`` and the
-    problems found, each with its path below ``dependencies`` (an index for the list form, the ref
-    for the mapping form). Shared by pack.yaml and registry index entries."""
-    if raw is None:
-        return {}, []
-    result: dict[str, str] = {}
-    problems: list[tuple[str, str]] = []
-    where: dict[str, str] = {}
-
-    def add(path: str, ref: Any, spec: Any, parsed: Constraint | None = None) -> None:
-        if not isinstance(ref, str):
-            problems.append((path, f"the pack ref {ref!r} must be text"))
-            return
-        try:
-            validate_pack_ref(ref)
-        except ManifestError as exc:
-            problems.append((path, exc.message))
-            return
-        if spec is None or spec == "":
-            spec = "*"
-        try:
-            constraint = parsed or cached_constraint(_text(spec, f'{ref}: ">=1.10.0"', allow_int=True))
-        except (ValueError, ManifestError) as exc:
-            problems.append((path, exc.message if isinstance(exc, ManifestError) else f"the constraint {exc}"))
-            return
-        if ref in where:
-            problems.append((path, f"{ref} is listed twice (also at {where[ref]}): merge the constraints"))
-            return
-        where[ref] = f"dependencies.{path}"
-        result[ref] = str(constraint)
-
-    if isinstance(raw, dict):
-        entries = list(raw.items())
-        if len(entries) > MAX_DEPENDENCIES:
-            return {}, [("", f"more than {MAX_DEPENDENCIES} dependencies")]
-        for ref, spec in entries:
-            add(str(ref), ref, spec)
-        return result, problems
-    if isinstance(raw, list):
-        if len(raw) > MAX_DEPENDENCIES:
-            return {}, [("", f"more than {MAX_DEPENDENCIES} dependencies")]
-        for index, entry in enumerate(raw):
-            path = str(index)
-            if isinstance(entry, dict) and "ref" in entry:  # {ref: x, version: ">=1"}
-                add(path, entry["ref"], entry.get("version"))
-                continue
-            if not isinstance(entry, str):
-                problems.append((path, f"{entry!r} must be text like 'pack', 'pack=1.2.3' or 'pack>=1.0.0,<2.0.0'"))
-                continue
-            url = _url_dependency(entry) if "://" in entry else None
-            if "://" in entry and url is None:
-                problems.append((path, f"{entry!r} is a URL that names no Exchange pack; name the pack ref instead"))
-                continue
-            if url is not None:
-                add(path, *url)
-                continue
-            try:
-                ref, constraint = cached_dependency(entry)
-            except ManifestError as exc:
-                problems.append((path, exc.message))
-                continue
-            add(path, ref, None, constraint)
-        return result, problems
-    return {}, [("", f"must be a list like ['core', 'slack=1.2.0'] or a mapping of ref to constraint, "
-                     f"not {type(raw).__name__}")]
-
-
 # --- the model -----------------------------------------------------------------------------------
-
-
-class TestRunner(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    type: str = Field(pattern=r"^(script|unittest|pytest)$")
-    entry_point: str | None = None
-    timeout: int = Field(default=300, ge=1, le=3600)
-    result_format: str = Field(default="simple", pattern=r"^(simple|json|junit)$")
-
-
-class Testing(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    enabled: bool = True
-    runners: dict[str, TestRunner] = Field(default_factory=dict)
-    min_pass_rate: float = Field(default=1.0, ge=0, le=1)
-    on_failure: str = Field(default="block", pattern=r"^(block|warn|ignore)$")
 
 
 class _RefFromName(str):
@@ -257,6 +149,17 @@ class PackManifest(BaseModel):
     attune_version: str | None = Field(default=None, description="constraint on the Attune version")
     stackstorm_version: str | None = Field(default=None, description="constraint on the StackStorm version")
     testing: Testing | None = None
+    system: StrictBool = Field(default=False, description="a system pack (Attune's core): removal needs force")
+    enabled: StrictBool = Field(default=True, description="whether the pack is enabled once installed")
+    conf_schema: dict[str, Any] | None = Field(
+        default=None, description="the configuration schema as written (JSON Schema object or flat form)"
+    )
+    conf_schema_file: str | None = Field(
+        default=None, description="where conf_schema came from: pack.yaml, or config.schema.yaml (StackStorm)"
+    )
+    config: dict[str, Any] | None = Field(default=None, description="default configuration, valid for conf_schema")
+    meta: PackMeta = Field(default_factory=lambda: PackMeta())
+    tags: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -270,7 +173,7 @@ class PackManifest(BaseModel):
             data["ref"] = _RefFromName(data["name"])
         if data.get("name") in (None, "") and isinstance(data.get("ref"), str):
             data["name"] = data.get("label") if isinstance(data.get("label"), str) else data["ref"]
-        for key in ("description", "keywords", "dependencies", "python_versions", "runtime_deps"):
+        for key in ("description", "keywords", "dependencies", "python_versions", "runtime_deps", "meta", "tags"):
             if data.get(key) is None:
                 data.pop(key, None)
         return data
@@ -283,6 +186,8 @@ class PackManifest(BaseModel):
         try:
             return validate_pack_ref(str(ref))
         except ManifestError as exc:
+            if exc.error_code == "PACK_REF_RESERVED":
+                raise PydanticCustomError(_RESERVED, exc.message) from exc
             from_name = isinstance(ref, _RefFromName)
             hint = " (a pack without ref uses its name as ref: add a ref field)" if from_name else ""
             raise ValueError(exc.message + hint) from exc
@@ -300,12 +205,19 @@ class PackManifest(BaseModel):
             raise ValueError(exc.message) from exc
         return value
 
-    @field_validator("keywords", mode="before")
+    @field_validator("keywords", "tags", mode="before")
     @classmethod
     def _keywords(cls, value: Any) -> Any:
-        # Keywords are labels: a number written unquoted ("- 365") is kept as its text.
-        if isinstance(value, list):
-            return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
+        return _labels(value)
+
+    @field_validator("conf_schema", mode="before")
+    @classmethod
+    def _conf_schema(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        problems = json_schema.check_schema(value)
+        if problems:
+            raise _entries_error(problems)
         return value
 
     @field_validator("dependencies", mode="before")
@@ -347,18 +259,23 @@ class PackManifest(BaseModel):
     @field_validator("runtime_deps", mode="before")
     @classmethod
     def _runtime_deps(cls, value: Any) -> Any:
+        """Attune's list of runtime names (``[shell, python3]``: any version) or a mapping of
+        runtime to version constraint (``{python: ">=3.10"}``)."""
+        if isinstance(value, list):
+            value = {entry: "*" for entry in value} if all(isinstance(e, str) for e in value) else value
+            if not isinstance(value, dict):
+                return _runtime_list_problems(value)
         if not isinstance(value, dict):
             return value
         result: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
         for key, spec in value.items():
-            runtime = RUNTIMES.get(str(key))
-            if runtime is not None and runtime in result:
-                problems.append((str(key), f"{runtime} is declared twice (as node and nodejs)"))
-                continue
+            runtime = runtime_name(str(key))
             if runtime is None:
-                known = ", ".join(sorted(set(RUNTIMES.values())))
-                problems.append((str(key), f"unknown runtime {key!r}: packs can declare {known}"))
+                problems.append((str(key), f"unknown runtime {key!r}: packs can declare {known_runtime_names()}"))
+                continue
+            if runtime in result:
+                problems.append((str(key), f"{runtime} is declared twice (under two of its names)"))
                 continue
             try:
                 text = _text(spec, f'{key}: ">=3.10"', allow_int=True)
@@ -394,11 +311,48 @@ class PackManifest(BaseModel):
 
     @model_validator(mode="after")
     def _runtime_versions(self) -> PackManifest:
-        if self.python_version is None:
+        if self.python_version is None and self.runtime_deps.get("python") != "*":
             self.python_version = self.runtime_deps.get("python")
-        if self.nodejs_version is None:
+        if self.nodejs_version is None and self.runtime_deps.get("nodejs") != "*":
             self.nodejs_version = self.runtime_deps.get("nodejs")
         return self
+
+    @model_validator(mode="after")
+    def _config_matches_schema(self) -> PackManifest:
+        problems = self.config_problems()
+        if problems:
+            raise _entries_error(problems)
+        return self
+
+    def config_problems(self) -> list[tuple[str, str]]:
+        """Where ``config`` does not match ``conf_schema``, each with its path below ``config``."""
+        if self.config is None or self.conf_schema is None:
+            return []
+        return json_schema.validate(self.config, self.config_schema or {}, "config")
+
+    @property
+    def config_schema(self) -> dict[str, Any] | None:
+        """``conf_schema`` in JSON Schema object form, whichever form the pack wrote."""
+        return json_schema.normalise(self.conf_schema) if self.conf_schema is not None else None
+
+    @property
+    def python_dependencies(self) -> list[str]:
+        """``meta.python_dependencies``: a Python requirement source like ``requirements.txt``."""
+        return list(self.meta.python_dependencies)
+
+    @property
+    def runtimes(self) -> list[str]:
+        """The runtimes the pack declares (canonical names: ``python``, ``nodejs``, ``shell`` ...)."""
+        return sorted(self.runtime_deps)
+
+    def stored_fields(self) -> dict[str, Any]:
+        """Every pack.yaml field the registry keeps beside the version, as JSON-ready data."""
+        kept = self.model_dump(mode="json", exclude={"testing"})
+        kept["runtimes"] = self.runtimes
+        kept["python_dependencies"] = self.python_dependencies
+        kept["config_schema"] = self.config_schema
+        kept["testing"] = self.testing.model_dump(mode="json") if self.testing else None
+        return kept
 
     @property
     def semver(self) -> Version:
@@ -418,6 +372,15 @@ class PackManifest(BaseModel):
         return " || ".join(self.python_versions) or None
 
 
+def _runtime_list_problems(value: list[Any]) -> Any:
+    problems = [
+        (str(index), f"{entry!r} must be a runtime name ({known_runtime_names()})"[:300])
+        for index, entry in enumerate(value)
+        if not isinstance(entry, str)
+    ]
+    raise _entries_error(problems)
+
+
 def _runtime_constraint(text: str) -> None:
     """A runtime version constraint: this project's grammar (``>=3.10``, ``^20``, ``3``) or, for
     Python, PEP 440 (``~=3.10``, ``>=3.10,!=3.11.*``)."""
@@ -434,19 +397,28 @@ def _runtime_constraint(text: str) -> None:
 def parse_manifest(content: bytes, *, source: str = "pack.yaml") -> PackManifest:
     data = load_yaml(content, source=source)
     try:
-        return PackManifest.model_validate(data)
+        manifest = PackManifest.model_validate(data)
     except ValidationError as exc:
         problems = _pydantic_problems(exc, source)
         invalid = {_location(tuple(e["loc"])) for e in exc.errors() if e["type"] != "missing"}
         code = "MANIFEST_INVALID"
         if any(e["type"] == _LIMIT for e in exc.errors()):
             code = "DEPENDENCY_LIMIT"
+        elif any(e["type"] == _RESERVED for e in exc.errors()):
+            code = "PACK_REF_RESERVED"
         elif "ref" in invalid:
             code = "PACK_REF_INVALID"
         elif "version" in invalid:
             code = "PACK_VERSION_INVALID"
         _raise_problems(problems, source, code)
         raise AssertionError("unreachable") from exc
+    if manifest.ref in SYSTEM_PACK_REFS and not manifest.system:
+        problem = (
+            f"{manifest.ref!r} is reserved for the platform's system pack, which declares system: true "
+            "(and replaces an installed one only with force)"
+        )
+        _raise_problems([{"file": source, "field": "ref", "problem": problem}], source, "PACK_REF_RESERVED")
+    return manifest
 
 
 @dataclass
@@ -481,6 +453,83 @@ class PackContents:
         return None
 
 
+CONFIG_SCHEMA_FILE = "config.schema.yaml"
+
+
+def _config_schema_file(manifest: PackManifest, archive: PackArchive) -> None:
+    """StackStorm keeps the configuration schema in ``config.schema.yaml``: it becomes the pack's
+    ``conf_schema``. A pack that writes it in both places is refused (which one holds?)."""
+    content = archive.files.get(CONFIG_SCHEMA_FILE)
+    if content is None:
+        if manifest.conf_schema is not None:
+            manifest.conf_schema_file = "pack.yaml"
+        return
+    if manifest.conf_schema is not None:
+        problem = "the configuration schema is given twice: keep conf_schema in pack.yaml or config.schema.yaml"
+        _raise_problems([{"file": CONFIG_SCHEMA_FILE, "field": "(root)", "problem": problem}], CONFIG_SCHEMA_FILE)
+    schema = load_yaml(content, source=CONFIG_SCHEMA_FILE)
+    if schema is None:
+        return  # an empty file: no configuration
+    problems = json_schema.check_schema(schema)
+    if problems:
+        details = [{"file": CONFIG_SCHEMA_FILE, "field": path or "(root)", "problem": p} for path, p in problems]
+        _raise_problems(details, CONFIG_SCHEMA_FILE)
+    manifest.conf_schema, manifest.conf_schema_file = schema, CONFIG_SCHEMA_FILE
+    config_problems = manifest.config_problems()
+    if config_problems:
+        details = [{"file": "pack.yaml", "field": path, "problem": p} for path, p in config_problems]
+        _raise_problems(details, "pack.yaml")
+
+
+def _collect_components(
+    manifest: PackManifest, archive: PackArchive, strict: bool
+) -> tuple[list[Component], list[dict[str, str]]]:
+    files = set(archive.file_list)
+    components: list[Component] = []
+    problems: list[dict[str, str]] = []
+    for kind, path in component_files(archive):
+        try:
+            component = parse_component(kind, path, archive.files[path], manifest.ref, files, strict=strict)
+            components.append(component)
+            workflow = linked_workflow(component, archive.files, strict=strict) if kind == "actions" else None
+        except ManifestError as exc:
+            problems.extend(exc.details or [{"file": path, "field": "(root)", "problem": exc.message}])
+            continue
+        if workflow is not None:
+            components.append(workflow)
+    return components, problems
+
+
+def _pack_wide_problems(manifest: PackManifest, components: list[Component]) -> list[dict[str, str]]:
+    """Names unique per kind (after NFC normalisation and case folding). Built-in refs need no
+    check here: they are all ``core.*``, a component's ref is always its pack's, and only the
+    system pack may be ``core`` (:func:`parse_manifest`)."""
+    problems: list[dict[str, str]] = []
+    seen: dict[tuple[str, str], Component] = {}
+    for component in components:
+        key = (component.type, name_key(component.name))
+        first = seen.setdefault(key, component)
+        if first is not component:
+            problem = (
+                f"{component.type[:-1]} {component.name!r} has the name of {first.name!r} ({first.source_file}):"
+                " names are compared ignoring case and Unicode normalisation"
+            )
+            where = {"file": component.source_file, "field": "name", "problem": problem}
+            problems.append({**where, "error_code": "COMPONENT_DUPLICATE"})
+    return problems
+
+
+def unlinked_workflow_files(archive: PackArchive, components: list[Component]) -> list[str]:
+    """Workflow files under ``actions/workflows/`` that no action runs: kept in the archive, not
+    registered (an Orquesta subworkflow is always run through an action of its own)."""
+    linked = {c.source_file for c in components if c.type == "workflows"}
+    return [
+        path
+        for path in archive.file_list
+        if path.startswith("actions/workflows/") and path.endswith((".yaml", ".yml")) and path not in linked
+    ]
+
+
 def read_pack(archive: PackArchive, *, strict: bool = True) -> PackContents:
     """Validate pack.yaml and every component file. ``strict=False`` skips content checks that are
     not about safety (entry points present, runner types, pack names); YAML safety limits stay."""
@@ -488,21 +537,14 @@ def read_pack(archive: PackArchive, *, strict: bool = True) -> PackContents:
     if content is None:
         raise ManifestError("the archive has no pack.yaml at its pack root", error_code="PACK_MANIFEST_MISSING")
     manifest = parse_manifest(content)
-    files = set(archive.file_list)
-    components: list[Component] = []
-    problems: list[dict[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for kind, path in component_files(archive):
-        try:
-            component = parse_component(kind, path, archive.files[path], manifest.ref, files, strict=strict)
-        except ManifestError as exc:
-            problems.extend(exc.details or [{"file": path, "field": "(root)", "problem": exc.message}])
-            continue
-        if (kind, component.name) in seen:
-            problems.append({"file": path, "field": "name", "problem": f"duplicate {kind} name {component.name!r}"})
-            continue
-        seen.add((kind, component.name))
-        components.append(component)
+    _config_schema_file(manifest, archive)
+    components, problems = _collect_components(manifest, archive, strict)
+    if not problems:
+        problems = _pack_wide_problems(manifest, components)
     if problems:
-        _raise_problems(problems, f"pack {manifest.ref}", "COMPONENT_INVALID")
-    return PackContents(manifest=manifest, components=components, archive=archive)
+        codes = {p.get("error_code", "COMPONENT_INVALID") for p in problems}
+        _raise_problems(problems, f"pack {manifest.ref}", codes.pop() if len(codes) == 1 else "COMPONENT_INVALID")
+    unlinked = "no action runs this workflow: kept in the archive, not registered"
+    orphans = unlinked_workflow_files(archive, components)
+    notes = [{"file": path, "field": "(root)", "problem": unlinked} for path in orphans]
+    return PackContents(manifest=manifest, components=components, archive=archive, problems=notes)

@@ -4,9 +4,13 @@ Pure: parsing and lookup. Fetching an index is the download service's job.
 
 Indices are ordered: the first index that lists a ref is the only one consulted for it (a later
 index cannot shadow or add versions of a pack an earlier one publishes). An entry may carry
-``dependencies`` in pack.yaml's syntax (a list of ``pack``, ``pack=1.2.3``, ``pack>=1,<2``, or a
-mapping ref -> constraint) so the resolver can look ahead before downloading; an entry without
-it is taken to have none (the dependencies stage reads the real pack.yaml once it is downloaded).
+``dependencies`` so the resolver can look ahead before downloading, in Attune's form
+(``pack-registry-spec.md``: ``{attune_version, python_version, nodejs_version, packs: ["ref@1.2.0",
+"ref@>=1,<2", "ref"]}``) or in pack.yaml's syntax (a list of ``pack``, ``pack=1.2.3``,
+``pack>=1,<2``, or a mapping ref -> constraint); an entry without it is taken to have none (the
+dependencies stage reads the real pack.yaml once it is downloaded). Attune's other entry fields
+are kept: ``runtime_deps``, ``contents`` (``content_counts`` counts each kind), ``checksum`` on the
+entry and on each install source, and everything else (``label``, ``license``, ``meta`` ...).
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from attune_packs.domain.manifest import normalise_dependencies
 from attune_packs.domain.semver import Constraint, Version
@@ -41,13 +45,54 @@ class InstallSource(BaseModel):
         return value.lower() if value else value
 
 
+_ATTUNE_DEPENDENCY_KEYS = frozenset({"attune_version", "python_version", "nodejs_version", "packs"})
+
+
+def _is_attune_dependencies(value: object) -> bool:
+    return isinstance(value, dict) and bool(value) and set(value) <= _ATTUNE_DEPENDENCY_KEYS
+
+
+def _pack_list(packs: object) -> object:
+    """Attune's ``packs: ["slack@2.1.0", "core"]`` in the form pack.yaml's list understands."""
+    if not isinstance(packs, list):
+        return packs
+    converted: list[object] = []
+    for entry in packs:
+        if isinstance(entry, str) and "@" in entry and "://" not in entry:
+            ref, _, spec = entry.partition("@")
+            converted.append({"ref": ref.strip(), "version": spec.strip() or "*"})
+        else:
+            converted.append(entry)
+    return converted
+
+
 class IndexEntry(BaseModel):
     model_config = ConfigDict(extra="allow")
     ref: str
     version: str
     description: str = ""
     install_sources: list[InstallSource] = Field(min_length=1)
+    checksum: str | None = Field(default=None, description="sha256:<hex> of the pack's archive")
     dependencies: dict[str, str] = Field(default_factory=dict, description="ref -> constraint, as in pack.yaml")
+    attune_version: str | None = Field(default=None, description="dependencies.attune_version")
+    python_version: str | None = Field(default=None, description="dependencies.python_version")
+    nodejs_version: str | None = Field(default=None, description="dependencies.nodejs_version")
+    runtime_deps: list[str] = Field(default_factory=list)
+    contents: dict[str, list[Any] | int] = Field(default_factory=dict, description="kind -> components (or count)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _attune_dependencies(cls, data: Any) -> Any:
+        """Attune's ``dependencies`` object: platform and runtime constraints beside the packs."""
+        if not isinstance(data, dict) or not _is_attune_dependencies(data.get("dependencies")):
+            return data
+        data = dict(data)
+        block = data.pop("dependencies")
+        for key in ("attune_version", "python_version", "nodejs_version"):
+            if block.get(key) is not None:
+                data.setdefault(key, block[key])
+        data["dependencies"] = _pack_list(block.get("packs"))
+        return data
 
     @field_validator("dependencies", mode="before")
     @classmethod
@@ -56,6 +101,33 @@ class IndexEntry(BaseModel):
         if problems:
             raise ValueError("; ".join(f"{path}: {problem}" if path else problem for path, problem in problems))
         return deps
+
+    @field_validator("attune_version", "python_version", "nodejs_version", mode="before")
+    @classmethod
+    def _constraint_text(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(f"is the number {value!r}: write the constraint as text, e.g. \">=3.9\"")
+        return value
+
+    @field_validator("checksum")
+    @classmethod
+    def _checksum(cls, value: str | None) -> str | None:
+        if value is not None and not CHECKSUM_PATTERN.fullmatch(value.lower()):
+            raise ValueError("checksum must be 'sha256:' followed by 64 hex digits")
+        return value.lower() if value else value
+
+    @field_validator("contents")
+    @classmethod
+    def _contents(cls, value: dict[str, list[Any] | int]) -> dict[str, list[Any] | int]:
+        for kind, entries in value.items():
+            if isinstance(entries, int) and entries < 0:
+                raise ValueError(f"contents.{kind} must be a list of components or a count, not {entries}")
+        return value
+
+    @property
+    def content_counts(self) -> dict[str, int]:
+        """How many components of each kind the entry says the pack holds."""
+        return {kind: v if isinstance(v, int) else len(v) for kind, v in self.contents.items()}
 
     @property
     def semver(self) -> Version:
