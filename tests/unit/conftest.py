@@ -4,6 +4,8 @@
   unit tests inject a resolver and a connector (see test_net.py), or use the in-memory fakes.
 * A unit test module that imports moto (anywhere in it) fails its tests: unit tests use the fakes of
   tests/unit/fakes.py; a test that needs moto belongs in tests/integration.
+* The few unit tests that take seconds each are marked ``slow``: ``make test`` runs them,
+  ``make test-fast`` (``-m "not slow"``) leaves them out of the edit loop.
 """
 
 from __future__ import annotations
@@ -22,7 +24,39 @@ import pytest
 STILL_IMPORTING_MOTO = frozenset({"test_build_reports.py", "test_build_runner.py"})
 FORBIDDEN_IMPORTS = ("moto",)
 
+# Unit tests of more than about 2 s each on an idle 2-core machine (property searches with hundreds of
+# examples, memory-limited archive bombs, real test runners). Their owners may instead mark them in place
+# with @pytest.mark.slow; a name listed here that no longer exists only stops marking.
+SLOW = {
+    "test_archive.py": {"test_600_mib_bomb_under_a_memory_limit"},
+    "test_build_reports.py": {
+        "test_the_cloudwatch_reader_returns_the_last_lines_oldest_first_and_nothing_for_a_missing_stream"
+    },
+    "test_build_tools.py": {"test_passing_failing_and_skipped_tests_of_every_runner_type_give_the_exact_report_shape"},
+    "test_git_source.py": {"test_a_big_file_streams_in_chunks"},
+    "test_resolver.py": {
+        "test_any_returned_install_order_satisfies_every_constraint",
+        "test_when_the_whole_batch_can_be_satisfied_nothing_is_blocked",
+        "test_a_search_that_thrashes_switches_to_pruning_and_still_explains_and_goes_on",
+    },
+    "test_safe_yaml.py": {"test_recursion_error_while_composing_becomes_too_deep"},
+    "test_semver.py": {
+        "test_normalised_constraint_parses_back_to_the_same_constraint",
+        "test_intersects_finds_a_common_version_whenever_one_exists",
+        "test_best_match_returns_an_allowed_version_not_below_any_other_allowed",
+    },
+}
+
 _HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path)
+        name = getattr(item, "originalname", item.name)
+        if path.parent == _HERE and name in SLOW.get(path.name, ()):
+            item.add_marker(pytest.mark.slow)
 
 
 def forbidden_imports(source: str) -> list[str]:
