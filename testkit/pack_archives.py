@@ -129,7 +129,7 @@ def pack_files(
         "pack.yaml": manifest(ref, version, description=description, dependencies=dependencies, with_name=True),
         f"actions/{action}.yaml": f"name: {action}\nrunner_type: python-script\nentry_point: {action}.py\n"
         "parameters:\n  who: {type: string}\n",
-        f"actions/{action}.py": "def run(who=None):\n    return who\n",
+        f"actions/{action}.py": "def run(who): return who\n",
     }
     if requirements is not None:
         files["requirements.txt"] = requirements
