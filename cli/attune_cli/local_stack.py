@@ -408,7 +408,7 @@ class LocalStack:
         def answer_once(token: str, deliver: Callable[[], Any]) -> Any:
             with answering:
                 if token in answered:
-                    raise TaskTimedOut()  # what AWS answers for a token already answered
+                    raise TaskTimedOut("Task Timed Out: the task token was already answered", "TaskTimedOut")  # as AWS
                 result = deliver()  # a refused first answer leaves the token open, as on AWS
                 answered.add(token)
                 return result
