@@ -146,6 +146,8 @@ class LocalStack:
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                 "NO_PROXY": "127.0.0.1,localhost",
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+                "POWERTOOLS_METRICS_DISABLED": "true",  # EMF documents would land on the CLI's stdout
             }
         )
         import requests
