@@ -134,7 +134,7 @@ def observed(handler: HandlerT) -> HandlerT:
 
     traced = _traced(handler)
     injected = logger.inject_lambda_context(with_correlation, clear_state=True)
-    return injected  # type: ignore[no-any-return]
+    return injected  # type: ignore[return-value]
 
 
 def flush_metrics() -> None:

@@ -69,33 +69,31 @@ def load_settings() -> Settings:
 
 # --- one model per function: what it cannot run without -------------------------------------------
 
-_REQUIRED = {"min_length": 1}
-
 
 class DownloadPacksSettings(Settings):
-    table_name: str = Field(alias="TABLE_NAME", **_REQUIRED)  # the managed registry indices
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)  # the managed registry indices
 
 
 class GetPackDependenciesSettings(Settings):
-    table_name: str = Field(alias="TABLE_NAME", **_REQUIRED)
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
 
 
 class BuildPackEnvsSettings(Settings):
-    codebuild_project: str = Field(alias="CODEBUILD_PROJECT", **_REQUIRED)
+    codebuild_project: str = Field(alias="CODEBUILD_PROJECT", min_length=1)
 
 
 class RegisterPacksSettings(Settings):
-    table_name: str = Field(alias="TABLE_NAME", **_REQUIRED)
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
 
 
 class ServeApiSettings(Settings):
-    table_name: str = Field(alias="TABLE_NAME", **_REQUIRED)
-    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", **_REQUIRED)
-    build_envs_function: str = Field(alias="BUILD_ENVS_FUNCTION", **_REQUIRED)
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", min_length=1)
+    build_envs_function: str = Field(alias="BUILD_ENVS_FUNCTION", min_length=1)
 
 
 class AuthorizeRequestSettings(Settings):
-    table_name: str = Field(alias="TABLE_NAME", **_REQUIRED)
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
 
 
 class ReportBuildResultSettings(Settings):
@@ -103,7 +101,7 @@ class ReportBuildResultSettings(Settings):
 
 
 class StartUploadInstallSettings(Settings):
-    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", **_REQUIRED)
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", min_length=1)
 
 
 SettingsT = TypeVar("SettingsT", bound=Settings)
