@@ -73,6 +73,12 @@ def test_a_stage_event_names_its_installation_execution_and_packs() -> None:
     assert correlation_ids("not an event") == {}
 
 
+def test_credentials_in_a_source_url_never_reach_the_logs() -> None:
+    event = {"packs": ["https://deploy:s3cr3t@git.example.com/org/pack.git@v1", "slack@2.1.0"]}
+
+    assert correlation_ids(event)["pack_refs"] == ["https://***@git.example.com/org/pack.git@v1", "slack@2.1.0"]
+
+
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     stream = io.StringIO()

@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -61,11 +62,19 @@ def correlation_ids(event: Any, executions_arn: str = "") -> dict[str, Any]:
             ids["execution_arn"] = f"{executions_arn}:{installation}"
     pack = event.get("pack_ref") or event.get("pack_path")
     if isinstance(pack, str) and pack:
-        ids["pack_ref"] = pack
+        ids["pack_ref"] = _without_credentials(pack)
     packs = event.get("packs") or event.get("pack_paths")
     if isinstance(packs, list) and packs:
-        ids["pack_refs"] = [str(p) for p in packs[:_MAX_PACKS_LOGGED]]
+        ids["pack_refs"] = [_without_credentials(str(p)) for p in packs[:_MAX_PACKS_LOGGED]]
     return ids
+
+
+def _without_credentials(source: str) -> str:
+    """A source as it may be logged: ``https://user:token@host/…`` loses its user information."""
+    parts = urlsplit(source)
+    if "@" not in parts.netloc:
+        return source
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def _installation_id(event: Mapping[str, Any]) -> str | None:
