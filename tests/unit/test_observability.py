@@ -217,3 +217,11 @@ def test_importing_any_handler_imports_neither_boto3_nor_the_xray_sdk() -> None:
         )
         result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
         assert result.stdout.strip() == "[]", app_path
+
+
+def test_environment_lookups_count_hits_and_misses(capsys: pytest.CaptureFixture[str]) -> None:
+    observability.count_environment_lookups(hits=2, misses=1)
+    observability.flush_metrics()
+
+    [document] = _emf(capsys.readouterr().out)
+    assert (document["EnvCacheHits"], document["EnvCacheMisses"]) == ([2.0], [1.0])

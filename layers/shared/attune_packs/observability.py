@@ -210,3 +210,9 @@ def count_api_response(route: str, response: Mapping[str, Any]) -> None:
             return
         if started.get("created"):
             count("InstallationsStarted")
+
+
+def count_environment_lookups(hits: int, misses: int) -> None:
+    """``EnvCacheHits`` (an environment already stored: no build) and ``EnvCacheMisses`` (a build)."""
+    count("EnvCacheHits", hits)
+    count("EnvCacheMisses", misses)
