@@ -225,3 +225,47 @@ def test_environment_lookups_count_hits_and_misses(capsys: pytest.CaptureFixture
 
     [document] = _emf(capsys.readouterr().out)
     assert (document["EnvCacheHits"], document["EnvCacheMisses"]) == ([2.0], [1.0])
+
+
+class RecordingTracer:
+    """Stands in for powertools' Tracer: records what it wraps, as capture_lambda_handler does."""
+
+    def __init__(self) -> None:
+        self.wrapped: list[Any] = []
+        self.calls = 0
+
+    def capture_lambda_handler(self, handler: Any, capture_response: bool = True) -> Any:
+        self.wrapped.append((handler, capture_response))
+
+        def traced(event: Any, context: Any) -> Any:
+            self.calls += 1
+            return handler(event, context)
+
+        return traced
+
+
+def test_on_lambda_the_tracer_is_created_at_the_first_invocation_and_wraps_the_handler_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
+    monkeypatch.delenv("POWERTOOLS_TRACE_DISABLED", raising=False)
+    created: list[RecordingTracer] = []
+
+    def tracer() -> RecordingTracer:
+        if not created:
+            created.append(RecordingTracer())
+        return created[0]
+
+    monkeypatch.setattr(observability, "tracer", tracer)
+
+    @observed
+    def handler(event: dict[str, Any], context: Any) -> str:
+        return "answered"
+
+    assert created == [], "decorating (importing a handler) creates no tracer"
+    assert handler({}, Context()) == "answered"
+    assert handler({}, Context()) == "answered"
+
+    [recording] = created
+    assert len(recording.wrapped) == 1 and recording.wrapped[0][1] is False, "responses are not captured"
+    assert recording.calls == 2
