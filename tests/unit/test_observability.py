@@ -59,7 +59,11 @@ def _metrics_on(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_stage_event_names_its_installation_execution_and_packs() -> None:
     register = {"pack_paths": ["s3://b/archives/a.tar.gz"], "report_key": "reports/installs/api-42/register.json"}
-    build_item = {"task_token": "t", "pack_path": "slack@2.1.0", "report_key": "reports/installs/api-42/build-slack"}
+    build_item = {
+        "task_token": "t",
+        "pack_path": "s3://b/archives/sha256/ab.tar.gz",
+        "report_key": "reports/installs/api-42/build-slack.json",
+    }
     async_build = {"installation_id": "build-7", "async_build": {"pack_paths": ["x"]}}
 
     assert correlation_ids(register, EXECUTIONS) == {
@@ -67,7 +71,11 @@ def test_a_stage_event_names_its_installation_execution_and_packs() -> None:
         "execution_arn": f"{EXECUTIONS}:api-42",
         "pack_refs": ["s3://b/archives/a.tar.gz"],
     }
-    assert correlation_ids(build_item)["pack_ref"] == "slack@2.1.0"
+    assert correlation_ids(build_item) == {
+        "installation_id": "api-42",
+        "pack_ref": "slack",
+        "pack_path": "s3://b/archives/sha256/ab.tar.gz",
+    }
     assert correlation_ids(async_build)["installation_id"] == "build-7"
     assert correlation_ids({"report_key": "elsewhere/x.json"}) == {}
     assert correlation_ids("not an event") == {}

@@ -39,6 +39,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 HandlerT = TypeVar("HandlerT", bound=Handler)
 
 _REPORT_KEY = re.compile(r"^reports/installs/(?P<id>[A-Za-z0-9][A-Za-z0-9_.:-]{0,127})/")
+_BUILD_REPORT = re.compile(r"/build-(?P<ref>[^/]+)\.json$")
 _MAX_PACKS_LOGGED = 10
 
 
@@ -49,8 +50,9 @@ def correlation_ids(event: Any, executions_arn: str = "") -> dict[str, Any]:
     """The installation id, execution ARN and pack refs an event carries, for every log line.
 
     Stage events name their installation through ``installation_id`` or their ``report_key``
-    (``reports/installs/<execution name>/…``); a Map item names one pack (``pack_ref`` or
-    ``pack_path``); batch stages name their packs (``packs`` / ``pack_paths``).
+    (``reports/installs/<execution name>/…``); a Map item names one pack (its archive in
+    ``pack_path``, its ref in its report key); batch stages name their packs (``packs`` /
+    ``pack_paths``).
     """
     if not isinstance(event, Mapping):
         return {}
@@ -60,13 +62,22 @@ def correlation_ids(event: Any, executions_arn: str = "") -> dict[str, Any]:
         ids["installation_id"] = installation
         if executions_arn:
             ids["execution_arn"] = f"{executions_arn}:{installation}"
-    pack = event.get("pack_ref") or event.get("pack_path")
+    pack = event.get("pack_ref") or _build_report_pack(event.get("report_key"))
     if isinstance(pack, str) and pack:
         ids["pack_ref"] = _without_credentials(pack)
+    archive = event.get("pack_path")
+    if isinstance(archive, str) and archive:
+        ids["pack_path"] = _without_credentials(archive)
     packs = event.get("packs") or event.get("pack_paths")
     if isinstance(packs, list) and packs:
         ids["pack_refs"] = [_without_credentials(str(p)) for p in packs[:_MAX_PACKS_LOGGED]]
     return ids
+
+
+def _build_report_pack(report_key: Any) -> str | None:
+    """A Map item's pack ref, from its report key (``reports/installs/<id>/build-<ref>.json``)."""
+    match = _BUILD_REPORT.search(report_key) if isinstance(report_key, str) else None
+    return match.group("ref") if match else None
 
 
 def _without_credentials(source: str) -> str:
