@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-ACTIONS = 1000
+ACTIONS = int(os.environ.get("BENCH_ACTIONS", "1000"))
 REGION = "us-east-1"
 
 

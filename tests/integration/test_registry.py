@@ -9,6 +9,7 @@ import io
 import json
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -386,14 +387,72 @@ class Flaky:
 THROTTLED = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
 
 
-def test_throttled_calls_are_retried_with_backoff_then_reported_retriable(aws: None) -> None:
-    client = boto3.client("dynamodb", region_name="us-east-1")
-    patient = DynamoPackTable(Flaky(client, "query", THROTTLED, 3), TABLE, backoff_base=0.001)
-    assert patient.query_prefix("PACK#x", "CURRENT") == [] and patient.calls == 4
-    impatient = DynamoPackTable(Flaky(client, "query", THROTTLED, 10), TABLE, max_retries=2, backoff_base=0.001)
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def throttling_client(operation: str, attempts: int) -> tuple[Any, list[str]]:
+    """A DynamoDB client with botocore's standard retries (``attempts``) whose ``operation`` is always
+    throttled at the HTTP level; returns it and the list of requests botocore sent."""
+    from botocore.awsrequest import AWSResponse
+    from botocore.config import Config
+
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", config=Config(retries={"mode": "standard", "max_attempts": attempts})
+    )
+    sent: list[str] = []
+
+    def throttle(request: Any, **_: Any) -> AWSResponse | None:
+        target = request.headers.get("X-Amz-Target", b"")
+        name = (target.decode() if isinstance(target, bytes) else str(target)).rpartition(".")[2]
+        if name != operation:
+            return None
+        sent.append(name)
+        body = json.dumps({"__type": "ProvisionedThroughputExceededException", "message": "slow down"}).encode()
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Body(body))
+
+    client.meta.events.register_first("before-send.dynamodb", throttle)
+    return client, sent
+
+
+@pytest.mark.parametrize("operation", ["Query", "GetItem", "BatchWriteItem"])
+def test_one_retry_layer_botocore_retries_throttling_and_the_adapter_does_not_retry_again(
+    aws: None, operation: str
+) -> None:
+    client, sent = throttling_client(operation, attempts=3)
+    table = DynamoPackTable(client, TABLE, backoff_base=0.001)
+    call = {
+        "Query": lambda: table.query_prefix("PACK#x", "CURRENT"),
+        "GetItem": lambda: table.get_item("PACK#x", "CURRENT"),
+        "BatchWriteItem": lambda: table.batch_put([{"PK": "P", "SK": "S"}]),
+    }[operation]
     with pytest.raises(ThrottledError) as caught:
-        impatient.query_prefix("PACK#x", "CURRENT")
+        call()
     assert caught.value.retriable and caught.value.error_code == "THROTTLED"
+    assert table.calls == 1, "the adapter called once"
+    assert len(sent) == 1 + 3, "botocore sent it once and retried it max_attempts (3) times"
+
+
+def test_work_left_unprocessed_is_resent_for_a_bounded_time_then_reported_retriable(aws: None) -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+
+    class NeverDone:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+            return {"UnprocessedItems": RequestItems}
+
+    table = DynamoPackTable(NeverDone(), TABLE, backoff_base=0.01, unprocessed_budget=0.3)
+    started = time.monotonic()
+    with pytest.raises(ThrottledError) as caught:
+        table.batch_put({"PK": "P", "SK": f"S{i:02}"} for i in range(3))
+    assert caught.value.retriable
+    assert time.monotonic() - started < 1.0 and table.calls > 1
 
 
 def test_unprocessed_batch_items_are_written_on_retry(aws: None) -> None:
@@ -421,13 +480,16 @@ def test_unprocessed_batch_items_are_written_on_retry(aws: None) -> None:
     assert table.calls == 3, "25 items (half unprocessed, retried), then 5"
 
 
-def test_transactions_cancelled_by_a_conflict_are_retried_and_failed_conditions_are_named(aws: None) -> None:
+def test_transactions_cancelled_by_a_conflict_are_retriable_and_failed_conditions_are_named(aws: None) -> None:
     client = boto3.client("dynamodb", region_name="us-east-1")
     cancelled = {
         "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
         "CancellationReasons": [{"Code": "TransactionConflict"}],
     }
-    table = DynamoPackTable(Flaky(client, "transact_write_items", cancelled, 2), TABLE, backoff_base=0.001)
+    table = DynamoPackTable(Flaky(client, "transact_write_items", cancelled, 1), TABLE, backoff_base=0.001)
+    with pytest.raises(ThrottledError) as conflict:
+        table.transact([Put({"PK": "P", "SK": "CURRENT", "revision": 1}, Condition(exists=False))])
+    assert conflict.value.retriable and new_table().get_item("P", "CURRENT") is None
     table.transact([Put({"PK": "P", "SK": "CURRENT", "revision": 1}, Condition(exists=False))])
     assert new_table().get_item("P", "CURRENT") == {"PK": "P", "SK": "CURRENT", "revision": 1}
     with pytest.raises(TransactionConditionFailed) as caught:
