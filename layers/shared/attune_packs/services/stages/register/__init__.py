@@ -1,0 +1,41 @@
+"""Register stage: record each pack and its components in the registry table."""
+
+from attune_packs.services.stages.register.run import (
+    Clock,
+    FlipOutcome,
+    RegistryPolicy,
+    check_dependencies,
+    check_dependents,
+    collect_garbage,
+    compact_test_result,
+    component_counts,
+    flip_pointer,
+    garbage_marker,
+    gate_tests,
+    is_stale,
+    new_registration_id,
+    next_retained,
+    register_packs,
+    stage_registration,
+    utc_now,
+)
+
+__all__ = [
+    "Clock",
+    "FlipOutcome",
+    "RegistryPolicy",
+    "check_dependencies",
+    "check_dependents",
+    "collect_garbage",
+    "compact_test_result",
+    "component_counts",
+    "flip_pointer",
+    "garbage_marker",
+    "gate_tests",
+    "is_stale",
+    "new_registration_id",
+    "next_retained",
+    "register_packs",
+    "stage_registration",
+    "utc_now",
+]
