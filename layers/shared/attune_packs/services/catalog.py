@@ -180,46 +180,58 @@ def component_versions(table: PackTable, ref: str, component_type: str) -> list[
     return sorted(rows, key=lambda r: Version.parse(str(r["version"])), reverse=True)
 
 
+def _current_components(
+    table: PackTable,
+    pack: str,
+    pointer: dict[str, Any] | None,
+    indexed: list[dict[str, Any]] | None,
+    component_type: str,
+) -> list[dict[str, Any]]:
+    """The current components of one type of a pack, from the index items seen (``indexed``) when
+    they are all there, else from the table (a pack continuing on the next index page, or one
+    whose new items the eventually consistent index does not show yet)."""
+    if pointer is None:
+        return []  # removed (or never completed): none of its items are current
+    rid, version = pointer.get("registration_id"), str(pointer["version"])
+    expected = int((pointer.get("component_counts") or {}).get(component_type, 0))
+    if indexed is not None:
+        mine = [i for i in indexed if i.get("registration_id") == rid and str(i["pack_version"]) == version]
+        if len(mine) == expected:
+            return mine
+    return stored.read_components(table, pack, pointer, component_type)
+
+
 def list_components(
     table: PackTable, component_type: str, *, limit: int = 100, cursor: str | None = None
 ) -> dict[str, Any]:
     """The current components of one type across installed packs, ordered by ref, a page of whole
     packs at a time (at least ``limit`` components unless the end is reached); pass
-    ``next_cursor`` back for the next page."""
+    ``next_cursor`` back for the next page. A pack the index page cuts is read from the table
+    (one query of its current registration), not through more index pages."""
     if component_type not in COMPONENT_TYPES:
         raise InvalidRequestError(f"unknown component type {component_type!r}; one of {', '.join(COMPONENT_TYPES)}")
     if not 1 <= limit <= 1000:
         raise InvalidRequestError("limit must be between 1 and 1000")
     after = check_pack_ref(cursor) if cursor else None
-    groups: dict[str, list[dict[str, Any]]] = {}
-    start: dict[str, str] | None = None
-    while True:
-        page = stored.component_index_page(table, component_type, after_pack=after, limit=max(limit, 100), start=start)
+    found: dict[str, list[dict[str, Any]]] = {}
+    more = True
+    while more and sum(len(items) for items in found.values()) < limit:
+        page = stored.component_index_page(table, component_type, after_pack=after, limit=max(limit, 100), start=None)
+        groups: dict[str, list[dict[str, Any]]] = {}
         for item in page.items:
             groups.setdefault(str(item["pack_ref"]), []).append(item)
-        start = page.next_start
-        # The last pack seen may continue on the next page: only packs seen whole are answered.
-        complete = list(groups) if start is None else list(groups)[:-1]
-        if start is None or sum(len(groups[p]) for p in complete) >= limit:
-            break
-    pointers = stored.read_pointers(table, complete)
-    components: list[dict[str, Any]] = []
-    for pack in complete:
-        current = pointers.get(pack)
-        if current is None:
-            continue  # removed (or never completed): none of its items are current
-        rid, version = current.get("registration_id"), str(current["version"])
-        mine = [i for i in groups[pack] if i.get("registration_id") == rid and str(i["pack_version"]) == version]
-        expected = int((current.get("component_counts") or {}).get(component_type, 0))
-        if len(mine) != expected:
-            # The index has not caught up with this pack's last flip: read its components from the table.
-            mine = stored.read_components(table, pack, current, component_type)
-        components.extend(public(i) for i in mine)
-    more = start is not None or len(groups) > len(complete)
+        more = page.next_start is not None and bool(groups)
+        pointers = stored.read_pointers(table, groups)
+        cut = list(groups)[-1] if more else None
+        for pack, items in groups.items():
+            indexed = None if pack == cut else items
+            found[pack] = _current_components(table, pack, pointers.get(pack), indexed, component_type)
+            after = pack
+    components = [public(item) for items in found.values() for item in items]
     return {
         "type": component_type,
         "components": sorted(components, key=lambda c: str(c["ref"])),
-        "next_cursor": complete[-1] if more and complete else None,
+        "next_cursor": after if more else None,
     }
 
 
