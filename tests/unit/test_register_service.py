@@ -46,7 +46,8 @@ def pack_items(table: FakePackTable, ref: str, prefix: str = "") -> dict[str, di
 
 
 def component_keys(table: FakePackTable, ref: str) -> set[str]:
-    return set(pack_items(table, ref, "COMPONENT#"))
+    """The keys of the pack's component items (not of the listings of them)."""
+    return {sk for sk, item in pack_items(table, ref, "COMPONENT#").items() if item["entity"] == "component"}
 
 
 class Clock:

@@ -190,3 +190,31 @@ def test_a_3581_action_pack_registers_within_the_call_budget_and_reads_cheaply()
     assert len(page["components"]) == BIG_PACK_ACTIONS, "a page holds whole packs"
     # one index page, the pointer, the pack's current components from the table: not 36 index pages
     assert table.calls == {"query": 2, "batch_get_item": 1}
+
+
+def test_show_reads_the_registrations_listing_and_agrees_with_its_items() -> None:
+    store, table = FakeObjectStore(), FakePackTable()
+    register(store, table, put(store, "p", "1.0.0", [f"a{i}" for i in range(40)]))
+    from_listing = catalog.show_pack(table, "p")["components"]
+    listings = [key for key, item in table.items.items() if item.get("entity") == "component_listing"]
+    assert listings, "the registration wrote its listing"
+    for key in listings:
+        del table.items[key]
+    assert catalog.show_pack(table, "p")["components"] == from_listing, "item by item: the same components"
+
+
+def test_a_listing_is_cut_in_parts_and_deleted_with_its_registration() -> None:
+    from attune_packs.services.stages.register import RegistryPolicy
+
+    store, table = FakeObjectStore(), FakePackTable()
+    policy = RegistryPolicy(keep_versions=1)
+    long = "x" * 2000
+    names = [f"a{i:03}" for i in range(300)]
+    extra = {f"actions/{n}.yaml": f"name: {n}\nrunner_type: python-script\ndescription: {long}\n" for n in names}
+    for version in ("1.0.0", "2.0.0"):
+        register_packs(
+            RegisterRequest(pack_paths=[put(store, "p", version, extra=extra)]), store=store, table=table, policy=policy
+        )
+    parts = [item for item in table.items.values() if item.get("entity") == "component_listing"]
+    assert len(parts) >= 2 and {p["version"] for p in parts} == {"2.0.0"}, "1.0.0's listing went with its items"
+    assert len(catalog.show_pack(table, "p")["components"]["actions"]) == 301

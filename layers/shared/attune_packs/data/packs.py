@@ -15,6 +15,9 @@ Layout (partition ``PACK#<ref>``):
                                 environments, test result, validation, who / when / which installation
 ``COMPONENT#<v>#<rid>#<t>#<n>`` one item per component of one registration of version ``v``;
                                 ``GSI1PK=COMPONENT#<t>``, ``GSI1SK=<pack>.<name>#<v>#<rid>``
+``COMPONENT#<v>#<rid>#~LISTING#<n>`` the same registration's components as a few JSON documents
+                                (part ``n`` of ``parts``, each under 300 KB): ``show`` of a pack
+                                with thousands of components reads a handful of items
 =============================== ==========================================================================
 
 and ``INSTALL#<installation id>`` holds one item per pack of a registration batch plus ``SUMMARY``.
@@ -38,6 +41,7 @@ new components, never a mixture.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,6 +71,8 @@ _KEY_ATTRIBUTES = ("PK", "SK", "GSI1PK", "GSI1SK")
 _HIDDEN = {*_KEY_ATTRIBUTES, "entity", "retained", "removing"}
 # What a version record carries that belongs to one registration, not to the version.
 _REGISTRATION_FIELDS = {*_KEY_ATTRIBUTES, "entity", "registration_id", "activated_at", "cleaned_up_at"}
+_LISTING = "~LISTING#"  # sorts after every component type under a registration's prefix
+_LISTING_PART_BYTES = 300 * 1024
 AFTER_PACK = ".~"  # sorts after every "<pack>.<component name>" ('~' is above the name characters)
 
 
@@ -195,16 +201,39 @@ def read_versions(table: PackTable, ref: str) -> list[dict[str, Any]]:
     return table.query_prefix(partition(ref), _VERSION_PREFIX)
 
 
-def read_components(
+def _read_component_items(
     table: PackTable, ref: str, pointer: dict[str, Any], component_type: str = ""
 ) -> list[dict[str, Any]]:
-    """The components of the registration ``pointer`` names (of one type, or all)."""
     rid = pointer.get("registration_id")
     prefix = _component_prefix(str(pointer["version"]), rid)
     items = table.query_prefix(partition(ref), prefix + (f"{component_type}#" if component_type else ""))
     # Legacy pointers (no registration id) share their prefix with later registrations of the
     # same version: keep only the items without an id.
-    return [i for i in items if i.get("registration_id") == rid]
+    return [i for i in items if i.get("registration_id") == rid and i.get("entity", "component") == "component"]
+
+
+def _read_listing(table: PackTable, ref: str, pointer: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The registration's components from its listing documents; None when it has none (written
+    before listings existed) or they are not all there."""
+    rid = pointer.get("registration_id")
+    if not rid:
+        return None
+    parts = table.query_prefix(partition(ref), _component_prefix(str(pointer["version"]), rid) + _LISTING)
+    parts = [p for p in parts if p.get("registration_id") == rid]
+    if not parts or len(parts) != int(parts[0].get("parts", 0)):
+        return None
+    return [component for part in parts for component in json.loads(str(part["components"]))]
+
+
+def read_components(
+    table: PackTable, ref: str, pointer: dict[str, Any], component_type: str = ""
+) -> list[dict[str, Any]]:
+    """The components of the registration ``pointer`` names (of one type, or all), as callers
+    see them (:func:`public`): from its listing (a few items), else item by item."""
+    listed = _read_listing(table, ref, pointer)
+    if listed is not None:
+        return [c for c in listed if not component_type or c.get("type") == component_type]
+    return [public(item) for item in _read_component_items(table, ref, pointer, component_type)]
 
 
 def read_named_components(
@@ -244,6 +273,11 @@ def registration_component_keys(table: PackTable, ref: str, version: str, regist
         partition(ref), _component_prefix(version, registration_id), attributes=["registration_id"]
     )
     return [item_key(item) for item in items if item.get("registration_id") == registration_id]
+
+
+def is_component_key(key: Key) -> bool:
+    """Whether a key is a component's (not a listing document's)."""
+    return _LISTING not in key[1]
 
 
 def list_pointers(table: PackTable) -> list[dict[str, Any]]:
@@ -309,6 +343,37 @@ def component_item(
         "registration_id": registration_id,
         **fields,
     }
+
+
+def listing_items(
+    ref: str, version: str, registration_id: str, components: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A registration's components (as :func:`public` shows them) in JSON documents under 300 KB."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    # As the items read back: in sort-key order, without empty (None) attributes.
+    for component in sorted(components, key=lambda c: f"{c['type']}#{c['name']}"):
+        shown = {k: v for k, v in public(component).items() if v is not None}
+        encoded = json.dumps(shown, separators=(",", ":"), sort_keys=True, default=str)
+        if chunks[-1] and size + len(encoded) > _LISTING_PART_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(encoded)
+        size += len(encoded) + 1
+    prefix = _component_prefix(version, registration_id) + _LISTING
+    return [
+        {
+            "PK": partition(ref),
+            "SK": f"{prefix}{n:05}",
+            "entity": "component_listing",
+            "registration_id": registration_id,
+            "version": version,
+            "part": n,
+            "parts": len(chunks),
+            "components": "[" + ",".join(chunk) + "]",
+        }
+        for n, chunk in enumerate(chunks)
+    ]
 
 
 def pointer_item(ref: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def collect_garbage(table: PackTable, ref: str, entries: list[dict[str, Any]]) -
         seen.add((version, rid))
         keys.extend(stored.registration_component_keys(table, ref, version, rid))
     table.batch_delete([*keys, *markers])
-    return len(keys)
+    return sum(1 for key in keys if stored.is_component_key(key))
 
 
 def discard(table: PackTable, keys: list[Key] | None) -> None:

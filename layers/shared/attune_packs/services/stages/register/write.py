@@ -67,10 +67,12 @@ def stage_registration(
     uploaded: set[str] | None = None,
     installation_id: str | None = None,
 ) -> list[Key]:
-    """Write a registration's items (its STAGED marker first, then one item per component) in
-    batches. Nothing points at them until the flip. Returns their keys, the marker's first."""
+    """Write a registration's items (its STAGED marker first, then one item per component and the
+    listing of them all) in batches. Nothing points at them until the flip. Returns their keys,
+    the marker's first."""
     uploaded = uploaded if uploaded is not None else set()
     items: list[dict[str, Any]] = [stored.staged_marker(ref, version, registration_id, installation_id, now)]
+    staged: list[dict[str, Any]] = []
     for component in components:
         fields = component.model_dump(mode="json")
         item = stored.component_item(
@@ -79,6 +81,8 @@ def stage_registration(
         item = _offload(item, store, policy, uploaded)
         if public_json_size(item) > policy.max_item_bytes:
             raise _too_large(component, item)
-        items.append(item)
+        staged.append(item)
+    items.extend(staged)
+    items.extend(stored.listing_items(ref, version, registration_id, staged))
     table.batch_put(items)
     return [item_key(item) for item in items]
