@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import tarfile
 import threading
 import time
@@ -23,6 +24,7 @@ from moto import mock_aws
 from attune_cli.template import StackResources
 from attune_packs.adapters.dynamodb import Condition, DynamoPackTable, Put, TransactionConditionFailed
 from attune_packs.adapters.s3 import S3ObjectStore
+from attune_packs.data.packs import component_fields
 from attune_packs.errors import DependencyError, NotFoundError, ThrottledError
 from attune_packs.models import RegisterRequest, RegisterResponse
 from attune_packs.services import catalog, lifecycle
@@ -107,7 +109,9 @@ def register(store: S3ObjectStore, table: DynamoPackTable, *paths: str, **option
 
 
 def component_items(table: DynamoPackTable, ref: str) -> list[dict[str, Any]]:
-    return table.query_prefix(f"PACK#{ref}", "COMPONENT#")
+    """The pack's component items, unpacked (not the listings of them)."""
+    items = table.query_prefix(f"PACK#{ref}", "COMPONENT#")
+    return [component_fields(i) for i in items if i["entity"] == "component"]
 
 
 def names(pack: dict[str, Any], kind: str = "actions") -> set[str]:
@@ -517,3 +521,32 @@ def test_items_round_trip_with_numbers_nested_maps_and_empty_values(table: Dynam
     assert json.dumps(table.batch_get([("P", "S"), ("P", "missing")])[("P", "S")]["nested"]) == json.dumps(
         item["nested"]
     )
+
+
+# --- scale: a 3,581-action pack, calls counted at the client (botocore event hooks) ----------------------
+
+
+def test_a_3581_action_pack_costs_at_most_150_calls_and_2_unchanged_counted_at_the_client(
+    table: DynamoPackTable, store: S3ObjectStore
+) -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    sent: list[str] = []
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: sent.append(model.name))
+    counted = DynamoPackTable(client, TABLE)
+    path = upload(store, archive("aws", "1.0.0", actions=3580))  # + run.py's sibling: 3,580 action files
+    response = register(store, counted, path, installation_id="big")
+    assert response.registered_packs[0].components_registered["actions"] == 3580
+    assert len(sent) <= 150 and sent.count("TransactWriteItems") == 1, sorted(set(sent))
+    # the items (components, the STAGED marker, a few listing parts) 25 per call, and the installation record
+    assert sent.count("Query") == 1 and sent.count("BatchWriteItem") <= math.ceil((3580 + 1 + 8) / 25) + 1
+
+    sent.clear()
+    assert register(store, counted, path).registered_packs[0].status == "unchanged"
+    assert sent == ["Query", "BatchWriteItem"], "read the pointer, record the installation"
+
+    sent.clear()
+    shown = catalog.show_pack(counted, "aws")
+    assert len(shown["components"]["actions"]) == 3580 and len(sent) <= 4
+    sent.clear()
+    page = catalog.list_components(counted, "actions", limit=50)
+    assert len(page["components"]) == 3580 and page["next_cursor"] is None and len(sent) <= 5

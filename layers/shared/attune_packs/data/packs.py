@@ -71,6 +71,7 @@ _KEY_ATTRIBUTES = ("PK", "SK", "GSI1PK", "GSI1SK")
 _HIDDEN = {*_KEY_ATTRIBUTES, "entity", "retained", "removing"}
 # What a version record carries that belongs to one registration, not to the version.
 _REGISTRATION_FIELDS = {*_KEY_ATTRIBUTES, "entity", "registration_id", "activated_at", "cleaned_up_at"}
+_COMPONENT_TOP_LEVEL = {"type", "name", "ref", "pack_ref", "pack_version", "registration_id"}
 _LISTING = "~LISTING#"  # sorts after every component type under a registration's prefix
 _LISTING_PART_BYTES = 300 * 1024
 AFTER_PACK = ".~"  # sorts after every "<pack>.<component name>" ('~' is above the name characters)
@@ -209,7 +210,11 @@ def _read_component_items(
     items = table.query_prefix(partition(ref), prefix + (f"{component_type}#" if component_type else ""))
     # Legacy pointers (no registration id) share their prefix with later registrations of the
     # same version: keep only the items without an id.
-    return [i for i in items if i.get("registration_id") == rid and i.get("entity", "component") == "component"]
+    return [
+        component_fields(i)
+        for i in items
+        if i.get("registration_id") == rid and i.get("entity", "component") == "component"
+    ]
 
 
 def _read_listing(table: PackTable, ref: str, pointer: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -264,7 +269,7 @@ def read_component_by_name(
     (one batched consistent read)."""
     rid = pointer.get("registration_id")
     keys = [(partition(pack), _component_sk(str(pointer["version"]), rid, kind, name)) for kind in kinds]
-    return [item for item in table.batch_get(keys).values() if item.get("registration_id") == rid]
+    return [component_fields(item) for item in table.batch_get(keys).values() if item.get("registration_id") == rid]
 
 
 def registration_component_keys(table: PackTable, ref: str, version: str, registration_id: str | None) -> list[Key]:
@@ -296,12 +301,13 @@ def component_index_page(
     """One page of the component index of one type (every stored registration's components,
     ordered by ref), from after the pack ``after_pack`` or where ``start`` says."""
     after = after_pack + AFTER_PACK if after_pack else None
-    return table.query_index_page(_component_index_pk(component_type), after=after, limit=limit, start=start)
+    page = table.query_index_page(_component_index_pk(component_type), after=after, limit=limit, start=start)
+    return IndexPage(items=[component_fields(item) for item in page.items], next_start=page.next_start)
 
 
 def component_registrations(table: PackTable, component_type: str, component_ref: str) -> list[dict[str, Any]]:
     """Every stored registration of one component (``pack.name``), through the index."""
-    return table.query_index(_component_index_pk(component_type), f"{component_ref}#")
+    return [component_fields(i) for i in table.query_index(_component_index_pk(component_type), f"{component_ref}#")]
 
 
 # -- items -------------------------------------------------------------------------------------------
@@ -331,7 +337,10 @@ def component_item(
     component_ref: str,
     fields: dict[str, Any],
 ) -> dict[str, Any]:
-    """One component of one registration, in the component index of its type."""
+    """One component of one registration, in the component index of its type. What readers
+    filter on stays top-level; the rest is one JSON ``document`` (one attribute instead of dozens
+    of nested ones: cheaper to write, to size and to copy)."""
+    document = {k: v for k, v in fields.items() if k not in _COMPONENT_TOP_LEVEL and v is not None}
     return {
         "PK": partition(ref),
         "SK": _component_sk(version, registration_id, component_type, name),
@@ -341,8 +350,21 @@ def component_item(
         "pack_ref": ref,
         "pack_version": version,
         "registration_id": registration_id,
-        **fields,
+        "type": component_type,
+        "name": name,
+        "ref": component_ref,
+        "document": json.dumps(document, separators=(",", ":"), sort_keys=True, default=str),
     }
+
+
+def component_fields(item: dict[str, Any]) -> dict[str, Any]:
+    """A component item with its document unpacked (items written before documents existed carry
+    their fields top-level: returned as they are)."""
+    if "document" not in item:
+        return item
+    unpacked = {k: v for k, v in item.items() if k != "document"}
+    unpacked.update(json.loads(str(item["document"])))
+    return unpacked
 
 
 def listing_items(
@@ -353,7 +375,7 @@ def listing_items(
     size = 0
     # As the items read back: in sort-key order, without empty (None) attributes.
     for component in sorted(components, key=lambda c: f"{c['type']}#{c['name']}"):
-        shown = {k: v for k, v in public(component).items() if v is not None}
+        shown = {k: v for k, v in public(component_fields(component)).items() if v is not None}
         encoded = json.dumps(shown, separators=(",", ":"), sort_keys=True, default=str)
         if chunks[-1] and size + len(encoded) > _LISTING_PART_BYTES:
             chunks.append([])

@@ -227,6 +227,8 @@ def list_components(
             indexed = None if pack == cut else items
             found[pack] = _current_components(table, pack, pointers.get(pack), indexed, component_type)
             after = pack
+    if more:  # a cut pack was read whole from the table: is there any pack after it?
+        more = bool(stored.component_index_page(table, component_type, after_pack=after, limit=1, start=None).items)
     components = [public(item) for items in found.values() for item in items]
     return {
         "type": component_type,

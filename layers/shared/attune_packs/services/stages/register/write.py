@@ -45,11 +45,11 @@ def _offload(
     }
 
 
-def _too_large(component: Component, item: dict[str, Any]) -> ManifestError:
-    largest = max(stored.attribute_names(item), key=lambda k: public_json_size({k: item[k]}))
+def _too_large(component: Component, fields: dict[str, Any], size: int) -> ManifestError:
+    largest = max(fields, key=lambda k: public_json_size({k: fields[k]}))
     return ManifestError(
         f"{component.source_file}: {largest}: the component's metadata is too large to register "
-        f"({public_json_size(item)} bytes after moving its schemas to S3)",
+        f"({size} bytes after moving its schemas to S3)",
         error_code="COMPONENT_TOO_LARGE",
         details=[{"file": component.source_file, "field": largest, "problem": "too large"}],
     )
@@ -74,13 +74,13 @@ def stage_registration(
     items: list[dict[str, Any]] = [stored.staged_marker(ref, version, registration_id, installation_id, now)]
     staged: list[dict[str, Any]] = []
     for component in components:
-        fields = component.model_dump(mode="json")
+        fields = _offload(component.model_dump(mode="json"), store, policy, uploaded)
         item = stored.component_item(
             ref, version, registration_id, component.type, component.name, component.ref, fields
         )
-        item = _offload(item, store, policy, uploaded)
-        if public_json_size(item) > policy.max_item_bytes:
-            raise _too_large(component, item)
+        size = public_json_size(item)
+        if size > policy.max_item_bytes:
+            raise _too_large(component, fields, size)
         staged.append(item)
     items.extend(staged)
     items.extend(stored.listing_items(ref, version, registration_id, staged))
