@@ -229,6 +229,27 @@ def _register_again(
     return registration_id, component_counts(components), staged
 
 
+def _rollback_checks(
+    table: PackTable, store: ObjectStore, head: PackHead, record: dict[str, Any], *, force: bool
+) -> dict[str, dict[str, Any]]:
+    """The target's artifacts must still be stored, its dependencies installed at versions it
+    accepts and its dependents accept it (unless ``force``); its dependencies' pointers."""
+    ref, target = head.ref, str(record["version"])
+    missing = _missing_artifacts(store, record)
+    if missing:
+        raise SourceGoneError(
+            f"{ref} {target} cannot be restored: {', '.join(missing)} no longer exist(s); install it again instead",
+            error_code="ROLLBACK_UNAVAILABLE",
+            details={"missing": missing},
+        )
+    dependencies = record.get("dependencies") or {}
+    if force:
+        return stored.read_pointers(table, dependencies)
+    pointers = check_dependencies(table, ref, dependencies)
+    check_dependents(head, Version.parse(target), force=False)
+    return pointers
+
+
 def rollback_pack(
     table: PackTable,
     store: ObjectStore,
@@ -263,19 +284,7 @@ def rollback_pack(
             storage_path=str(current["archive"]),
             components_registered=dict(current.get("component_counts") or {}),
         )
-    missing = _missing_artifacts(store, record)
-    if missing:
-        raise SourceGoneError(
-            f"{ref} {target} cannot be restored: {', '.join(missing)} no longer exist(s); install it again instead",
-            error_code="ROLLBACK_UNAVAILABLE",
-            details={"missing": missing},
-        )
-    dependencies = record.get("dependencies") or {}
-    if force:
-        pointers = stored.read_pointers(table, dependencies)
-    else:
-        pointers = check_dependencies(table, ref, dependencies)
-        check_dependents(head, Version.parse(target), force=False)
+    pointers = _rollback_checks(table, store, head, record, force=force)
     now = clock()
     kept = {(e["version"], e.get("registration_id")) for e in head.retained}
     registration_id = record.get("registration_id")
