@@ -22,8 +22,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from attune_cli.template import StackResources
-from attune_packs.adapters.dynamodb import Condition, DynamoPackTable, Put, TransactionConditionFailed
+from attune_packs.adapters.dynamodb import DynamoPackTable
 from attune_packs.adapters.s3 import S3ObjectStore
+from attune_packs.data.operations import Condition, Put, TransactionConditionFailed
 from attune_packs.data.packs import component_fields
 from attune_packs.errors import DependencyError, NotFoundError, ThrottledError
 from attune_packs.models import RegisterRequest, RegisterResponse
