@@ -2,25 +2,31 @@
 
 Layout (partition ``PACK#<ref>``):
 
-=============================== ==========================================================================
-``CURRENT``                     the pointer: the current version's record plus ``revision``, the
-                                ``registration_id`` whose components are current, and ``retained`` (the
-                                registrations whose items are kept, most recently current first).
-                                ``GSI1PK=PACKS, GSI1SK=<ref>`` lists the installed packs.
-``CURRENT#DEPENDENT#<other>``   written by ``<other>``'s registration: it depends on this pack (constraint)
-``CURRENT#STAGED#<rid>``        a registration in flight (its items are written, its flip is not done)
-``CURRENT#GARBAGE#<rid>``       a registration no longer referenced, whose component items are to delete
-``CURRENT#REMOVED``             the last removal (who, when, which version, the last revision)
-``VERSION#<v>``                 one record per registered version: metadata, archive and checksum,
-                                environments, test result, validation, who / when / which installation
-``COMPONENT#<v>#<rid>#<t>#<n>`` one item per component of one registration of version ``v``;
-                                ``GSI1PK=COMPONENT#<t>``, ``GSI1SK=<pack>.<name>#<v>#<rid>``
-``COMPONENT#<v>#<rid>#~LISTING#<n>`` the same registration's components as a few JSON documents
-                                (part ``n`` of ``parts``, each under 300 KB): ``show`` of a pack
-                                with thousands of components reads a handful of items
-=============================== ==========================================================================
+===================================== ====================================================================
+``CURRENT``                           the pointer: the current version's record plus ``revision``, the
+                                      ``registration_id`` whose components are current, and ``retained``
+                                      (the registrations whose items are kept, most recently current
+                                      first). ``GSI1PK=PACKS, GSI1SK=<ref>`` lists the installed packs.
+``CURRENT#DEPENDENT#<other>``         written by ``<other>``'s registration: it depends on this pack
+                                      (constraint)
+``CURRENT#STAGED#<rid>``              a registration in flight (its items are written, its flip is not)
+``CURRENT#GARBAGE#<rid>``             a registration no longer referenced, whose items are to delete
+``CURRENT#REMOVED``                   the last removal (who, when, which version, the last revision)
+``VERSION#<v>``                       one record per registered version: metadata, archive and checksum,
+                                      environments, test result, validation, who / when / which
+                                      installation
+``COMPONENT#<v>#<rid>#<t>#<n>``       one item per component of one registration of version ``v``;
+                                      ``GSI1PK=COMPONENT#<t>``, ``GSI1SK=<pack>.<name>#<v>#<rid>``; what
+                                      readers filter on (type, name, ref, pack_ref, pack_version,
+                                      registration_id) top-level, the rest one JSON ``document``
+``COMPONENT#<v>#<rid>#~LISTING#<n>``  the same registration's components as a few JSON documents (part
+                                      ``n`` of ``parts``, each under 300 KB): ``show`` of a pack with
+                                      thousands of components reads a handful of items; deleted with
+                                      the registration (same prefix)
+===================================== ====================================================================
 
-and ``INSTALL#<installation id>`` holds one item per pack of a registration batch plus ``SUMMARY``.
+Installations, tokens and registry indices have partitions of their own (:mod:`.installations`,
+:mod:`.tokens`, :mod:`.indices`).
 
 Everything a pointer flip must consult sorts under ``CURRENT``, so one strongly consistent query
 reads the pointer, the dependents, the registrations in flight and the garbage queue together.
