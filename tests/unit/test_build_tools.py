@@ -17,7 +17,9 @@ from attune_packs.buildspec import build_tools as tools
 SUMMARY_KEYS = {
     "status",
     "total_tests",
+    "ran",
     "passed",
+    "failed_tests",
     "failed",
     "skipped",
     "pass_rate",
@@ -27,7 +29,7 @@ SUMMARY_KEYS = {
     "report",
     "interpreter",
 }
-SUITE_KEYS = {"name", "type", "status", "total", "passed", "failed", "skipped", "failures"}
+SUITE_KEYS = {"name", "type", "status", "total", "passed", "failed", "skipped", "failed_tests", "failures"}
 POLICY = {"min_pass_rate": 0.5, "on_failure": "warn"}
 
 
@@ -92,7 +94,13 @@ def test_passing_failing_and_skipped_tests_of_every_runner_type_give_the_exact_r
         "unit": ("partial", 1, 1, 1),
     }
     assert (summary["status"], summary["total_tests"], summary["passed"], summary["failed"]) == ("partial", 6, 2, 3)
-    assert summary["pass_rate"] == 0.4 and summary["policy"] == POLICY
+    assert summary["ran"] == 5 and summary["pass_rate"] == 0.4, "the pass rate counts the tests that ran: 2 of 5"
+    assert summary["failed_tests"] == [
+        "legacy: test_old.T.test_bad",
+        "smoke",
+        "unit: tests.test_unit.test_broken",
+    ]
+    assert summary["policy"] == POLICY
     assert summary["report"] == "s3://b/reports/builds/tests/k.json" and "CPython" in summary["interpreter"]
     assert suites["unit"]["failures"] == [
         {"name": "tests.test_unit.test_broken", "message": "AssertionError: one is not two\nassert 1 == 2"}
@@ -184,7 +192,9 @@ def test_no_runner_or_disabled_tests_are_skipped(tmp_path: Path) -> None:
 )
 def test_suite_status_follows_the_counts(counts: tuple[int, int, int], status: str) -> None:
     cases = [
-        tools._case(f"t{n}", s) for s, c in zip(("passed", "failed", "skipped"), counts, strict=True) for n in range(c)
+        tools.make_case(f"t{n}", s)
+        for s, c in zip(("passed", "failed", "skipped"), counts, strict=True)
+        for n in range(c)
     ]
     assert tools.suite_result("s", "pytest", cases)["status"] == status
 
@@ -284,22 +294,24 @@ def test_the_failure_cause_keeps_the_last_meaningful_lines() -> None:
 
 
 def test_the_buildspec_sent_fits_codebuilds_limit_and_carries_working_tools(tmp_path: Path) -> None:
-    import base64
-    import gzip
-    import re
     import subprocess
 
     import yaml
 
-    from attune_packs.services.stages.build_envs import MAX_BUILDSPEC_CHARS, buildspec_text
+    from attune_packs.buildspec.bundle import MAX_BUILDSPEC_CHARS, buildspec_text
 
     text = buildspec_text()
-    assert len(text) <= MAX_BUILDSPEC_CHARS - 2000, "keep room below CodeBuild's 25,600 characters"
+    assert len(text) <= MAX_BUILDSPEC_CHARS - 1500, "keep room below CodeBuild's 25,600 characters"
     spec = yaml.safe_load(text)
     assert list(spec["phases"]) == ["install", "pre_build", "build", "post_build"]
-    [blob] = re.findall(r'echo "([A-Za-z0-9+/=]{1000,})" \| base64 -d \| gunzip', text)
-    shipped = tmp_path / "build_tools.py"
-    shipped.write_bytes(gzip.decompress(base64.b64decode(blob)))
+    [unpack] = [c for c in spec["phases"]["install"]["commands"] if "@@BUILD_TOOLS@@" not in c and "<<'TOOLS'" in c]
+    script = tmp_path / "unpack.sh"
+    script.write_text(unpack)
+    shipped = tmp_path / "build_tools.pyz"
+    unpacked = subprocess.run(
+        ["bash", str(script)], env={"TOOLS": str(shipped), "PATH": os.environ["PATH"]}, capture_output=True, timeout=60
+    )
+    assert unpacked.returncode == 0, unpacked.stderr
     log = tmp_path / "build.log"
     log.write_text("Building Python 3.12 environment\nerror: No solution found\n")
     answer = subprocess.run(

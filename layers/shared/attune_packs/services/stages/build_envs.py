@@ -18,19 +18,13 @@ nothing and reports ``skipped``.
 
 from __future__ import annotations
 
-import ast
-import base64
-import gzip
 import hashlib
 import json
 import math
-import re
 import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from attune_packs.adapters.codebuild import BuildStarter
@@ -38,8 +32,9 @@ from attune_packs.adapters.logs import LogReader
 from attune_packs.adapters.s3 import ObjectStore, S3Location
 from attune_packs.adapters.stepfunctions import TaskTokens
 from attune_packs.buildspec.build_tools import reference_answer, summarise, task_answer, unique_report_key
-from attune_packs.domain.runtime import BUILD_RECIPE_VERSION, nodejs_env_hash, pack_requirements, python_env_hash
-from attune_packs.errors import AttuneError, BuildError, ConfigurationError, RequirementsError, TransientError
+from attune_packs.buildspec.bundle import buildspec_text, recipe_digest
+from attune_packs.domain.runtime import nodejs_env_hash, pack_requirements, python_env_hash
+from attune_packs.errors import AttuneError, BuildError, RequirementsError, TransientError
 from attune_packs.models import (
     BuildEnvsRequest,
     BuildEnvsResponse,
@@ -57,46 +52,6 @@ PYTHON_PLATFORMS = {"arm64": "aarch64-manylinux_2_28", "x86_64": "x86_64-manylin
 ENV_PREFIX = "envs/"
 TEST_REPORT_PREFIX = "reports/builds/tests/"
 MAX_VARIABLE_CHARS = 4096  # CodeBuild's limit for one environment variable's value
-MAX_BUILDSPEC_CHARS = 25_600  # CodeBuild's limit for an inline buildspec
-_TOOLS_MARKER = "@@BUILD_TOOLS@@"
-_YAML_COMMENT = re.compile(r"^ {0,6}#")  # YAML-level comments; command blocks are indented 8+
-
-
-@cache
-def buildspec_text() -> str:
-    """The buildspec the builds run: ``build_env.yml`` without its YAML comment lines (lines inside
-    command blocks, such as a heredoc's ``#!``, are indented deeper and stay), with
-    ``build_tools.py`` embedded (docstrings and comments dropped, gzip, base64) to stay well under
-    CodeBuild's limit for an inline buildspec."""
-    folder = resources.files("attune_packs.buildspec")
-    lines = folder.joinpath("build_env.yml").read_text().splitlines(keepends=True)
-    spec = "".join(line for line in lines if not _YAML_COMMENT.match(line))
-    tools = minified_python(folder.joinpath("build_tools.py").read_text())
-    text = spec.replace(_TOOLS_MARKER, base64.b64encode(gzip.compress(tools.encode(), 9, mtime=0)).decode())
-    if len(text) > MAX_BUILDSPEC_CHARS:
-        raise ConfigurationError(f"the buildspec is {len(text)} characters; CodeBuild accepts {MAX_BUILDSPEC_CHARS}")
-    return text
-
-
-def minified_python(source: str) -> str:
-    """``source`` without docstrings and comments (same behaviour, fewer characters)."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            first = node.body[0] if node.body else None
-            if (
-                isinstance(first, ast.Expr)
-                and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str)
-            ):
-                node.body = node.body[1:] or [ast.Pass()]
-    return ast.unparse(tree) + "\n"
-
-
-@cache
-def recipe_digest() -> str:
-    """Identifies what a build does (recipe version, buildspec and tools): part of the test key."""
-    return hashlib.sha256(f"{BUILD_RECIPE_VERSION}\n{buildspec_text()}".encode()).hexdigest()
 
 
 # --- plans -------------------------------------------------------------------------------------
