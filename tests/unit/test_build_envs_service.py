@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -75,10 +76,16 @@ def add_pack(store: FakeObjectStore, ref: str = "a", **kwargs: Any) -> str:
     return store.add(f"archives/sha256/{ref}.tar.gz", tar_gz(pack_files(ref, **kwargs), root=f"{ref}/"))
 
 
-def store_env(store: FakeObjectStore, plan: build_envs.EnvPlan, distributions: list[dict[str, str]]) -> None:
-    store.add(plan.artifact_key, b"tarball")
+def store_env(
+    store: FakeObjectStore, plan: build_envs.EnvPlan, distributions: list[dict[str, str]], artifact: bytes = b"tarball"
+) -> None:
+    """What a build leaves under envs/<hash>/: the artifact, and its manifest with the artifact's sha256."""
+    store.add(plan.artifact_key, artifact)
     manifest = {"kind": plan.kind, "env_hash": plan.env_hash, "python_version": "3.12", "size_bytes": 10}
-    store.add(plan.manifest_key, json.dumps({**manifest, "distributions": distributions}).encode())
+    digest = hashlib.sha256(artifact).hexdigest()
+    store.add(
+        plan.manifest_key, json.dumps({**manifest, "distributions": distributions, "artifact_sha256": digest}).encode()
+    )
 
 
 def a_test_result(**changes: Any) -> dict[str, Any]:
@@ -233,7 +240,7 @@ def test_packs_locking_the_same_dependencies_share_a_node_environment_whatever_t
         (node_files(deps={"x": "someone/x"}), "REQUIREMENTS_FORBIDDEN"),
         (
             node_files({**LOCK, "packages": {"node_modules/x": {"version": "1", "resolved": "http://evil/x.tgz"}}}),
-            "REQUIREMENTS_FORBIDDEN",
+            "NPM_LOCK_INVALID",
         ),
         (
             node_files({**LOCK, "packages": {"node_modules/x": {"link": True, "resolved": "../x"}}}),

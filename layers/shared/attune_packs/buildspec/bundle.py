@@ -42,6 +42,9 @@ class _Unannotated(ast.NodeTransformer):
         self.generic_visit(node)
         return node
 
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST | None:
+        return None if node.module == "__future__" else node  # nothing is left for it to postpone
+
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST | None:
         if node.value is None:
             return None
