@@ -424,3 +424,151 @@ def test_the_direct_stage_reports_a_failed_build_with_the_lines_of_its_log_and_g
     assert "phase BUILD" in failure.error and "nope was not found" in failure.error
     assert failure.details["log_excerpt"] == "error: No solution found\n  nope was not found"
     assert logs.asked == [("/aws/codebuild/envs", "uuid-1")]
+
+
+# --- skip_validation, artifact digests, lockfile addresses, events ------------------------------------
+
+GHOST_ACTION = {"actions/ghost.yaml": "name: ghost\nrunner_type: python-script\nentry_point: ghost.py\n"}
+
+
+def test_skip_validation_reads_components_leniently_in_the_build_stage_as_in_the_others() -> None:
+    store = FakeObjectStore()
+    path = add_pack(store, requirements="six==1.17.0\n", extra=GHOST_ACTION)  # an entry point that is not there
+    request = BuildEnvsRequest(pack_paths=[path])
+    strict = build_pack_envs(request, store=store, starter=FakeStarter(), architecture="arm64")
+    assert [f.error_code for f in strict.failed_environments] != [], "validated strictly by default"
+    assert "BUILD_FAILED" not in [f.error_code for f in strict.failed_environments]
+
+    result, starter, _ = run_task(store, path, skip_validation=True)
+    assert result["status"] == "building" and len(starter.started) == 1
+    [plan] = plan_environments(load_pack(path, store, strict=False), BuildOptions(), "arm64")
+    store_env(store, plan, [{"name": "six", "version": "1.17.0"}])
+    request = BuildEnvsRequest(pack_paths=[path], skip_validation=True)
+    lenient = build_pack_envs(request, store=store, starter=FakeStarter(), architecture="arm64")
+    assert lenient.failed_environments == [] and lenient.summary.success_count == 1
+
+
+def test_a_replaced_artifact_is_a_miss_with_a_warning_and_is_never_served() -> None:
+    store = FakeObjectStore()
+    path = add_pack(store, requirements="six==1.17.0\n")
+    [plan] = plan_environments(load_pack(path, store), BuildOptions(), "arm64")
+    store_env(store, plan, [{"name": "six", "version": "1.17.0"}])
+    hit, _, tokens = run_task(store, path)
+    digest = hashlib.sha256(b"tarball").hexdigest()
+    assert hit["status"] == "cached" and tokens.succeeded[0][1]["environments"]["python"]["artifact_sha256"] == digest
+
+    store.add(plan.artifact_key, b"another build's install scripts wrote this")
+    result, starter, tokens = run_task(store, path)
+    assert result["status"] == "building" and tokens.succeeded == [], "not served: built again"
+    assert starter.started[0]["environment"]["BUILD_PYTHON"] == "1"
+    assert "does not match the sha256 recorded when it was built" in result["warnings"][0]
+
+
+def test_a_manifest_that_records_no_artifact_digest_is_not_a_hit() -> None:
+    store = FakeObjectStore()
+    path = add_pack(store, requirements="six==1.17.0\n")
+    [plan] = plan_environments(load_pack(path, store), BuildOptions(), "arm64")
+    store.add(plan.artifact_key, b"tarball")
+    manifest = {"kind": "python", "env_hash": plan.env_hash, "distributions": []}
+    store.add(plan.manifest_key, json.dumps(manifest).encode())
+    assert run_task(store, path)[0]["status"] == "building"
+
+
+def test_the_direct_stage_reports_the_digest_of_what_it_built_and_the_replaced_artifact() -> None:
+    store = FakeObjectStore()
+    path = add_pack(store, requirements="six==1.17.0\n")
+    [plan] = plan_environments(load_pack(path, store), BuildOptions(), "arm64")
+    store_env(store, plan, [], artifact=b"old")
+    store.add(plan.artifact_key, b"replaced")
+    starter = FakeStarter()
+    original_start = starter.start
+
+    def start_and_store(**kwargs: Any) -> str:
+        store_env(store, plan, [{"name": "six", "version": "1.17.0"}], artifact=b"rebuilt")
+        return original_start(**kwargs)
+
+    starter.start = start_and_store  # type: ignore[method-assign]
+    response = build_pack_envs(BuildEnvsRequest(pack_paths=[path]), store=store, starter=starter, architecture="arm64")
+    [built] = response.built_environments
+    python = built.environments["python"]
+    assert python.cached is False and python.artifact_sha256 == hashlib.sha256(b"rebuilt").hexdigest()
+    assert any("was replaced after its build" in w for w in python.warnings)
+
+
+def locked(resolved: str) -> dict[str, str]:
+    packages = {**LOCK["packages"], "node_modules/is-number": {"version": "7.0.0", "resolved": resolved}}
+    return node_files({**LOCK, "packages": packages})
+
+
+@pytest.mark.parametrize(
+    ("resolved", "reason"),
+    [
+        ("https://169.254.170.2/v2/credentials/x.tgz", "a link-local"),
+        ("https://127.0.0.1/x.tgz", "loopback"),
+        ("https://[::ffff:169.254.170.2]/x.tgz", "link-local"),
+        ("https://10.0.0.8/x.tgz", ""),
+        ("https://evil.example/is-number/-/is-number-7.0.0.tgz", "not a configured npm registry host"),
+        ("https://user:pw@registry.npmjs.org/is-number/-/is-number-7.0.0.tgz", "credentials"),
+        ("https://registry.npmjs.org:8443/is-number/-/is-number-7.0.0.tgz", "port 8443"),
+        ("http://registry.npmjs.org/is-number/-/is-number-7.0.0.tgz", "only https"),
+    ],
+)
+def test_lockfile_resolved_urls_follow_the_download_address_rules(resolved: str, reason: str) -> None:
+    store = FakeObjectStore()
+    path = add_pack(store, "n", extra=locked(resolved))
+    with pytest.raises(RequirementsError) as caught:
+        run_task(store, path)
+    assert caught.value.error_code == "NPM_LOCK_INVALID"
+    assert reason in caught.value.details["reason"] and caught.value.details["resolved"] == resolved
+
+
+def test_the_npm_registry_and_hosts_the_operator_adds_are_accepted() -> None:
+    from attune_packs.services.stages.npm_sources import NpmSourcePolicy
+
+    store = FakeObjectStore()
+    official = add_pack(store, "o", extra=locked("https://registry.npmjs.org/x/-/x-7.0.0.tgz"))
+    assert run_task(store, official)[0]["status"] == "building"
+    mirror = add_pack(store, "m", extra=locked("https://npm.corp.example/x/-/x-7.0.0.tgz"))
+    with pytest.raises(RequirementsError):
+        run_task(store, mirror)
+    widened = NpmSourcePolicy.configured(("registry.npmjs.org", "npm.corp.example"))
+    started = handle_build_task(
+        task(mirror), store=store, starter=FakeStarter(), tokens=FakeTokens(), architecture="arm64", npm=widened
+    )
+    assert started["status"] == "building"
+
+
+def test_the_build_installs_exactly_the_checked_requirements_from_every_source() -> None:
+    store = FakeObjectStore()
+    meta = 'meta:\n  python_dependencies: ["requests>=2.28"]\n'
+    path = store.add(
+        "archives/sha256/m.tar.gz",
+        tar_gz(pack_files("m", dependencies=meta, requirements=f"Six==1.17.0 --hash=sha256:{'a' * 64}\n"), root="m/"),
+    )
+    _, starter, _ = run_task(store, path)
+    variables = starter.started[0]["environment"]
+    assert variables["PYTHON_REQUIREMENTS"].splitlines() == [f"six==1.17.0 --hash=sha256:{'a' * 64}", "requests>=2.28"]
+
+
+def test_one_entry_answers_each_kind_of_event() -> None:
+    from attune_packs.models import BuildPackEnvsEvent
+    from attune_packs.services.stages.build_envs import BuildServices, handle_build_event
+
+    store = FakeObjectStore()
+    path = add_pack(store, requirements="six==1.17.0\n")
+    [plan] = plan_environments(load_pack(path, store), BuildOptions(), "arm64")
+    store_env(store, plan, [{"name": "six", "version": "1.17.0"}])
+    tokens = FakeTokens()
+    services = BuildServices(store=store, starter=FakeStarter(), tokens=tokens)
+
+    def answer(event: dict[str, Any]) -> dict[str, Any]:
+        return handle_build_event(BuildPackEnvsEvent.model_validate(event), services)
+
+    assert answer({"task_token": "t", "pack_path": path, "options": {}}) == {"status": "cached", "pack_ref": "a"}
+    assert tokens.succeeded[0][0] == "t"
+    direct = answer({"pack_paths": [path]})
+    assert direct["summary"]["cache_hits"] == 1 and direct["built_environments"][0]["pack_ref"] == "a"
+    queued = answer({"async_build": {"pack_paths": [path]}, "installation_id": "build-1"})
+    assert queued == {"installation_id": "build-1", "status": "SUCCEEDED"}
+    stored = json.loads(store.objects["reports/async-builds/build-1.json"][0])
+    assert stored["status"] == "SUCCEEDED" and stored["result"]["summary"]["cache_hits"] == 1
