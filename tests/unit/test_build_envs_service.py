@@ -519,6 +519,7 @@ def test_lockfile_resolved_urls_follow_the_download_address_rules(resolved: str,
     with pytest.raises(RequirementsError) as caught:
         run_task(store, path)
     assert caught.value.error_code == "NPM_LOCK_INVALID"
+    assert caught.value.message.startswith("NPM_LOCK_INVALID: "), "the state machine's Catch keeps only the message"
     assert reason in caught.value.details["reason"] and caught.value.details["resolved"] == resolved
 
 

@@ -13,6 +13,7 @@ request sent asynchronously by the HTTP API (the report goes to S3 for the statu
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import secrets
@@ -223,9 +224,13 @@ def handle_build_task(
 ) -> dict[str, Any]:
     """One Map item of the state machine. When nothing is missing (environments stored, tests
     skipped or their report stored) the token is answered now; else a build is started that will
-    answer it. Terminal errors propagate: the state machine's Catch records them."""
-    pack = load_pack(task.pack_path, store, strict=not task.options.skip_validation)
-    plan = prepare(pack, task.options, store, architecture, npm)
+    answer it. Terminal errors propagate: the state machine's Catch records them, their message
+    led by their ``error_code`` (the Catch keeps only the error's type and message)."""
+    try:
+        pack = load_pack(task.pack_path, store, strict=not task.options.skip_validation)
+        plan = prepare(pack, task.options, store, architecture, npm)
+    except AttuneError as exc:
+        raise _coded(exc) from exc
     if not plan.needs_build:
         result = plan.built(plan.cached, plan.test_result).model_dump(mode="json")
         if task.report_key:
@@ -344,6 +349,16 @@ def _wait_for_builds(
             return
         if run.pending:
             time.sleep(poll_seconds)
+
+
+def _coded(exc: AttuneError) -> AttuneError:
+    """``exc`` with its message led by its error code, as BUILD_FAILED causes are."""
+    if exc.message.startswith(f"{exc.error_code}:"):
+        return exc
+    coded = copy.copy(exc)
+    coded.message = f"{exc.error_code}: {exc.message}"
+    coded.args = (coded.message,)
+    return coded
 
 
 def _failure(source: str, pack_ref: str | None, exc: AttuneError) -> PackFailure:
