@@ -573,3 +573,30 @@ def test_one_entry_answers_each_kind_of_event() -> None:
     assert queued == {"installation_id": "build-1", "status": "SUCCEEDED"}
     stored = json.loads(store.objects["reports/async-builds/build-1.json"][0])
     assert stored["status"] == "SUCCEEDED" and stored["result"]["summary"]["cache_hits"] == 1
+
+
+@pytest.mark.parametrize(
+    ("event_file", "kind"),
+    [
+        ("build_pack_envs_map_item.json", "BuildTask"),
+        ("build_pack_envs_direct.json", "BuildEnvsRequest"),
+        ("build_pack_envs_async.json", "AsyncBuildRequest"),
+    ],
+)
+def test_the_handlers_three_events_are_told_apart_by_their_model(event_file: str, kind: str) -> None:
+    from pathlib import Path
+
+    from attune_packs.models import BuildPackEnvsEvent
+
+    event = json.loads((Path(__file__).parents[1] / "events" / event_file).read_text())
+    assert type(BuildPackEnvsEvent.model_validate(event).root).__name__ == kind
+
+
+def test_an_event_of_no_kind_is_refused_with_the_fields_that_are_wrong() -> None:
+    from pydantic import ValidationError
+
+    from attune_packs.models import BuildPackEnvsEvent
+
+    with pytest.raises(ValidationError) as caught:
+        BuildPackEnvsEvent.model_validate({"async_build": {"pack_paths": ["x"]}, "installation_id": "../../etc"})
+    assert [e["loc"][-1] for e in caught.value.errors()] == ["installation_id"]

@@ -302,8 +302,9 @@ class BuiltEnvironment(Response):
         default=None,
         description=(
             "None when the pack declares no tests; else {status: passed|failed|partial|skipped|error, total_tests, "
-            "passed, failed, skipped, pass_rate (passed / (passed + failed), 0.0 when none ran), duration_ms, "
-            "suites[{name, type, status, total, passed, failed, skipped, failures[{name, message}]}], "
+            "ran (passed + failed), passed, failed, skipped, pass_rate (passed / ran, 0.0 when none ran), "
+            "failed_tests (names, '<runner>: <test>'), duration_ms, "
+            "suites[{name, type, status, total, passed, failed, skipped, failed_tests, failures[{name, message}]}], "
             "policy{min_pass_rate, on_failure}, report (s3:// URI of the full report, '' when not run), "
             "interpreter} -- see services.build_reports.TestResult"
         ),
