@@ -435,8 +435,9 @@ def test_a_lockfile_resolving_to_the_credentials_address_is_refused_before_any_b
     assert result.status == "SUCCEEDED", result.cause
     [build] = result.output["builds"]
     assert build["failed"] is True and build["error_type"] == "RequirementsError"
-    assert build["error"].startswith("NPM_LOCK_INVALID: package-lock.json: node_modules/is-number resolves to")
-    assert "a link-local address" in build["error"]
+    message = json.loads(build["error"])["errorMessage"]  # the Lambda error, as the Catch recorded it
+    assert message.startswith("NPM_LOCK_INVALID: package-lock.json: node_modules/is-number resolves to")
+    assert "a link-local address" in message
     assert harness.stack.runner is not None and harness.stack.runner.started == 0, "no build ran"
     assert result.output["register"]["registered_packs"] == []
     assert harness.keys("envs/") == []
