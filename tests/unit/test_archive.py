@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from attune_packs.domain import archive as archive_module
+from attune_packs.domain.archive import extract as archive_extract
 from attune_packs.domain.archive import (
     ArchiveLimits,
     PackArchive,
@@ -974,7 +974,7 @@ def test_extract_handles_an_entry_named_like_its_staging_directory(
         staging.mkdir()
         return str(staging)
 
-    monkeypatch.setattr(archive_module.tempfile, "mkdtemp", predictable_mkdtemp)
+    monkeypatch.setattr(archive_extract.tempfile, "mkdtemp", predictable_mkdtemp)
     raw = tgz(member("pack.yaml", MANIFEST), member(".attune-extract-x/a.txt", b"a"))
 
     extract_archive(io.BytesIO(raw), tmp_path)
