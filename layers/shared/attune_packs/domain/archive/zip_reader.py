@@ -86,6 +86,9 @@ def _read_zip(
             kind, what = _zip_kind(name, mode)
             path = scanner.begin(name, kind, what)
             if kind == "dir":
+                if info.file_size:
+                    problem = f"the entry is flagged as a folder but carries {info.file_size} bytes of data"
+                    raise _error("ARCHIVE_CORRUPT", problem, name)
                 scanner.add_dir(path, name)
                 continue
             chunks = _zip_chunks(fp, info, name, raw_name, data_ends[info.header_offset])
