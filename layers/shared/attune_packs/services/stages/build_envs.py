@@ -59,6 +59,7 @@ TEST_REPORT_PREFIX = "reports/builds/tests/"
 MAX_VARIABLE_CHARS = 4096  # CodeBuild's limit for one environment variable's value
 MAX_BUILDSPEC_CHARS = 25_600  # CodeBuild's limit for an inline buildspec
 _TOOLS_MARKER = "@@BUILD_TOOLS@@"
+_EXTRACTOR_MARKER = "@@PACK_EXTRACTOR@@"  # extract_pack.py, embedded like build_tools.py
 _YAML_COMMENT = re.compile(r"^ {0,6}#")  # YAML-level comments; command blocks are indented 8+
 
 
@@ -73,6 +74,8 @@ def buildspec_text() -> str:
     spec = "".join(line for line in lines if not _YAML_COMMENT.match(line))
     tools = minified_python(folder.joinpath("build_tools.py").read_text())
     text = spec.replace(_TOOLS_MARKER, base64.b64encode(gzip.compress(tools.encode(), 9, mtime=0)).decode())
+    extractor = minified_python(folder.joinpath("extract_pack.py").read_text())
+    text = text.replace(_EXTRACTOR_MARKER, base64.b64encode(gzip.compress(extractor.encode(), 9, mtime=0)).decode())
     if len(text) > MAX_BUILDSPEC_CHARS:
         raise ConfigurationError(f"the buildspec is {len(text)} characters; CodeBuild accepts {MAX_BUILDSPEC_CHARS}")
     return text
