@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 import zipfile
+
+
+def stored_archive_key(body: bytes) -> str:
+    """Where the download stage stores an archive: under the sha256 of its bytes (readers verify it)."""
+    return f"archives/sha256/{hashlib.sha256(body).hexdigest()}.tar.gz"
 
 
 def tar_gz(files: dict[str, str | bytes], *, root: str = "") -> bytes:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fakes import FakeObjectStore
-from packs import pack_files, tar_gz
+from packs import pack_files, stored_archive_key, tar_gz
 
 from attune_packs.errors import BuildError, RequirementsError
 from attune_packs.models import BuildEnvsRequest, BuildOptions, BuildTask
@@ -72,7 +72,8 @@ class FakeLogs:
 
 
 def add_pack(store: FakeObjectStore, ref: str = "a", **kwargs: Any) -> str:
-    return store.add(f"archives/sha256/{ref}.tar.gz", tar_gz(pack_files(ref, **kwargs), root=f"{ref}/"))
+    body = tar_gz(pack_files(ref, **kwargs), root=f"{ref}/")
+    return store.add(stored_archive_key(body), body)
 
 
 def store_env(store: FakeObjectStore, plan: build_envs.EnvPlan, distributions: list[dict[str, str]]) -> None:
@@ -318,7 +319,8 @@ def test_the_test_key_changes_with_whatever_could_change_the_outcome() -> None:
     pack = load_pack(pack_with_tests(store), store)
     other = load_pack(pack_with_tests(store, "b"), store)
     files = pack_files("a", requirements="six==1.17.0\n", dependencies=TESTING, extra={"tests/test_a.py": "x = 2\n"})
-    changed = load_pack(store.add("archives/sha256/a-changed.tar.gz", tar_gz(files, root="a/")), store)
+    changed_body = tar_gz(files, root="a/")
+    changed = load_pack(store.add(stored_archive_key(changed_body), changed_body), store)
     envs = plan_environments(pack, BuildOptions(), "arm64")
 
     def key(p: StoredPack = pack, options: BuildOptions | None = None, e: Any = envs, arch: str = "arm64") -> str:

@@ -297,7 +297,7 @@ def test_the_buildspec_sent_fits_codebuilds_limit_and_carries_working_tools(tmp_
     assert len(text) <= MAX_BUILDSPEC_CHARS - 2000, "keep room below CodeBuild's 25,600 characters"
     spec = yaml.safe_load(text)
     assert list(spec["phases"]) == ["install", "pre_build", "build", "post_build"]
-    [blob] = re.findall(r'echo "([A-Za-z0-9+/=]{1000,})" \| base64 -d \| gunzip', text)
+    [blob] = re.findall(r'echo "([A-Za-z0-9+/=]{1000,})" \| base64 -d \| gunzip > "\$TOOLS"', text)
     shipped = tmp_path / "build_tools.py"
     shipped.write_bytes(gzip.decompress(base64.b64decode(blob)))
     log = tmp_path / "build.log"

@@ -41,16 +41,26 @@ Decisions a caller should know:
 * Errors raised by the caller's stream (a failed download) propagate unchanged.
 """
 
+from attune_packs.domain.archive.canonical import (
+    CANONICAL_FORMAT,
+    CanonicalArchive,
+    canonical_members,
+    write_canonical,
+)
 from attune_packs.domain.archive.checks import ArchiveFormat, ArchiveLimits, PackArchive, default_want
 from attune_packs.domain.archive.extract import extract_archive
 from attune_packs.domain.archive.readers import detect_format, scan_archive
 
 __all__ = [
+    "CANONICAL_FORMAT",
     "ArchiveFormat",
+    "CanonicalArchive",
     "ArchiveLimits",
     "PackArchive",
+    "canonical_members",
     "default_want",
     "detect_format",
     "extract_archive",
     "scan_archive",
+    "write_canonical",
 ]

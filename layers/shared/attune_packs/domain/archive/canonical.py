@@ -33,7 +33,9 @@ from typing import IO, BinaryIO, cast
 from attune_packs.domain.archive.checks import _CHUNK, DEFAULT_LIMITS, ArchiveLimits, PackArchive, default_want
 from attune_packs.domain.archive.readers import _read
 
-__all__ = ["CanonicalArchive", "canonical_members", "write_canonical"]
+__all__ = ["CANONICAL_FORMAT", "CanonicalArchive", "canonical_members", "write_canonical"]
+
+CANONICAL_FORMAT = "tar.gz"
 
 BLOCK = 512
 RECORD = 20 * BLOCK
