@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from attune_packs.errors import SourceError, SourceGoneError, ThrottledError, TransientError
 
@@ -19,6 +19,7 @@ _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimi
 class S3Location:
     bucket: str
     key: str
+    version_id: str | None = None  # one version of the object (``?versionId=`` in its URI)
 
     @property
     def uri(self) -> str:
@@ -30,7 +31,8 @@ def parse_s3_uri(uri: str) -> S3Location:
     key = parsed.path.lstrip("/")
     if parsed.scheme != "s3" or not parsed.netloc or not key:
         raise SourceError(f"{uri!r} is not an s3://bucket/key URI", error_code="SOURCE_URL_INVALID")
-    return S3Location(parsed.netloc, key)
+    version_id = parse_qs(parsed.query).get("versionId", [None])[0]
+    return S3Location(parsed.netloc, key, version_id)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ class S3ObjectStore:
         from botocore.exceptions import ClientError
 
         try:
-            return self._s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
+            version = {"VersionId": location.version_id} if location.version_id else {}
+            return self._s3.get_object(Bucket=location.bucket, Key=location.key, **version)["Body"]
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in {"NoSuchKey", "404", "NotFound"}:
