@@ -97,7 +97,7 @@ def write_canonical(stream: BinaryIO, out: BinaryIO, *, limits: ArchiveLimits = 
         dirs = {path[len(root) :].rstrip("/") for path in collector.dirs if path.startswith(root)}
         members = canonical_members(sorted(files), dirs)
         hashing = _HashingWriter(out)
-        with gzip.GzipFile(filename="", mode="wb", fileobj=cast(IO[bytes], hashing), mtime=0) as gz:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=cast(IO[bytes], hashing), compresslevel=6, mtime=0) as gz:
             written = 0
             for name in members:
                 stored = files.get(name)
