@@ -961,6 +961,23 @@ def test_utf8_names_are_accepted() -> None:
     assert "docs/caf\u00e9-\u65e5\u672c.md" in scan_archive(io.BytesIO(raw)).file_list
 
 
+def test_names_are_reported_and_extracted_in_nfc(tmp_path: Path) -> None:
+    raw = tgz_pack(member("pack/docs/cafe\u0301.md", b"x"), directory("pack/re\u0301sume\u0301/"))
+
+    assert scan_archive(io.BytesIO(raw)).file_list == ["docs/caf\u00e9.md", "pack.yaml"]
+    extract_archive(io.BytesIO(raw), tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["docs", "pack.yaml", "r\u00e9sum\u00e9"]
+    assert os.listdir(tmp_path / "docs") == ["caf\u00e9.md"]
+
+
+def test_names_differing_only_in_case_are_one_name_but_exact_duplicates_keep_their_code() -> None:
+    by_case = refused(tgz_pack(member("pack/README.md", b"a"), member("pack/readme.md", b"b")))
+    exact = refused(tgz_pack(member("pack/README.md", b"a"), member("pack/README.md", b"b")))
+
+    assert (by_case.error_code, exact.error_code) == ("ARCHIVE_DUPLICATE_MEMBER", "ARCHIVE_DUPLICATE_ENTRY")
+    assert "'pack/readme.md' and 'pack/README.md'" in by_case.message
+
+
 def test_errors_from_the_callers_stream_pass_through_unchanged() -> None:
     class Failing(ReadOnly):
         def read(self, size: int = -1) -> bytes:
