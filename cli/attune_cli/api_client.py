@@ -61,8 +61,16 @@ def api_settings(api_url: str | None, token: str | None) -> tuple[str | None, st
 
 
 class ApiBackend:
-    def __init__(self, base_url: str, token: str | None, *, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        session: requests.Session | None = None,
+        poll_seconds: float = 1.0,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.poll_seconds = poll_seconds  # how often follow() asks how an installation goes
         self.session = session or requests.Session()
         if urlsplit(self.base_url).scheme != "https" and not _loopback(self.base_url):
             raise ApiError(
@@ -103,9 +111,10 @@ class ApiBackend:
         installation_id: str,
         on_event: Callable[[dict[str, Any]], None],
         *,
-        poll_seconds: float = 1.0,
+        poll_seconds: float | None = None,
         timeout: float = 7200,
     ) -> ExecutionResult:
+        poll_seconds = self.poll_seconds if poll_seconds is None else poll_seconds
         announced: set[tuple[str, str]] = set()
         deadline = time.monotonic() + timeout
         while True:
