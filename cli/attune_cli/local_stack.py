@@ -171,7 +171,9 @@ class LocalStack:
         self.moto_state = MotoState(ACCOUNT, REGION, self.table, self.bucket, self.store)
         self.moto_state.install(self._patch)
         if self.store is not None:
-            self.moto_state.restore(self.store.load())
+            stored = self.store.load()
+            self.moto_state.restore(stored)
+            self.store.snapshot(stored)  # the journal starts empty: it holds this run's changes only
             self.store.open()
 
     def stop(self) -> None:

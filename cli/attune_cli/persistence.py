@@ -6,8 +6,9 @@
   delete), appended while the stack runs. A line holds the new state of every item or object the
   call touched (the item itself or ``null``; the object's digest and metadata or ``null``), so
   replaying is idempotent and a transaction is one line: all of it or none of it.
-* ``snapshot.json``: every item and the object index (digests, not bodies), written on a clean
-  stop (temporary file, fsync, rename); the journal is emptied after it.
+* ``snapshot.json``: every item and the object index (digests, not bodies), written at start
+  (after replaying) and on a clean stop (temporary file, fsync, rename); the journal is emptied
+  after it, so it only ever holds one run's changes.
 
 A ``kill -9`` at any moment leaves at most a torn last journal line, which the next start drops;
 everything before it is replayed. The state dir of the previous format (``s3/index.json`` and
@@ -180,7 +181,8 @@ class StateStore:
             os.fsync(handle.fileno())
         tmp.replace(self.snapshot_path)
         with self._lock:
-            os.truncate(self.journal_path, 0) if self.journal_path.exists() else None
+            if self.journal_path.exists():
+                os.truncate(self.journal_path, 0)
         for old in ("s3", "s3.new"):
             _remove_tree(self.state_dir / old)
         (self.state_dir / "dynamodb.json").unlink(missing_ok=True)

@@ -188,6 +188,8 @@ def serve(state_dir: Path, port: int = 0, *, announce: Any = None) -> None:
     from attune_cli.http_server import LocalApiServer
     from attune_cli.local_stack import LocalStack
 
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)  # its journal and objects are the stack's data: the owner's only
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
