@@ -14,7 +14,8 @@
   Query, Scan, BatchGetItem, TransactGetItems) are already plain DynamoDB JSON, so they are
   written with ``json.dumps`` (binary values base64-encoded, as on the wire); anything else, and
   errors, go through moto's serializer. Comparing two string (or binary, or boolean) values — what
-  a query does for every item it sorts or matches — skips moto's generic value casting.
+  a query does for every item it sorts or matches — skips moto's generic value casting, and an
+  item's size (summed for every item a query returns) is computed without re-wrapping values.
 * **Restore.** The stored state is written straight into moto's backends at start (no HTTP, no
   S3 notifications: restoring is not uploading).
 """
@@ -231,7 +232,7 @@ _PLAIN = frozenset({"S", "B", "BOOL"})  # types whose cast value is the value it
 def _fast_comparisons(patch: Patch) -> None:
     """DynamoType's comparisons and cast value, answered directly for plain values (same results:
     moto casts numbers, sets, lists and maps, and returns every other value unchanged)."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
     cast, eq, ne, lt = DynamoType.cast_value, DynamoType.__eq__, DynamoType.__ne__, DynamoType.__lt__
 
@@ -253,7 +254,36 @@ def _fast_comparisons(patch: Patch) -> None:
             return bool(value.value < other.value)
         return bool(lt(value, other))
 
+    patch(DynamoType, "size", _value_size)
+    patch(Item, "size", lambda item: sum(_bytesize(key) + _value_size(value) for key, value in item.attrs.items()))
     patch(DynamoType, "cast_value", property(cast_value))
     patch(DynamoType, "__eq__", equal)
     patch(DynamoType, "__ne__", not_equal)
     patch(DynamoType, "__lt__", less)
+
+
+def _bytesize(value: str | bytes) -> int:
+    return len(value if isinstance(value, bytes) else value.encode("utf-8"))
+
+
+def _value_size(value: Any) -> int:
+    """moto's DynamoType.size, the same sums: numbers by their text, sets, lists and maps by their
+    members (map keys counted), booleans and nulls 1, strings and binaries by their bytes."""
+    kind, raw = value.type, value.value
+    if kind == "N":
+        return len(str(raw))
+    if kind in {"SS", "NS", "BS"}:
+        return sum(len(str(member)) if kind == "NS" else _bytesize(member) for member in raw)
+    if kind == "L":
+        return sum(_value_size(_typed(member)) for member in raw)
+    if kind == "M":
+        return sum(_bytesize(key) + _value_size(_typed(member)) for key, member in raw.items())
+    if isinstance(raw, bool):
+        return 1
+    return _bytesize(raw)
+
+
+def _typed(value: Any) -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    return value if isinstance(value, DynamoType) else DynamoType(value)
