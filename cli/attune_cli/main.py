@@ -200,6 +200,7 @@ def _components_table(page: dict[str, object]) -> str:
 
 def cmd_components(args: argparse.Namespace) -> int:
     from attune_packs.errors import AttuneError
+
     with _backend(args) as backend:
         try:
             page = backend.list_components(args.type, limit=args.limit, cursor=args.cursor)
@@ -277,7 +278,8 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     state = _state_dir(args)
     running = service_info(state)
     if running is not None:
-        print(f"attune-packs: the local stack already runs for {state} (pid {running.pid}, {running.url})")
+        where = f"pid {running.pid}, {running.url}"
+        print(f"attune-packs: the local stack already runs for {state} ({where})", file=sys.stderr)
         return EXIT_FAILED
 
     def announce(url: str, stack: Any) -> None:
