@@ -422,7 +422,7 @@ class LocalStack:
         def answer_once(token: str, deliver: Callable[[], Any]) -> Any:
             with answering:
                 if token in answered:
-                    raise TaskTimedOut()  # what AWS answers for a token already answered
+                    raise TaskTimedOut("Task Timed Out")  # what AWS answers for a token already answered
                 result = deliver()  # a refused first answer leaves the token open, as on AWS
                 answered.add(token)
                 return result
