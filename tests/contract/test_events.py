@@ -94,7 +94,11 @@ def test_each_event_parses_with_its_handlers_model(name: str, stack: StackResour
 
 @pytest.mark.parametrize(
     "name",
-    ["codebuild_build_state_change_failed", "s3_object_created_eventbridge", "s3_object_created_eventbridge_unversioned"],
+    [
+        "codebuild_build_state_change_failed",
+        "s3_object_created_eventbridge",
+        "s3_object_created_eventbridge_unversioned",
+    ],
 )
 def test_eventbridge_events_match_the_rule_that_routes_them(name: str, stack: StackResources) -> None:
     [pattern] = rule_patterns(stack, EVENTS[name][0])
