@@ -48,8 +48,6 @@ _COMPONENT_DIRS = frozenset(
 )
 _COMPONENT_SUFFIXES = (".yaml", ".yml", ".json")
 
-_MemberKind = Literal["file", "dir", "link", "special"]
-
 
 @dataclass(frozen=True)
 class ArchiveLimits:
