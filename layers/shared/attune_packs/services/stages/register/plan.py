@@ -15,6 +15,7 @@ from attune_packs.data import packs as stored
 from attune_packs.data.operations import PackTable
 from attune_packs.data.packs import PackHead
 from attune_packs.domain.components import Component, Reference
+from attune_packs.domain.runtime import pack_requirements
 from attune_packs.domain.semver import Constraint, Version
 from attune_packs.errors import (
     AttuneError,
@@ -149,7 +150,14 @@ def environments(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None,
 
 
 def needs_env(pack: StoredPack) -> bool:
-    return pack.contents.requirements_txt is not None or pack.contents.package_json is not None
+    """Whether the pack needs a built environment: Python requirements (``requirements.txt`` or
+    pack.yaml's ``meta.python_dependencies``, as the build reads them) or a ``package.json``."""
+    if pack.contents.package_json is not None:
+        return True
+    try:
+        return pack_requirements(pack.contents) is not None
+    except AttuneError:
+        return True  # it declares requirements, only not valid ones: still no environment for them
 
 
 def component_counts(components: list[Component]) -> dict[str, int]:
