@@ -23,6 +23,7 @@ from attune_packs.errors import (
     DependencyError,
     ManifestError,
     RegistrationConflictError,
+    SystemPackProtectedError,
     TransientError,
 )
 from attune_packs.models import COMPONENT_TYPES, BuildReference, BuiltEnvironment, FailedBuild
@@ -147,6 +148,18 @@ def environments(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None,
         return {}
     check_artifacts(pack.contents.ref, build, store)
     return {kind: env.model_dump(mode="json") for kind, env in build.environments.items()}
+
+
+def check_system_pack(head: PackHead, *, force: bool) -> None:
+    """An installed system pack is replaced (another version, or other content) only with force."""
+    current = head.current
+    if current is None or force or not stored.is_system_pack(current):
+        return
+    raise SystemPackProtectedError(
+        f"{head.ref} {current['version']} is a system pack: replacing it needs force (install with --force, "
+        "or force: true)",
+        details={"pack_ref": head.ref, "installed_version": str(current["version"])},
+    )
 
 
 def needs_env(pack: StoredPack) -> bool:

@@ -31,6 +31,7 @@ from typing import Any
 
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.data import installations as stored_installations
+from attune_packs.data import packs as stored
 from attune_packs.data.operations import PackTable
 from attune_packs.data.packs import PackHead, read_head
 from attune_packs.domain.components import Component, resolve_references, with_declared_triggers
@@ -51,6 +52,7 @@ from attune_packs.services.stages.register.plan import (
     check_build,
     check_dependencies,
     check_dependents,
+    check_system_pack,
     component_counts,
     decide_version,
     environments,
@@ -59,7 +61,7 @@ from attune_packs.services.stages.register.plan import (
     stored_build,
 )
 from attune_packs.services.stages.register.policy import Clock, RegistryPolicy, new_registration_id, utc_now
-from attune_packs.services.stages.register.write import stage_registration
+from attune_packs.services.stages.register.write import stage_registration, stored_manifest
 from attune_packs.services.stored_packs import StoredPack, load_pack
 
 _MAX_DETAILS = 50
@@ -296,6 +298,9 @@ def _version_record(
         "component_counts": component_counts(components),
         "installation_id": run.installation_id,
         "registered_by": request.requested_by,
+        "system": manifest.system,
+        "enabled": manifest.enabled,
+        stored.MANIFEST_FIELD: stored_manifest(manifest.stored_fields(), run.store, run.policy, run.uploaded),
     }
     return record, dependencies
 
@@ -310,6 +315,7 @@ def _register_one(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None
         assert head.current is not None
         run.components[ref] = components
         return _unchanged(pack, head.current, component_counts(components), run)
+    check_system_pack(head, force=run.request.force)
     record, dependencies = _version_record(pack, run, head, build, components)
     now = run.clock()
     record["registered_at"] = now.isoformat()
