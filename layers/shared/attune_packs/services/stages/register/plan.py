@@ -150,10 +150,11 @@ def environments(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None,
     return {kind: env.model_dump(mode="json") for kind, env in build.environments.items()}
 
 
-def check_system_pack(head: PackHead, *, force: bool) -> None:
-    """An installed system pack is replaced (another version, or other content) only with force."""
+def check_system_pack(head: PackHead, checksum: str, *, force: bool) -> None:
+    """An installed system pack is replaced (another version, or other content) only with force;
+    the same archive again is no replacement."""
     current = head.current
-    if current is None or force or not stored.is_system_pack(current):
+    if current is None or force or not stored.is_system_pack(current) or current.get("checksum") == checksum:
         return
     raise SystemPackProtectedError(
         f"{head.ref} {current['version']} is a system pack: replacing it needs force (install with --force, "

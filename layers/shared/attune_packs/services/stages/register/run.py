@@ -310,12 +310,12 @@ def _register_one(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None
     check_build(pack, build)
     components = with_declared_triggers(ref, pack.contents.components)
     head = read_head(run.table, ref)
+    check_system_pack(head, pack.checksum, force=run.request.force)
     decision = decide_version(ref, manifest.semver, pack.checksum, head.current, force=run.request.force)
     if decision.unchanged:
         assert head.current is not None
         run.components[ref] = components
         return _unchanged(pack, head.current, component_counts(components), run)
-    check_system_pack(head, force=run.request.force)
     record, dependencies = _version_record(pack, run, head, build, components)
     now = run.clock()
     record["registered_at"] = now.isoformat()
