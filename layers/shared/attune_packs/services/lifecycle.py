@@ -67,8 +67,7 @@ def _dependents_error(ref: str, dependents: list[str]) -> DependencyError:
 
 def _system_pack_error(ref: str, current: dict[str, Any], what: str) -> SystemPackProtectedError:
     return SystemPackProtectedError(
-        f"{ref} {current['version']} is a system pack: {what} it needs force "
-        "(CLI --force, API force=true)",
+        f"{ref} {current['version']} is a system pack: {what} it needs force (CLI --force, API force=true)",
         details={"pack_ref": ref, "installed_version": str(current["version"])},
     )
 
