@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from fakes import FakeObjectStore, FakePackTable
+from test_api_access import api_event, call
 
+from attune_packs import wiring
 from attune_packs.api.routes import status_of
 from attune_packs.errors import SystemPackProtectedError
 from attune_packs.models import RegisterRequest, RegisterResponse
@@ -177,3 +179,21 @@ def test_a_system_pack_is_rolled_back_only_with_force() -> None:
     with pytest.raises(SystemPackProtectedError):
         lifecycle.rollback_pack(table, store, "core")
     assert lifecycle.rollback_pack(table, store, "core", force=True).to_version == "1.0.0"
+
+
+def test_the_api_refuses_removing_a_system_pack_with_409_unless_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    store, table = FakeObjectStore(), FakePackTable()
+    register(store, table, put(store, "core", "1.0.0", "system: true\nconfig:\n  a: 1\n"))
+    monkeypatch.setattr(wiring, "pack_table", lambda: table)
+
+    status, body = call(api_event("GET", "/api/v1/packs/core"))
+    assert status == 200 and body["data"]["system"] is True and body["data"]["manifest"]["config"] == {"a": 1}
+
+    status, body = call(api_event("DELETE", "/api/v1/packs/core", scopes="admin"))
+    assert (status, body["code"]) == (409, "SYSTEM_PACK_PROTECTED") and "force" in body["error"]
+
+    forced = api_event("DELETE", "/api/v1/packs/core", scopes="admin")
+    forced["queryStringParameters"] = {"force": "true"}
+    forced["multiValueQueryStringParameters"] = {"force": ["true"]}
+    status, body = call(forced)
+    assert status == 200 and body["data"]["status"] == "removed"
