@@ -205,7 +205,7 @@ def pack_details(pack: dict[str, Any]) -> str:
 
 
 # pack.yaml fields pack_details shows in its own lines, or that repeat another field.
-_SHOWN_ABOVE = {"ref", "name", "version", "label", "description", "dependencies", "config_schema", "document"}
+_SHOWN_ABOVE = {"ref", "name", "version", "label", "description", "dependencies", "config_schema"}
 _VALUE_CHARACTERS = 200
 
 
@@ -226,7 +226,7 @@ def manifest_lines(pack: dict[str, Any]) -> list[str]:
     if fields:
         lines.append("  pack.yaml:")
         lines.extend(f"    {key}: {_value(value)}" for key, value in fields)
-    document = manifest.get("document")
+    document = pack.get("manifest_document")
     if isinstance(document, dict):
         kept = ", ".join(document.get("fields") or [])
         lines.append(f"    {kept}: kept in {document.get('ref')} ({document.get('bytes')} bytes)")

@@ -122,10 +122,13 @@ def test_a_large_configuration_schema_goes_to_s3_and_show_reads_it_back() -> Non
     pointer = table.items[("PACK#app", "CURRENT")]
     kept = pointer["manifest"]
     assert "conf_schema" not in kept and kept["tags"] == ["big"]
-    assert kept["document"]["fields"] == ["conf_schema", "config_schema"]
+    assert pointer["manifest_document"]["fields"] == ["conf_schema", "config_schema"]
     assert len(json.dumps(pointer)) < 32 * 1024, "the item stays small"
-    shown = show_pack(table, "app", store=store)["manifest"]
-    assert "document" not in shown and len(shown["conf_schema"]["properties"]) == 400
+    shown_pack = show_pack(table, "app", store=store)
+    shown = shown_pack["manifest"]
+    assert "manifest_document" not in shown_pack and len(shown["conf_schema"]["properties"]) == 400
+    assert shown["tags"] == ["big"]
+    assert show_pack(table, "app")["manifest_document"] == pointer["manifest_document"], "without S3: where"
     assert shown["config_schema"]["properties"]["option_399"]["type"] == "string"
 
 

@@ -132,6 +132,6 @@ def test_a_pack_shows_every_kept_pack_yaml_field() -> None:
 
 def test_fields_kept_in_s3_are_named_with_their_location() -> None:
     document = {"ref": "s3://b/manifests/x.json", "bytes": 90000, "fields": ["conf_schema", "config_schema"]}
-    pack = {"ref": "a", "version": "1", "manifest": {"tags": ["t"], "document": document}}
+    pack = {"ref": "a", "version": "1", "manifest": {"tags": ["t"]}, "manifest_document": document}
     text = pack_details({**pack, "components": {}, "history": []})
     assert "conf_schema, config_schema: kept in s3://b/manifests/x.json (90000 bytes)" in text

@@ -67,6 +67,7 @@ from attune_packs.data.operations import (
 
 PACKS_INDEX = "PACKS"
 MANIFEST_FIELD = "manifest"  # the pack.yaml fields kept with a version (PackManifest.stored_fields)
+MANIFEST_DOCUMENT_FIELD = "manifest_document"  # where its large fields are kept in S3, when they are
 _CURRENT = "CURRENT"
 _DEPENDENT_PREFIX = "CURRENT#DEPENDENT#"
 _STAGED_PREFIX = "CURRENT#STAGED#"

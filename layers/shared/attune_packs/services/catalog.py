@@ -66,8 +66,8 @@ def show_pack(table: PackTable, ref: str, *, store: ObjectStore | None = None) -
         shown = _resolve_schema(public(item), store) if store is not None else public(item)
         components.setdefault(str(item["type"]), []).append(shown)
     current = public(head.current)
-    if store is not None and stored.manifest_fields(current).get("document"):
-        current[stored.MANIFEST_FIELD] = _resolve_manifest(stored.manifest_fields(current), store)
+    if store is not None and isinstance(current.get(stored.MANIFEST_DOCUMENT_FIELD), dict):
+        current = _resolve_manifest(current, store)
     return {
         **current,
         "components": components,
@@ -123,12 +123,15 @@ def pack_history(table: PackTable, ref: str) -> dict[str, Any]:
     }
 
 
-def _resolve_manifest(manifest: dict[str, Any], store: ObjectStore) -> dict[str, Any]:
-    """pack.yaml's large fields, kept in S3 at registration, read back in place of their reference."""
-    document = manifest["document"]
+def _resolve_manifest(record: dict[str, Any], store: ObjectStore) -> dict[str, Any]:
+    """pack.yaml's large fields, kept in S3 at registration, read back into ``manifest`` in place
+    of their reference."""
+    resolved = {k: v for k, v in record.items() if k != stored.MANIFEST_DOCUMENT_FIELD}
+    document = record[stored.MANIFEST_DOCUMENT_FIELD]
     body = store.get_json(parse_s3_uri(str(document["ref"])))
-    resolved = {k: v for k, v in manifest.items() if k != "document"}
-    resolved.update({k: body.get(k) for k in document.get("fields") or []})
+    manifest = stored.manifest_fields(record)
+    manifest.update({k: body.get(k) for k in document.get("fields") or []})
+    resolved[stored.MANIFEST_FIELD] = manifest
     return resolved
 
 

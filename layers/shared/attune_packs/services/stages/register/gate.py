@@ -13,6 +13,8 @@ from attune_packs.services.catalog import public_json_size
 
 _TEST_RESULT_BYTES = 16 * 1024
 _NAMES_IN_MESSAGE = 10  # failing tests named in the message; details hold all the build reported
+_MAX_NAMES = 100  # the build reports at most this many
+_NAME_CHARACTERS = 300  # a name longer than this is cut: the verdict is stored with the version
 
 
 def gate_tests(
@@ -82,7 +84,7 @@ def counted_tests(result: dict[str, Any]) -> dict[str, Any]:
     if ran is None and passed is not None and failed is not None:
         ran = passed + failed
     names = result.get("failed_tests")
-    failed_tests = [str(n) for n in names] if isinstance(names, list) else []
+    failed_tests = [str(n)[:_NAME_CHARACTERS] for n in names[:_MAX_NAMES]] if isinstance(names, list) else []
     if failed is None:
         failed = len(failed_tests)
     return {

@@ -31,7 +31,6 @@ from typing import Any
 
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.data import installations as stored_installations
-from attune_packs.data import packs as stored
 from attune_packs.data.operations import PackTable
 from attune_packs.data.packs import PackHead, read_head
 from attune_packs.domain.components import Component, resolve_references, with_declared_triggers
@@ -300,7 +299,7 @@ def _version_record(
         "registered_by": request.requested_by,
         "system": manifest.system,
         "enabled": manifest.enabled,
-        stored.MANIFEST_FIELD: stored_manifest(manifest.stored_fields(), run.store, run.policy, run.uploaded),
+        **stored_manifest(manifest.stored_fields(), run.store, run.policy, run.uploaded),
     }
     return record, dependencies
 

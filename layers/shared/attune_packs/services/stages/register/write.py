@@ -51,27 +51,25 @@ def _offload(
 def stored_manifest(
     fields: dict[str, Any], store: ObjectStore, policy: RegistryPolicy, uploaded: set[str] | None = None
 ) -> dict[str, Any]:
-    """pack.yaml's kept fields as the version record and pointer hold them: inline, except that
-    large configuration schemas and configuration move to S3 (content-addressed, as component
-    schemas do) and are referenced by ``document`` (read back by ``catalog.show_pack``)."""
+    """pack.yaml's kept fields as the version record and pointer hold them (``manifest``): inline,
+    except that large configuration schemas and configuration move to S3 (content-addressed, as
+    component schemas do), referenced by ``manifest_document`` beside it (read back by
+    ``catalog.show_pack``). Returns the record's fields."""
     bulk = {k: fields[k] for k in BULK_MANIFEST_FIELDS if fields.get(k) is not None}
     body = json.dumps(bulk, sort_keys=True, separators=(",", ":"), default=str).encode()
     if not bulk or len(body) <= policy.offload_bytes:
-        return fields
+        return {stored.MANIFEST_FIELD: fields}
     digest = hashlib.sha256(body).hexdigest()
     key = f"{MANIFEST_PREFIX}{digest}.json"
     if uploaded is None or key not in uploaded:
         store.put_bytes(key, body, "application/json")
         if uploaded is not None:
             uploaded.add(key)
-    slim = {k: v for k, v in fields.items() if k not in bulk}
-    slim["document"] = {
-        "ref": f"s3://{store.bucket}/{key}",
-        "sha256": digest,
-        "bytes": len(body),
-        "fields": sorted(bulk),
+    document = {"ref": f"s3://{store.bucket}/{key}", "sha256": digest, "bytes": len(body), "fields": sorted(bulk)}
+    return {
+        stored.MANIFEST_FIELD: {k: v for k, v in fields.items() if k not in bulk},
+        stored.MANIFEST_DOCUMENT_FIELD: document,
     }
-    return slim
 
 
 def _too_large(component: Component, fields: dict[str, Any], size: int) -> ManifestError:
