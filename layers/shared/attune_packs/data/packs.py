@@ -408,7 +408,7 @@ def listing_items(
 
 def is_system_pack(record: dict[str, Any] | None) -> bool:
     """Whether a pointer or version record is of a system pack (pack.yaml's ``system: true``)."""
-    return bool(record) and (record or {}).get("system") is True
+    return record is not None and record.get("system") is True
 
 
 def manifest_fields(record: dict[str, Any]) -> dict[str, Any]:
