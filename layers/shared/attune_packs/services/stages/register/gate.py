@@ -142,7 +142,8 @@ def compact_test_result(result: dict[str, Any]) -> dict[str, Any]:
     compact = dict(result)
     if public_json_size(compact) <= _TEST_RESULT_BYTES:
         return compact
-    suites = compact.get("suites") if isinstance(compact.get("suites"), list) else []
+    listed = compact.get("suites")
+    suites: list[Any] = listed if isinstance(listed, list) else []
     compact["suites"] = [
         {k: v for k, v in suite.items() if isinstance(v, str | int | float | bool) or v is None}
         for suite in suites
