@@ -32,8 +32,11 @@ def installation_name(prefix: str, *parts: str) -> str:
 
 
 def start_installation(
-    request: InstallRequest, executions: Executions, *, idempotency_key: str | None = None
+    request: InstallRequest, executions: Executions, *, started_by: str, idempotency_key: str | None = None
 ) -> dict[str, Any]:
+    """``started_by`` is the authenticated principal: it replaces whatever the request carried, so
+    the audit trail never holds a caller's words (those go to the untrusted ``client_label``)."""
+    request = request.model_copy(update={"started_by": started_by})
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 64 or any(c not in _NAME_SAFE for c in idempotency_key.lower()):
             raise InvalidRequestError(
@@ -43,7 +46,7 @@ def start_installation(
     else:
         name = f"api-{uuid.uuid4().hex}"
     arn, created = executions.start(name, request.model_dump(mode="json"))
-    return {"installation_id": name, "execution_arn": arn, "created": created}
+    return {"installation_id": name, "execution_arn": arn, "created": created, "started_by": started_by}
 
 
 def upload_installation_name(bucket: str, key: str) -> str:
@@ -99,6 +102,7 @@ def installation_status(installation_id: str, executions: Executions, store: Obj
         "started_at": _iso(description.get("startDate")),
         "stopped_at": _iso(description.get("stopDate")),
         "started_by": request.get("started_by"),
+        "client_label": request.get("client_label"),
         "stages": stages,
         "request": request,
         "result": expand_installation_output(output, store)
