@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from attune_packs import wiring
@@ -101,7 +102,7 @@ class RegisterPackBody(BaseModel):
 
 
 @app.post(f"{PREFIX}/packs/download", responses=responses(200, shapes.DownloadPacksData, "the stage's report"))
-def download(request: DownloadPacksBody) -> shapes.DownloadPacksData:
+def download(request: DownloadPacksBody) -> Response[Any]:
     from attune_packs.services.stages.download import download_packs
 
     _no_report_key(request)
@@ -109,17 +110,17 @@ def download(request: DownloadPacksBody) -> shapes.DownloadPacksData:
     result = download_packs(
         stage_request, wiring.object_store(), wiring.settings(), stored_indices=wiring.stored_indices()
     )
-    return data(shapes.download_data(result))  # type: ignore[return-value]
+    return data(shapes.download_data(result))
 
 
 @app.post(f"{PREFIX}/packs/dependencies", responses=responses(200, shapes.DependenciesData, "the stage's report"))
-def dependencies(request: DependenciesBody) -> shapes.DependenciesData:
+def dependencies(request: DependenciesBody) -> Response[Any]:
     from attune_packs.services.stages.dependencies import analyze_dependencies
 
     _no_report_key(request)
     stage_request = DependenciesRequest.model_validate(request.model_dump())
     result = analyze_dependencies(stage_request, wiring.object_store(), wiring.pack_table(), wiring.settings())
-    return data(shapes.dependencies_data(result))  # type: ignore[return-value]
+    return data(shapes.dependencies_data(result))
 
 
 @app.post(
@@ -129,7 +130,7 @@ def dependencies(request: DependenciesBody) -> shapes.DependenciesData:
         **responses(202, shapes.BuildEnvsData, "builds started: status RUNNING, poll status_url"),
     },
 )
-def build_envs(request: BuildEnvsBody) -> shapes.BuildEnvsData:
+def build_envs(request: BuildEnvsBody) -> Response[Any]:
     """Environments already stored answer at once (200). Builds outlast API Gateway's 29 s: when
     one is needed the work continues asynchronously (202); poll the status URL."""
     from attune_packs.services.stages.build_envs import prepare
@@ -161,7 +162,7 @@ def build_envs(request: BuildEnvsBody) -> shapes.BuildEnvsData:
     )
     answered = BuildEnvsResponse(built_environments=built, failed_environments=failed, summary=summary)
     if not pending:
-        return data(shapes.build_envs_data(answered))  # type: ignore[return-value]
+        return data(shapes.build_envs_data(answered))
     installation_id = f"build-{uuid.uuid4().hex}"
     installations.record_async_build(installation_id, store, "RUNNING")
     wiring.async_invoker().invoke_build_envs(installation_id, options.model_dump(mode="json"))
@@ -169,19 +170,19 @@ def build_envs(request: BuildEnvsBody) -> shapes.BuildEnvsData:
     shaped = shapes.build_envs_data(
         answered, status="RUNNING", installation_id=installation_id, status_url=status_url, pending_packs=pending
     )
-    return data(shaped, status=202)  # type: ignore[return-value]
+    return data(shaped, status=202)
 
 
 @app.post(f"{PREFIX}/packs/register-batch", responses=responses(200, shapes.RegisterPacksData, "the stage's report"))
-def register_batch(request: RegisterBatchBody) -> shapes.RegisterPacksData:
+def register_batch(request: RegisterBatchBody) -> Response[Any]:
     _no_report_key(request)
     references = [BuildReference.model_validate(r) for r in request.build_results]
-    return data(_register(request.pack_paths, request, references))  # type: ignore[return-value]
+    return data(_register(request.pack_paths, request, references))
 
 
 def _register(
     pack_paths: list[str], options: RegisterBatchBody | RegisterPackBody, references: list[BuildReference]
-) -> shapes.RegisterPacksData:
+) -> Response[Any]:
     from attune_packs.models import RegisterRequest
     from attune_packs.services.stages.register import RegistryPolicy, register_packs
 
@@ -221,7 +222,7 @@ class RegisterPackData(BaseModel):
 
 
 @app.post(f"{PREFIX}/packs/register", responses=responses(200, RegisterPackData, "the pack, registered"))
-def register_one(body: RegisterPackBody) -> RegisterPackData:
+def register_one(body: RegisterPackBody) -> Response[Any]:
     """One pack from this bucket. An archive the download stage has not checked yet (an upload)
     is checked and stored content-addressed first: registration only ever reads checked archives."""
     from attune_packs.services import catalog
@@ -247,7 +248,7 @@ def register_one(body: RegisterPackBody) -> RegisterPackData:
     answer = RegisterPackData(
         pack=pack, test_result=test_result, tests_skipped=body.skip_tests, registration=registration
     )
-    return data(answer, status=200 if pack else 422)  # type: ignore[return-value]
+    return data(answer, status=200 if pack else 422)
 
 
 def _no_report_key(request: Reported) -> None:
