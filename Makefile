@@ -4,8 +4,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist worker processes for the test targets: `auto` is one per CPU; WORKERS=0 runs in one process.
+WORKERS ?= auto
 
-.PHONY: run test lint bench build deploy clean reset-local
+.PHONY: run test test-fast lint bench build deploy clean reset-local
 
 $(STAMP): requirements-dev.lock pyproject.toml layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,9 +20,13 @@ run: $(STAMP)
 	$(BIN)/attune-packs install --registry examples/index.json notify_slack http_tools
 	$(BIN)/attune-packs list
 
-## test: the whole test suite (unit, contract, infrastructure, integration, e2e)
+## test: the whole test suite (unit, contract, infrastructure, integration, e2e), on parallel workers
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal
+
+## test-fast: the edit loop, under a minute on 2 cores: unit, contract and infrastructure tests minus the slow ones
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit tests/contract tests/infrastructure -m "not slow" -n $(WORKERS) --dist worksteal -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

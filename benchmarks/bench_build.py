@@ -85,19 +85,10 @@ def cold_venv_pip(requirements: Path, work: Path, python: str) -> float:
 
 
 def _pack_archive(folder: Path) -> Path:
-    import io
-    import tarfile
+    from testkit.pack_archives import manifest, write_pack
 
-    files = {"pack.yaml": 'ref: bench_env\nversion: "1.0.0"\n', "requirements.txt": "\n".join(REQUIREMENTS) + "\n"}
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, content in files.items():
-            info = tarfile.TarInfo(f"bench_env/{name}")
-            info.size = len(content.encode())
-            tar.addfile(info, io.BytesIO(content.encode()))
-    path = folder / "bench_env-1.0.0.tar.gz"
-    path.write_bytes(out.getvalue())
-    return path
+    files = {"pack.yaml": manifest("bench_env", description=None), "requirements.txt": "\n".join(REQUIREMENTS) + "\n"}
+    return write_pack(folder, "bench_env", files=files)
 
 
 def _build_seconds(metadata: dict[str, Any]) -> float:

@@ -23,13 +23,14 @@ import os
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from testkit.pack_archives import Content, stream, write_tar_gz
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_BYTES = 500 * 10**6  # "500 MB"
@@ -42,19 +43,14 @@ def _archive(folder: Path) -> Path:
     path = folder / "bench_big-1.0.0.tar.gz"
     if path.exists() and path.stat().st_size >= TARGET_BYTES:
         return path
-    partial = path.with_suffix(".partial")
-    with tarfile.open(partial, "w:gz", compresslevel=1) as tar:
-        info = tarfile.TarInfo("bench_big/pack.yaml")
-        info.size = len(PACK_YAML)
-        tar.addfile(info, io.BytesIO(PACK_YAML))
-        written, index = 0, 0
-        while written < TARGET_BYTES:
-            size = min(FILE_BYTES, TARGET_BYTES - written + 2**20)
-            info = tarfile.TarInfo(f"bench_big/data/blob{index:02d}.bin")
-            info.size = size
-            tar.addfile(info, _RandomFile(size))
-            written += size
-            index += 1
+    members: list[tuple[str, Content]] = [("bench_big/pack.yaml", PACK_YAML)]
+    written, index = 0, 0
+    while written < TARGET_BYTES:
+        size = min(FILE_BYTES, TARGET_BYTES - written + 2**20)
+        members.append((f"bench_big/data/blob{index:02d}.bin", stream(_RandomFile(size), size)))
+        written += size
+        index += 1
+    partial = write_tar_gz(path.with_suffix(".partial"), members, level=1)
     partial.rename(path)
     return path
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-HANDLERS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+HANDLERS = sorted(p.parent.relative_to(ROOT / "functions") for p in (ROOT / "functions").glob("*/*/app.py"))
 
 
 def _count_calls(counter: Counter[str]) -> None:
@@ -68,24 +68,9 @@ def install_counts() -> None:
 
 
 def _pack_archive(folder: Path, ref: str) -> str:
-    import io
-    import tarfile
+    from testkit.pack_archives import pack_files, write_pack
 
-    files = {
-        "pack.yaml": f'ref: {ref}\nversion: "1.0.0"\ndescription: payload benchmark pack\n',
-        "actions/run.yaml": "name: run\nrunner_type: python-script\nentry_point: run.py\n",
-        "actions/run.py": "def run(): return 1\n",
-    }
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, content in files.items():
-            data = content.encode()
-            info = tarfile.TarInfo(f"{ref}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    path = folder / f"{ref}.tar.gz"
-    path.write_bytes(out.getvalue())
-    return str(path)
+    return str(write_pack(folder, ref, files=pack_files(ref, description="payload benchmark pack")))
 
 
 def payload_sizes(counts: tuple[int, ...] = (10, 50, 150)) -> None:
@@ -134,11 +119,11 @@ def cold_starts() -> None:
     empty = import_seconds("pass")
     print(f"  python alone {empty * 1000:.0f} ms; import boto3 {baseline * 1000:.0f} ms (medians of 5)")
     for name in HANDLERS:
-        path = ROOT / "functions" / name / "app.py"
+        path = ROOT / "functions" / name / "app.py"  # stages/<name> or support/<name>
         statement = (f"import boto3, importlib.util as u; s = u.spec_from_file_location('app', {str(path)!r}); "
                      "m = u.module_from_spec(s); s.loader.exec_module(m)")
         seconds = import_seconds(statement)
-        print(f"  {name:<24} {seconds * 1000:5.0f} ms  = boto3 x {seconds / baseline:.2f}")
+        print(f"  {name.name:<24} {seconds * 1000:5.0f} ms  = boto3 x {seconds / baseline:.2f}")
 
 
 def main() -> None:

@@ -2,13 +2,13 @@
 
 Archives are reproducible (sorted members, fixed owner and mtime, gzip without a timestamp), so
 re-running this changes nothing unless a pack changed. `python examples/build_archives.py --check`
-exits non-zero when the committed archives or index are out of date.
+exits non-zero when the committed archives or index are out of date. The archives are written by
+the same builder the tests use (``testkit.pack_archives``).
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import io
 import json
@@ -19,6 +19,11 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
+if __package__ in (None, ""):  # run as `python examples/build_archives.py`: the repository root holds testkit
+    sys.path.insert(0, str(HERE.parent))
+
+from testkit.pack_archives import tar_gz  # noqa: E402 - after the root is importable
+
 PACKS, ARCHIVES, INDEX = HERE / "packs", HERE / "archives", HERE / "index.json"
 
 
@@ -31,18 +36,8 @@ def tar_members(pack_dir: Path) -> dict[str, bytes]:
 
 
 def build_archive(pack_dir: Path) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, content in tar_members(pack_dir).items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(content), 0, 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(content))
-    out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=9) as gz:
-        gz.write(raw.getvalue())
-    return out.getvalue()
+    """PAX tar, members sorted, mode 0644, owner 0, mtime 0; gzip level 9 without a timestamp."""
+    return tar_gz(tar_members(pack_dir))
 
 
 def manifest(pack_dir: Path) -> dict:

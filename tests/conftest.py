@@ -1,12 +1,31 @@
-"""Shared fixtures: project paths and a clean AWS environment (tests never reach real AWS)."""
+"""Shared fixtures: project paths, a clean AWS environment (tests never reach real AWS), a terminal-free
+environment for the tools tests run, and the events of ``tests/events/``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from testkit.events import load_event as _load_event
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# A terminal's size in the environment changes what tools print: uv wraps its errors at $COLUMNS, so
+# "... was not found in the package registry" can break across two lines. pytest-xdist's workers run
+# with COLUMNS=80 and LINES=24, and the local build runner hands the whole environment to the builds:
+# without this, a test that reads uv's message passes serially and fails under `-n 2`.
+TERMINAL_VARIABLES = ("COLUMNS", "LINES")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_terminal_size() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name in TERMINAL_VARIABLES:
+            patch.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +47,9 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def examples(root: Path) -> Path:
     return root / "examples"
+
+
+@pytest.fixture
+def load_event() -> Callable[[str], dict[str, Any]]:
+    """``load_event("api_rest_request")``: a fresh copy of ``tests/events/api_rest_request.json``."""
+    return _load_event

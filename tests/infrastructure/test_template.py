@@ -22,6 +22,7 @@ def stack() -> StackResources:
     return StackResources.load(ROOT)
 
 
+@pytest.mark.slow
 def test_cfn_lint_finds_nothing() -> None:
     result = subprocess.run([str(BIN / "cfn-lint"), str(ROOT / "template.yaml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

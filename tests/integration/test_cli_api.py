@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_harness import write_pack_archive
 
 from attune_cli.http_server import LocalApiServer
 from attune_cli.local_stack import LocalStack
 from attune_cli.main import EXIT_FAILED, EXIT_OK, main
 from attune_packs.adapters.dynamodb import DynamoPackTable
 from attune_packs.services.tokens import create_token
+from testkit.pack_archives import write_pack
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -69,7 +69,7 @@ def test_install_list_show_and_upload_through_the_api(cli: Cli, tmp_path: Path) 
     assert isinstance(shown, dict) and shown["ref"] == "core_utils"
 
     # And an uploaded archive installs itself; the CLI follows that installation to its end
-    archive = write_pack_archive(tmp_path, "uploaded_pack", "1.0.0")
+    archive = write_pack(tmp_path, "uploaded_pack")
     report = cli.json("upload", str(archive), "--quiet")
     assert isinstance(report, dict) and report["outcome"] == "ok"
     assert [p["pack_ref"] for p in report["registered"]] == ["uploaded_pack"]

@@ -12,6 +12,7 @@ import pytest
 from conftest import Harness
 
 from attune_cli.local_stack import LocalStack
+from testkit.pack_archives import pack_files, write_pack
 
 pytestmark = pytest.mark.slow
 
@@ -96,12 +97,9 @@ def test_a_second_installation_reuses_the_environment_and_changes_nothing(state_
 
 
 def test_a_pack_whose_requirement_cannot_be_installed_fails_alone(harness: Harness, tmp_path: Path) -> None:
-    from pipeline_harness import write_pack_archive
-
-    broken = write_pack_archive(
-        tmp_path, "broken_env", "1.0.0", requirements="this-package-does-not-exist-attune==9.9.9\n"
-    )
-    fine = write_pack_archive(tmp_path, "fine", "1.0.0")
+    missing_requirement = "this-package-does-not-exist-attune==9.9.9\n"
+    broken = write_pack(tmp_path, "broken_env", files=pack_files("broken_env", requirements=missing_requirement))
+    fine = write_pack(tmp_path, "fine")
     result = harness.install(str(broken), str(fine))
     assert result.status == "SUCCEEDED", result.cause
     [failed_build] = result.output["builds"]
@@ -122,13 +120,10 @@ def test_nothing_downloadable_ends_cleanly_with_the_reasons(harness: Harness) ->
 def test_a_pack_blocked_by_a_dependency_conflict_is_not_registered_while_the_others_are(
     harness: Harness, tmp_path: Path
 ) -> None:
-    from pipeline_harness import write_pack_archive
-
     # Given a pack that needs a core_utils version no index offers, and one that needs nothing
-    blocked = write_pack_archive(
-        tmp_path, "wants_old_core", "1.0.0", dependencies='dependencies:\n  core_utils: "<1.0.0"\n'
-    )
-    fine = write_pack_archive(tmp_path, "fine", "1.0.0")
+    needs_old_core = 'dependencies:\n  core_utils: "<1.0.0"\n'
+    blocked = write_pack(tmp_path, "wants_old_core", files=pack_files("wants_old_core", dependencies=needs_old_core))
+    fine = write_pack(tmp_path, "fine")
 
     # When both are installed
     result = harness.install(str(blocked), str(fine))
@@ -150,10 +145,8 @@ def test_a_pack_blocked_by_a_dependency_conflict_is_not_registered_while_the_oth
 def test_state_payloads_stay_small_with_many_packs_and_readers_still_get_every_result(
     harness: Harness, tmp_path: Path
 ) -> None:
-    from pipeline_harness import write_pack_archive
-
     # Given 60 packs, each with an action (no environments, so no builds)
-    archives = [str(write_pack_archive(tmp_path, f"bulk_{n:02d}", "1.0.0")) for n in range(60)]
+    archives = [str(write_pack(tmp_path, f"bulk_{n:02d}")) for n in range(60)]
 
     # When they are installed together
     result = harness.install(*archives)

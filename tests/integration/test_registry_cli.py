@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,21 +14,15 @@ from attune_packs.adapters.dynamodb import DynamoPackTable
 from attune_packs.adapters.s3 import S3ObjectStore
 from attune_packs.models import RegisterRequest
 from attune_packs.services.stages.register import register_packs
+from testkit.pack_archives import manifest, tar_gz
 
 pytestmark = pytest.mark.slow
 
 
 def archive(ref: str, version: str, actions: list[str], deps: str = "") -> bytes:
-    files = {"pack.yaml": f'ref: {ref}\nversion: "{version}"\ndescription: cli test pack\n{deps}'}
+    files = {"pack.yaml": manifest(ref, version, description="cli test pack", dependencies=deps)}
     files.update({f"actions/{a}.yaml": f"name: {a}\nrunner_type: shell\ndescription: does {a}\n" for a in actions})
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, content in files.items():
-            data = content.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return tar_gz(files)
 
 
 def cli(capsys: pytest.CaptureFixture[str], state: Path, *args: str) -> tuple[int, str, str]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,15 +13,13 @@ from attune_packs.api.routes import handle, openapi_document
 from attune_packs.api.scopes import scope_for
 from attune_packs.services.authorizer import TokenAuthorizerEvent, api_wide_arn, authorize
 from attune_packs.services.tokens import AuthError, create_token, revoke_token, verify_token
-
-EVENTS = Path(__file__).resolve().parents[1] / "events"
+from testkit.events import load_event
 
 
 def api_event(
     method: str, path: str, *, scopes: str | None = "read", body: Any = None, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    event = json.loads((EVENTS / "api_rest_request.json").read_text())
-    event = copy.deepcopy(event)
+    event = load_event("api_rest_request")
     event["httpMethod"] = event["requestContext"]["httpMethod"] = method
     event["path"] = path
     if scopes is None:
@@ -97,7 +93,8 @@ def test_the_authorizer_allows_the_whole_stage_and_passes_scopes() -> None:
     table = FakePackTable()
     created = create_token(table, name="a", scopes=["install"])
     arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/POST/api/v1/packs/install"
-    policy = authorize(TokenAuthorizerEvent(authorizationToken=f"Bearer {created.token}", methodArn=arn), table)
+    event = {**load_event("api_token_authorizer"), "authorizationToken": f"Bearer {created.token}", "methodArn": arn}
+    policy = authorize(TokenAuthorizerEvent.model_validate(event), table)
     assert (
         policy["policyDocument"]["Statement"][0]["Resource"]
         == api_wide_arn(arn)
@@ -181,7 +178,7 @@ def test_the_upload_event_names_its_installation_after_the_object() -> None:
             return f"arn:{name}", created
 
     event = parse(
-        event=json.loads((EVENTS / "s3_object_created_eventbridge.json").read_text()),
+        event=load_event("s3_object_created_eventbridge"),
         model=S3EventNotificationEventBridgeModel,
     )
     executions = Executions()

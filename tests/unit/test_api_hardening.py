@@ -4,9 +4,7 @@ pipeline. No AWS: the guards and validation answer before any route touches a se
 
 from __future__ import annotations
 
-import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,15 +20,15 @@ from attune_packs.errors import InvalidRequestError
 from attune_packs.models import InstallRequest
 from attune_packs.services.installations import start_installation
 from attune_packs.services.tokens import MAX_TTL_DAYS, AuthError, create_token, list_tokens, verify_token
+from testkit.events import load_event
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
 RANK = {"read": 0, "install": 1, "admin": 2}
 
 
 def api_event(
     method: str, path: str, *, scopes: str | None = "read", body: Any = None, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    event = copy.deepcopy(json.loads((EVENTS / "api_rest_request.json").read_text()))
+    event = load_event("api_rest_request")
     event["httpMethod"] = event["requestContext"]["httpMethod"] = method
     event["path"] = path
     if scopes is None:

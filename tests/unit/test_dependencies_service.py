@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 from fakes import FakeObjectStore, FakePackTable
-from packs import pack_files, tar_gz
 
 from attune_packs.domain.registry_index import parse_registry_ref
 from attune_packs.errors import DownloadError
 from attune_packs.models import DependenciesRequest, DependenciesResponse
 from attune_packs.services.stages.dependencies import analyze_dependencies, install_order
 from attune_packs.settings import Settings
+from testkit.pack_archives import pack_files, tar_gz
 
 INDEX_KEY = "registry/index.json"
 CHECKSUM = "sha256:" + "0" * 64

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeObjectStore
-from packs import pack_files, tar_gz, zip_bytes
 from test_net import PUBLIC, FakeNetwork, http_answer, redirect
 
 from attune_packs.models import DownloadRequest, DownloadResponse
 from attune_packs.services.stages.download import download_packs
 from attune_packs.settings import Settings
+from testkit.pack_archives import pack_files, tar_gz, zip_bytes
 
 
 def settings(**overrides: object) -> Settings:

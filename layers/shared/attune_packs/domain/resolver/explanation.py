@@ -73,7 +73,7 @@ def explain(
     blamed: set[str] = set()
     for ref, requirements in by_ref.items():
         unique = list({(id(r.constraint), r.parent.label if r.parent else ""): r for r in requirements}.values())
-        blamed |= _explain_one(ref, unique, provider, reporter, nodes, result)
+        blamed |= _Explanation(ref, unique, provider, reporter, nodes, result).run()
     return blamed
 
 
@@ -82,17 +82,6 @@ def add_conflicts(
 ) -> None:
     for ref in sorted(culprits - already):
         result.conflicts.append(Conflict(pack_ref=ref, error_code=code, message=message, chain=chain))
-
-
-def _explain_one(
-    ref: str,
-    requirements: list[Requirement],
-    provider: Provider,
-    reporter: Reporter,
-    nodes: Mapping[str, PackNode],
-    result: Resolution,
-) -> set[str]:
-    return _Explanation(ref, requirements, provider, reporter, nodes, result).run()
 
 
 class _Explanation:
