@@ -8,6 +8,7 @@ HTTP routes reshape them here. Where Attune names a local path (``pack_path``, `
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -246,7 +247,16 @@ def build_envs_data(response: BuildEnvsResponse, **extra: Any) -> BuildEnvsData:
 
 
 class RegisteredPackOut(RegisteredPack):
-    pass
+    pack_id: int = Field(  # type: ignore[assignment]
+        description="Attune's numeric pack id: a stable number derived from pack_key (53 bits, JSON-safe)"
+    )
+    pack_key: str = Field(description="this installer's id of the registered version: ref@version")
+
+
+def numeric_pack_id(pack_key: str) -> int:
+    """A stable integer for ``ref@version`` that Attune's clients can hold in an i64 (and
+    JavaScript in a number): the first 53 bits of its sha256."""
+    return int(hashlib.sha256(pack_key.encode()).hexdigest()[:14], 16) >> 3
 
 
 class FailedRegistrationOut(PackFailure):
@@ -278,6 +288,10 @@ def failed_registration(failure: PackFailure, stage: str | None = None) -> dict[
 
 def register_data(response: RegisterResponse, refused: list[PackFailure] | None = None) -> RegisterPacksData:
     fields = response.model_dump(mode="json")
+    for pack in fields["registered_packs"]:
+        pack["pack_key"] = pack["pack_id"]
+        pack["pack_id"] = numeric_pack_id(pack["pack_key"])
+        pack["validation_results"] = {"errors": [], **(pack.get("validation_results") or {})}
     fields["failed_packs"] = [failed_registration(f) for f in response.failed_packs] + [
         failed_registration(f, "dependencies") for f in refused or []
     ]

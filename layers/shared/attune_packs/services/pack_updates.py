@@ -9,7 +9,7 @@ does: a concurrent registration or update makes this one a 409, never a lost wri
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,13 +20,23 @@ from attune_packs.errors import InvalidRequestError, NotFoundError
 from attune_packs.services.catalog import check_pack_ref, read_head
 
 
+class DescriptionPatch(BaseModel):
+    """Attune's PackDescriptionPatch: {"op": "set", "value": "..."} or {"op": "clear"}."""
+
+    model_config = ConfigDict(extra="forbid")
+    op: Literal["set", "clear"]
+    value: str | None = Field(default=None, max_length=4000)
+
+
 class PackUpdate(BaseModel):
     """Attune's UpdatePackRequest, the fields an installed pack may change here. Version, schema,
     dependencies and the rest come from the pack's archive: install another version to change them."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     label: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=4000)
+    description: str | DescriptionPatch | None = Field(
+        default=None, description="the new text, or Attune's patch form {op: set, value} / {op: clear}"
+    )
     enabled: bool | None = None
     config: dict[str, Any] | None = Field(default=None, description="validated against the pack's conf_schema")
 
@@ -42,6 +52,8 @@ def update_pack(
     if current is None:
         raise NotFoundError(f"pack {ref!r} is not installed")
     changes = update.model_dump(exclude_unset=True, exclude_none=True)
+    if isinstance(update.description, DescriptionPatch):
+        changes["description"] = update.description.value if update.description.op == "set" else None
     if not changes:
         raise InvalidRequestError("nothing to change: give label, description, enabled or config")
     if "config" in changes:
