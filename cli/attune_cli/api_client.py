@@ -147,9 +147,27 @@ class ApiBackend:
         params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
         return dict(self._call("GET", f"/components/{component_type}", params=params)["data"])
 
-    def upload(self, archive: Path) -> str:
-        """Upload through a presigned POST; returns the installation the upload starts."""
+    def upload(self, archive: Path, *, force: bool = False, skip_tests: bool = False) -> str:
+        """Upload an archive; returns the installation it starts. Archives up to the API's
+        multipart limit go to POST /packs/upload (as Attune's web UI sends them); larger ones
+        through a presigned POST straight to S3 (POST /packs/uploads)."""
+        from attune_packs.api.bounds import MAX_MULTIPART_BYTES
+
         content_type = "application/zip" if archive.name.endswith(".zip") else "application/gzip"
+        # the form's own fields and boundaries take a few hundred bytes of the limit
+        if archive.stat().st_size <= MAX_MULTIPART_BYTES - 4096:
+            fields = {"force": (None, str(force).lower()), "skip_tests": (None, str(skip_tests).lower())}
+            with archive.open("rb") as handle:
+                started = self._call(
+                    "POST", "/packs/upload", files={"pack": (archive.name, handle, content_type), **fields}
+                )
+            return str(started["data"]["installation_id"])
+        if force or skip_tests:
+            raise ApiError(
+                f"{archive.name} is over {MAX_MULTIPART_BYTES} bytes: it installs through a presigned upload, "
+                "which takes no options (--force, --skip-tests)",
+                error_code="UPLOAD_OPTIONS_UNSUPPORTED",
+            )
         grant = self._call("POST", "/packs/uploads", json={"filename": archive.name, "content_type": content_type})
         form = grant["data"]["upload"]
         uploader = requests.Session()  # no bearer token: the form's signature is the credential
@@ -174,6 +192,16 @@ class ApiBackend:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
+
+    def test_pack(self, ref: str) -> dict[str, Any]:
+        """Run the installed version's tests again (POST /packs/{ref}/test); the running execution."""
+        return dict(self._call("POST", f"/packs/{ref}/test")["data"])
+
+    def test_execution(self, ref: str, execution_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/packs/{ref}/tests/{execution_id}")["data"])
+
+    def test_history(self, ref: str, *, page: int = 1, page_size: int = 20) -> dict[str, Any]:
+        return dict(self._call("GET", f"/packs/{ref}/tests", params={"page": page, "page_size": page_size})["data"])
 
     def tokens(self, method: str, path: str = "", **kwargs: Any) -> Any:
         return self._call(method, f"/tokens{path}", **kwargs)["data"]
