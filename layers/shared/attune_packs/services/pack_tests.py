@@ -18,13 +18,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from attune_packs.adapters.codebuild import BuildStarter
-from attune_packs.adapters.dynamodb import PackTable
 from attune_packs.adapters.s3 import ObjectStore, S3Location
+from attune_packs.data import pack_tests as stored
+from attune_packs.data.operations import PackTable
+from attune_packs.data.packs import read_pointer, read_versions
 from attune_packs.errors import InvalidRequestError, NotFoundError
 from attune_packs.models import BuildOptions
-from attune_packs.services.catalog import VERSION_PREFIX, check_pack_ref, pack_key, read_head
+from attune_packs.services.catalog import check_pack_ref
 
-TESTRUN_PREFIX = "TESTRUN#"
 RERUN_REPORT_PREFIX = "reports/builds/tests/reruns/"
 _FINISHED = {"SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"}
 
@@ -123,7 +124,9 @@ def _from_rerun(item: dict[str, Any]) -> PackTestExecution:
     return PackTestExecution.model_validate(fields)
 
 
-def _complete_runs(table: PackTable, store: ObjectStore, starter: BuildStarter | None, items: list[dict]) -> None:
+def _complete_runs(
+    table: PackTable, store: ObjectStore, starter: BuildStarter | None, ref: str, items: list[dict[str, Any]]
+) -> None:
     """Complete the running re-runs whose build finished (their report is stored)."""
     for item in items:
         if item.get("status") != "running" or starter is None:
@@ -142,7 +145,8 @@ def _complete_runs(table: PackTable, store: ObjectStore, starter: BuildStarter |
             item.update(done.model_dump(mode="json"))
         else:
             item.update({"status": "error", "report": None})
-        table.batch_put([item])
+        started_at, run_id = item.pop("run_key")
+        stored.save_test_run(table, ref, started_at, run_id, item)
 
 
 def history(
@@ -150,11 +154,11 @@ def history(
 ) -> list[PackTestExecution]:
     """Every known execution of the pack's tests, newest first."""
     check_pack_ref(ref)
-    runs = table.query_prefix(pack_key(ref), TESTRUN_PREFIX)
-    _complete_runs(table, store, starter, runs)
-    executions = [e for e in (_from_version(ref, v) for v in table.query_prefix(pack_key(ref), VERSION_PREFIX)) if e]
+    runs = stored.read_test_runs(table, ref)
+    _complete_runs(table, store, starter, ref, runs)
+    executions = [e for e in (_from_version(ref, v) for v in read_versions(table, ref)) if e]
     executions += [_from_rerun(item) for item in runs]
-    if not executions and read_head(table, ref).current is None:
+    if not executions and read_pointer(table, ref) is None:
         raise NotFoundError(f"pack {ref!r} is not installed")
     return sorted(executions, key=lambda e: (e.started_at or "", e.id), reverse=True)
 
@@ -176,7 +180,7 @@ def rerun(
     from attune_packs.services.stored_packs import load_pack
 
     check_pack_ref(ref)
-    current = read_head(table, ref).current
+    current = read_pointer(table, ref)
     if current is None:
         raise NotFoundError(f"pack {ref!r} is not installed")
     environments = current.get("environments") or {}
@@ -201,16 +205,6 @@ def rerun(
         started_at=started_at,
         started_by=started_by,
     )
-    table.batch_put(
-        [
-            {
-                "PK": pack_key(ref),
-                "SK": f"{TESTRUN_PREFIX}{started_at}#{run_id}",
-                "entity": "pack_test_execution",
-                "build_id": build_id,
-                "report_key": plan.tests.key,
-                **execution.model_dump(mode="json"),
-            }
-        ]
-    )
+    fields = {"build_id": build_id, "report_key": plan.tests.key, **execution.model_dump(mode="json")}
+    stored.save_test_run(table, ref, started_at, run_id, fields)
     return execution

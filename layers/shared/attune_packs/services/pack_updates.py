@@ -13,11 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from attune_packs.adapters.dynamodb import Condition, PackTable, Put
 from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.data.operations import PackTable
+from attune_packs.data.packs import pointer_item, public, put_pointer, read_pointer
 from attune_packs.domain import json_schema
-from attune_packs.errors import InvalidRequestError, NotFoundError
-from attune_packs.services.catalog import check_pack_ref, read_head
+from attune_packs.errors import InvalidRequestError, NotFoundError, RegistrationConflictError
+from attune_packs.services.catalog import check_pack_ref
 
 
 class DescriptionPatch(BaseModel):
@@ -47,10 +48,11 @@ def update_pack(
     from attune_packs.services.stored_packs import load_pack
 
     check_pack_ref(ref)
-    head = read_head(table, ref)
-    current = head.current
+    current = read_pointer(table, ref)
     if current is None:
         raise NotFoundError(f"pack {ref!r} is not installed")
+    if current.get("removing"):
+        raise RegistrationConflictError(f"pack {ref} is being removed", error_code="CONFLICT")
     changes = update.model_dump(exclude_unset=True, exclude_none=True)
     if isinstance(update.description, DescriptionPatch):
         changes["description"] = update.description.value if update.description.op == "set" else None
@@ -72,13 +74,16 @@ def update_pack(
                 details=[{"field": path, "problem": problem} for path, problem in problems[:50]],
             )
     updated = {
-        **current,
+        **public(current),
+        "retained": current.get("retained"),
         **changes,
         "revision": int(current["revision"]) + 1,
         "updated_at": datetime.now(UTC).isoformat(),
         "updated_by": updated_by,
     }
-    table.transact([Put(updated, Condition(exists=True, equals={"revision": current["revision"]}))])
+    if updated["retained"] is None:
+        del updated["retained"]
+    table.transact([put_pointer(pointer_item(ref, updated), if_revision=int(current["revision"]))])
     from attune_packs.services.catalog import show_pack
 
     return show_pack(table, ref)

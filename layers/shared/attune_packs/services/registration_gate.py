@@ -9,8 +9,8 @@ results it made up; both are refused here.
 
 from __future__ import annotations
 
-from attune_packs.adapters.dynamodb import PackTable
 from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
+from attune_packs.data.operations import PackTable
 from attune_packs.domain.runtime import runtime_requirements
 from attune_packs.errors import AttuneError, InvalidRequestError, TransientError
 from attune_packs.models import BuildReference, PackFailure
