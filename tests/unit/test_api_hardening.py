@@ -5,6 +5,7 @@ pipeline. No AWS: the guards and validation answer before any route touches a se
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -265,3 +266,20 @@ def test_register_batch_refuses_what_only_the_state_machine_sets() -> None:
         body = {"pack_paths": ["s3://packs/a.tar.gz"], field: value}
         status, payload = call(api_event("POST", "/api/v1/packs/register-batch", scopes="install", body=body))
         assert status == 400 and payload["details"][0]["field"] == field
+
+
+# --- revocation takes effect within the authorizer's cache time ------------------------------------
+
+REVOCATION_BOUND_SECONDS = 60  # stated in docs/api.md
+
+
+def test_the_authorizer_cache_bounds_how_long_a_revoked_token_still_works() -> None:
+    from attune_cli.template import StackResources
+
+    root = Path(__file__).resolve().parents[2]
+    stack = StackResources.load(root)
+    _api_id, api = stack.single("AWS::Serverless::Api")
+    auth = api["Properties"]["Auth"]
+    identity = auth["Authorizers"][auth["DefaultAuthorizer"]]["Identity"]
+    assert 0 < int(identity["ReauthorizeEvery"]) <= REVOCATION_BOUND_SECONDS
+    assert f"**{REVOCATION_BOUND_SECONDS} seconds**" in (root / "docs" / "api.md").read_text()
