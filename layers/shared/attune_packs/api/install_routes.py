@@ -160,7 +160,8 @@ def parse_upload_form(content_type: str, body: bytes) -> MultipartForm:
     flags: dict[str, bool] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
+        decoded = part.get_payload(decode=True)
+        payload = decoded if isinstance(decoded, bytes) else b""
         if name in ("pack", "file") and archive is None:
             archive = (str(part.get_filename() or "pack.tar.gz"), payload)
         elif name in ("force", "skip_tests"):

@@ -182,7 +182,7 @@ def register_batch(request: RegisterBatchBody) -> Response[Any]:
 
 def _register(
     pack_paths: list[str], options: RegisterBatchBody | RegisterPackBody, references: list[BuildReference]
-) -> Response[Any]:
+) -> shapes.RegisterPacksData:
     from attune_packs.models import RegisterRequest
     from attune_packs.services.stages.register import RegistryPolicy, register_packs
 
