@@ -142,7 +142,7 @@ def produced() -> dict[str, dict[str, Any]]:
         "BuildPackEnvsResponse": shapes.build_envs_data(builds).model_dump(mode="json"),
         "RegisterPacksResponse": register_data.model_dump(mode="json"),
         "PackInstallResponse": RegisterPackData(
-            pack={"ref": "slack", "label": "Slack", "description": None, "version": "2.1.0"},
+            pack=shapes.attune_pack({"ref": "slack", "label": "Slack", "description": None, "version": "2.1.0"}),
             test_result=register_data.registered_packs[0].test_result, tests_skipped=False,
             registration=register_data,
         ).model_dump(mode="json"),

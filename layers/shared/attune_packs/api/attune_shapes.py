@@ -253,6 +253,11 @@ class RegisteredPackOut(RegisteredPack):
     pack_key: str = Field(description="this installer's id of the registered version: ref@version")
 
 
+def attune_pack(pack: dict[str, Any]) -> dict[str, Any]:
+    """An installed pack as Attune's PackResponse names it: plus ``id``, a stable number for its ref."""
+    return {**pack, "id": numeric_pack_id(str(pack["ref"]))}
+
+
 def numeric_pack_id(pack_key: str) -> int:
     """A stable integer for ``ref@version`` that Attune's clients can hold in an i64 (and
     JavaScript in a number): the first 53 bits of its sha256."""

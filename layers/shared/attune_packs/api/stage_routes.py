@@ -18,7 +18,7 @@ from attune_packs import wiring
 from attune_packs.api import attune_shapes as shapes
 from attune_packs.api.app import PREFIX, app, data, principal
 from attune_packs.api.openapi import responses
-from attune_packs.errors import AttuneError, InvalidRequestError
+from attune_packs.errors import AttuneError, InvalidRequestError, RegistrationConflictError
 from attune_packs.models import (
     BuildEnvsRequest,
     BuildEnvsResponse,
@@ -215,7 +215,7 @@ class RegisterPackData(BaseModel):
     """Attune's PackInstallResponse (``pack``, ``test_result``, ``tests_skipped``) plus the registration."""
 
     model_config = ConfigDict(extra="forbid")
-    pack: dict[str, Any] | None = Field(description="the pack as GET /packs/{ref} shows it; null when refused")
+    pack: dict[str, Any] = Field(description="the pack as GET /packs/{ref} shows it")
     test_result: dict[str, Any] | None = None
     tests_skipped: bool
     registration: shapes.RegisterPacksData
@@ -241,14 +241,23 @@ def register_one(body: RegisterPackBody) -> Response[Any]:
         failure = downloaded.failed_packs[0]
         raise InvalidRequestError(failure.error, error_code=failure.error_code, details=failure.details)
     registration = _register(downloaded.pack_paths, body, [])
-    pack = None
-    if registration.registered_packs:
-        pack = catalog.show_pack(wiring.pack_table(), registration.registered_packs[0].pack_ref)
-    test_result = registration.registered_packs[0].test_result if registration.registered_packs else None
+    if not registration.registered_packs:
+        failure = registration.failed_packs[0]
+        conflict = failure.error_code in _CONFLICTS or "CONFLICT" in failure.error_code
+        error = RegistrationConflictError if conflict else InvalidRequestError
+        raise error(failure.error, error_code=failure.error_code, details=registration.model_dump(mode="json"))
+    registered = registration.registered_packs[0]
     answer = RegisterPackData(
-        pack=pack, test_result=test_result, tests_skipped=body.skip_tests, registration=registration
+        pack=shapes.attune_pack(catalog.show_pack(wiring.pack_table(), registered.pack_ref)),
+        test_result=registered.test_result,
+        tests_skipped=body.skip_tests,
+        registration=registration,
     )
-    return data(answer, status=200 if pack else 422)
+    return data(answer)
+
+
+# Registration failures that are about the registry's state (Attune answers these 409 too).
+_CONFLICTS = {"VERSION_CONTENT_MISMATCH", "DOWNGRADE_REFUSED", "PACK_HAS_DEPENDENTS", "DEPENDENT_CONFLICT"}
 
 
 def _no_report_key(request: Reported) -> None:
