@@ -283,3 +283,33 @@ def test_the_authorizer_cache_bounds_how_long_a_revoked_token_still_works() -> N
     identity = auth["Authorizers"][auth["DefaultAuthorizer"]]["Identity"]
     assert 0 < int(identity["ReauthorizeEvery"]) <= REVOCATION_BOUND_SECONDS
     assert f"**{REVOCATION_BOUND_SECONDS} seconds**" in (root / "docs" / "api.md").read_text()
+
+
+# --- the OpenAPI document says what the API answers -------------------------------------------------
+
+
+def test_the_document_is_valid_and_declares_the_statuses_the_api_answers() -> None:
+    from openapi_spec_validator import validate
+
+    document = json.loads(openapi_document())
+    validate(document)
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {
+        **document["components"]["securitySchemes"]["bearerAuth"], "type": "http", "scheme": "bearer"}
+    operations = [(m, p, o) for p, ops in document["paths"].items() for m, o in ops.items()]
+    for method, path, operation in operations:
+        statuses = set(operation["responses"])
+        assert "422" not in statuses, f"{method} {path} documents a 422 it never answers"
+        assert {"401", "403"} <= statuses
+        for status in statuses - {"200", "201", "202"}:
+            schema = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorBody"}
+        if "requestBody" in operation:
+            assert {"400", "413", "415"} <= statuses
+    paths = document["paths"]
+    install = paths["/api/v1/packs/install"]["post"]
+    assert "202" in install["responses"] and "200" not in install["responses"]
+    assert install["requestBody"]["content"]["application/json"]["examples"]
+    assert "202" in paths["/api/v1/packs/upload"]["post"]["responses"]
+    assert "multipart/form-data" in paths["/api/v1/packs/upload"]["post"]["requestBody"]["content"]
+    assert {"200", "202"} <= set(paths["/api/v1/packs/build-envs"]["post"]["responses"])
+    assert "HTTPValidationError" not in json.dumps(document)
