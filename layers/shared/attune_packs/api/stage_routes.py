@@ -8,7 +8,6 @@ no effect, because archives and environments live in S3. Unknown fields are stil
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -18,12 +17,10 @@ from attune_packs import wiring
 from attune_packs.api import attune_shapes as shapes
 from attune_packs.api.app import PREFIX, app, data, principal
 from attune_packs.api.openapi import responses
-from attune_packs.errors import AttuneError, InvalidRequestError, RegistrationConflictError
+from attune_packs.errors import InvalidRequestError, RegistrationConflictError
 from attune_packs.models import (
     BuildEnvsRequest,
-    BuildEnvsResponse,
     BuildReference,
-    BuildSummary,
     DependenciesRequest,
     DownloadRequest,
     Reported,
@@ -133,42 +130,20 @@ def dependencies(request: DependenciesBody) -> Response[Any]:
 def build_envs(request: BuildEnvsBody) -> Response[Any]:
     """Environments already stored answer at once (200). Builds outlast API Gateway's 29 s: when
     one is needed the work continues asynchronously (202); poll the status URL."""
-    from attune_packs.services.stages.build_envs import prepare
-    from attune_packs.services.stored_packs import load_pack
+    from attune_packs.services import stored_environments
 
     options = BuildEnvsRequest.model_validate(request.model_dump(exclude={"packs_base_dir"}))
-    store, architecture = wiring.object_store(), wiring.settings().target_architecture
-    built, failed, pending = [], [], []
-    for path in dict.fromkeys(options.pack_paths):
-        try:
-            plan = prepare(load_pack(path, store), options, store, architecture)
-        except AttuneError as exc:
-            from attune_packs.services.stages.build_envs import _failure
-
-            failed.append(_failure(path, None, exc))
-            continue
-        if plan.needs_build:
-            pending.append(path)
-        else:
-            built.append(plan.built(plan.cached, plan.test_result))
-    summary = BuildSummary(
-        total_packs=len(built) + len(failed),
-        success_count=len(built),
-        failure_count=len(failed),
-        python_envs_built=0,
-        nodejs_envs_built=0,
-        cache_hits=sum(len(b.environments) for b in built),
-        total_duration_ms=0,
-    )
-    answered = BuildEnvsResponse(built_environments=built, failed_environments=failed, summary=summary)
-    if not pending:
-        return data(shapes.build_envs_data(answered))
-    installation_id = f"build-{uuid.uuid4().hex}"
-    installations.record_async_build(installation_id, store, "RUNNING")
-    wiring.async_invoker().invoke_build_envs(installation_id, options.model_dump(mode="json"))
-    status_url = f"{PREFIX}/packs/installs/{installation_id}"
+    store = wiring.object_store()
+    found = stored_environments.look_up(options, store, wiring.settings().target_architecture)
+    if not found.pending:
+        return data(shapes.build_envs_data(found.response()))
+    installation_id = installations.start_async_build(options, store, wiring.async_invoker())
     shaped = shapes.build_envs_data(
-        answered, status="RUNNING", installation_id=installation_id, status_url=status_url, pending_packs=pending
+        found.response(),
+        status="RUNNING",
+        installation_id=installation_id,
+        status_url=f"{PREFIX}/packs/installs/{installation_id}",
+        pending_packs=found.pending,
     )
     return data(shaped, status=202)
 

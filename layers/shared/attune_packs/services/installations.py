@@ -8,10 +8,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from attune_packs.adapters.lambda_invoke import AsyncInvoker
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.adapters.stepfunctions import Executions
 from attune_packs.errors import InvalidRequestError, NotFoundError
-from attune_packs.models import InstallRequest
+from attune_packs.models import BuildEnvsRequest, InstallRequest
 from attune_packs.s3_uri import S3Location
 from attune_packs.services.reports import expand_installation_output, unfinished_installation_output
 
@@ -140,3 +141,12 @@ def record_async_build(installation_id: str, store: ObjectStore, status: str, re
         "result": result,
     }
     store.put_bytes(f"{ASYNC_REPORT_PREFIX}{installation_id}.json", json.dumps(body).encode(), "application/json")
+
+
+def start_async_build(request: BuildEnvsRequest, store: ObjectStore, invoker: AsyncInvoker) -> str:
+    """Hand a build-envs request to the build function, asynchronously; its id names the status
+    record the function completes (``GET /packs/installs/<id>``)."""
+    installation_id = f"build-{uuid.uuid4().hex}"
+    record_async_build(installation_id, store, "RUNNING")
+    invoker.invoke_build_envs(installation_id, request.model_dump(mode="json"))
+    return installation_id
