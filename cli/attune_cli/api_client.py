@@ -55,6 +55,25 @@ def _opener(url: str) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(*handlers)
 
 
+def multipart_form(fields: dict[str, str], file: tuple[str, str, bytes, str]) -> tuple[bytes, str]:
+    """A multipart/form-data body (RFC 7578) of text ``fields`` and one file part
+    (field name, file name, content, content type); with its Content-Type header value."""
+    boundary = f"attune-{os.urandom(16).hex()}"
+    name, filename, content, content_type = file
+    quoted = filename.replace("\\", "_").replace('"', "_").replace("\r", "_").replace("\n", "_")
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+        for key, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{quoted}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+    )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
 class ApiError(AttuneError):
     """The API answered with an error body."""
 
@@ -87,10 +106,12 @@ class ApiBackend:
         self._opener = _opener(self.base_url)
         self._token = token
 
-    def _send(self, method: str, url: str, data: bytes | None) -> tuple[int, str, bytes]:
+    def _send(
+        self, method: str, url: str, data: bytes | None, content_type: str = "application/json"
+    ) -> tuple[int, str, bytes]:
         headers = {"Accept": "application/json"}
         if data is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - http(s) only
@@ -102,11 +123,20 @@ class ApiBackend:
                 return error.code, str(error.reason), error.read()
 
     def _call(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        form: tuple[bytes, str] | None = None,
     ) -> Any:
+        """``form``: a body already encoded, with its content type (multipart uploads)."""
         url = f"{self.base_url}/api/v1{path}" + (f"?{urlencode(params)}" if params else "")
-        data = None if json is None else _json.dumps(json).encode()
-        status, reason, raw = self._send(method, url, data)
+        if form is not None:
+            status, reason, raw = self._send(method, url, form[0], form[1])
+        else:
+            status, reason, raw = self._send(method, url, None if json is None else _json.dumps(json).encode())
         try:
             body = _json.loads(raw)
         except ValueError:
@@ -189,11 +219,11 @@ class ApiBackend:
         content_type = "application/zip" if archive.name.endswith(".zip") else "application/gzip"
         # the form's own fields and boundaries take a few hundred bytes of the limit
         if archive.stat().st_size <= MAX_MULTIPART_BYTES - 4096:
-            fields = {"force": (None, str(force).lower()), "skip_tests": (None, str(skip_tests).lower())}
-            with archive.open("rb") as handle:
-                started = self._call(
-                    "POST", "/packs/upload", files={"pack": (archive.name, handle, content_type), **fields}
-                )
+            form = multipart_form(
+                {"force": str(force).lower(), "skip_tests": str(skip_tests).lower()},
+                ("pack", archive.name, archive.read_bytes(), content_type),
+            )
+            started = self._call("POST", "/packs/upload", form=form)
             return str(started["data"]["installation_id"])
         if force or skip_tests:
             raise ApiError(

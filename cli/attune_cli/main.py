@@ -403,6 +403,20 @@ def cmd_local_reset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_test_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    tests = sub.add_parser("tests", parents=[common], help="list a pack's test executions, newest first (API)")
+    tests.add_argument("ref", metavar="REF", help="an installed pack")
+    tests.add_argument("--page", type=int, default=1)
+    tests.add_argument("--page-size", type=int, default=20)
+    tests.set_defaults(func=cmd_tests)
+
+    test = sub.add_parser("test", parents=[common], help="run an installed pack's tests again (API)")
+    test.add_argument("ref", metavar="REF", help="an installed pack")
+    test.add_argument("--no-wait", dest="wait", action="store_false", help="answer once the run has started")
+    test.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the result (default 1800)")
+    test.set_defaults(func=cmd_test)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
@@ -500,17 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     upload.set_defaults(func=cmd_upload)
 
-    tests = sub.add_parser("tests", parents=[common], help="list a pack's test executions, newest first (API)")
-    tests.add_argument("ref", metavar="REF", help="an installed pack")
-    tests.add_argument("--page", type=int, default=1)
-    tests.add_argument("--page-size", type=int, default=20)
-    tests.set_defaults(func=cmd_tests)
-
-    test = sub.add_parser("test", parents=[common], help="run an installed pack's tests again (API)")
-    test.add_argument("ref", metavar="REF", help="an installed pack")
-    test.add_argument("--no-wait", dest="wait", action="store_false", help="answer once the run has started")
-    test.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the result (default 1800)")
-    test.set_defaults(func=cmd_test)
+    _add_test_commands(sub, common)
 
     token = sub.add_parser("token", help="manage API tokens (admin)")
     token_sub = token.add_subparsers(dest="action", required=True)

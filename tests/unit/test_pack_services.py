@@ -15,7 +15,7 @@ from attune_packs.services import pack_tests, registration_gate
 from attune_packs.services.catalog import show_pack
 from attune_packs.services.pack_updates import PackUpdate, update_pack
 from attune_packs.services.stages.register import register_packs
-from testkit.pack_archives import pack_files, tar_gz
+from testkit.pack_archives import pack_files, stored_archive_key, tar_gz
 
 CONF = (
     "conf_schema:\n  channel: {type: string, required: true}\n  retries: {type: integer}\n"
@@ -24,10 +24,15 @@ CONF = (
 TESTING = "testing:\n  enabled: true\n  runners:\n    python: {type: script, entry_point: tests/run.sh}\n"
 
 
+def stored(store: FakeObjectStore, body: bytes) -> str:
+    """The archive stored as the download stage stores it: named by its content's sha256."""
+    return store.add(stored_archive_key(body), body)
+
+
 def installed(store: FakeObjectStore, table: FakePackTable, extra_yaml: str = "", **results: Any) -> str:
     files = pack_files("chat", "1.0.0", dependencies=extra_yaml)
     files["tests/run.sh"] = "#!/bin/sh\necho ok\n"
-    path = store.add("archives/sha256/chat100.tar.gz", tar_gz(files))
+    path = stored(store, tar_gz(files))
     request = RegisterRequest(pack_paths=[path], requested_by="api:tokenid", **results)
     response = register_packs(request, store=store, table=table)
     assert response.failed_packs == [], response.failed_packs
@@ -154,8 +159,8 @@ def test_a_pack_without_tests_cannot_be_rerun() -> None:
 @pytest.mark.parametrize("line", ["--index-url https://evil.example/simple\nsix\n", "-e git+https://x/y.git#egg=y\n"])
 def test_a_pack_whose_requirements_the_dependency_rules_refuse_is_refused(line: str) -> None:
     store, table = FakeObjectStore(), FakePackTable()
-    bad = store.add("archives/sha256/bad.tar.gz", tar_gz(pack_files("bad", requirements=line)))
-    good = store.add("archives/sha256/good.tar.gz", tar_gz(pack_files("good", requirements="six==1.16.0\n")))
+    bad = stored(store, tar_gz(pack_files("bad", requirements=line)))
+    good = stored(store, tar_gz(pack_files("good", requirements="six==1.16.0\n")))
     [refused] = registration_gate.refused_by_dependency_rules([bad, good], store, table, strict=True)
     assert refused.source == bad and refused.error_code.startswith("REQUIREMENTS")
 

@@ -13,7 +13,11 @@ from fakes import FakeObjectStore
 from attune_packs import wiring
 from attune_packs.api.routes import handle
 from testkit.events import load_event
-from testkit.pack_archives import pack_files, tar_gz
+from testkit.pack_archives import pack_files, stored_archive_key, tar_gz
+
+
+def stored(store: FakeObjectStore, body: bytes) -> str:
+    return store.add(stored_archive_key(body), body)
 
 
 class Invoker:
@@ -53,7 +57,7 @@ ATTUNE_BODY = {"packs_base_dir": "/opt/attune/packs", "python_version": "3.11", 
 
 
 def test_a_pack_needing_nothing_is_answered_at_once(stage: SimpleNamespace) -> None:
-    path = stage.store.add("archives/sha256/plain.tar.gz", tar_gz(pack_files("plain")))
+    path = stored(stage.store, tar_gz(pack_files("plain")))
     status, body = post("/api/v1/packs/build-envs", {"pack_paths": [path], **ATTUNE_BODY})
     assert status == 200, body
     data = body["data"]
@@ -62,8 +66,8 @@ def test_a_pack_needing_nothing_is_answered_at_once(stage: SimpleNamespace) -> N
 
 
 def test_a_pack_whose_environment_must_be_built_continues_asynchronously(stage: SimpleNamespace) -> None:
-    plain = stage.store.add("archives/sha256/plain.tar.gz", tar_gz(pack_files("plain")))
-    needy = stage.store.add("archives/sha256/needy.tar.gz", tar_gz(pack_files("needy", requirements="six==1.16.0\n")))
+    plain = stored(stage.store, tar_gz(pack_files("plain")))
+    needy = stored(stage.store, tar_gz(pack_files("needy", requirements="six==1.16.0\n")))
     status, body = post("/api/v1/packs/build-envs", {"pack_paths": [plain, needy], **ATTUNE_BODY})
     assert status == 202, body
     data = body["data"]
@@ -77,8 +81,9 @@ def test_a_pack_whose_environment_must_be_built_continues_asynchronously(stage: 
 
 
 def test_an_unreadable_archive_is_a_failed_environment_in_attunes_shape(stage: SimpleNamespace) -> None:
-    status, body = post("/api/v1/packs/build-envs", {"pack_paths": ["s3://packs/archives/sha256/gone.tar.gz"]})
+    gone = "s3://packs/archives/sha256/" + "0" * 64 + ".tar.gz"
+    status, body = post("/api/v1/packs/build-envs", {"pack_paths": [gone]})
     assert status == 200, body
     [failed] = body["data"]["failed_environments"]
-    assert failed["pack_path"] == "s3://packs/archives/sha256/gone.tar.gz" and failed["runtime"] == "unknown"
+    assert failed["pack_path"] == gone and failed["runtime"] == "unknown"
     assert failed["error_code"] == "SOURCE_GONE" and body["data"]["summary"]["failure_count"] == 1
