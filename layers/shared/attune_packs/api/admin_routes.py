@@ -20,7 +20,7 @@ from attune_packs.services.tokens import DEFAULT_TTL_DAYS, MAX_TTL_DAYS, SCOPES,
 # --- registry indices ----------------------------------------------------------------------------
 
 
-@app.get(f"{PREFIX}/pack-indices", responses=responses(200, list[IndexRecord], "the indices, by position"))  # type: ignore[arg-type]
+@app.get(f"{PREFIX}/pack-indices", responses=responses(200, list[IndexRecord], "the indices, by position"))
 def list_indices() -> Response[Any]:
     return data([r.model_dump() for r in index_admin.list_indices(wiring.pack_table())])
 
@@ -76,7 +76,7 @@ class CreatedTokenOut(TokenInfo):
     token: str = Field(description="the secret, shown this once")
 
 
-@app.get(f"{PREFIX}/tokens", responses=responses(200, list[TokenInfo], "every token, never its secret"))  # type: ignore[arg-type]
+@app.get(f"{PREFIX}/tokens", responses=responses(200, list[TokenInfo], "every token, never its secret"))
 def list_api_tokens() -> Response[Any]:
     return data([t.model_dump() for t in tokens.list_tokens(wiring.pack_table())])
 

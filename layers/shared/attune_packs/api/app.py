@@ -81,7 +81,6 @@ def status_of(error: AttuneError) -> int:
     return int(HTTPStatus.UNPROCESSABLE_ENTITY) if error.error_code != "INTERNAL_ERROR" else 500
 
 
-@app.exception_handler(RequestValidationError)
 def _invalid(error: RequestValidationError) -> Response[Any]:
     if any(e.get("type") == "json_invalid" for e in error.errors()):
         return error_response(400, "the body is not valid JSON", "INVALID_JSON")
@@ -92,7 +91,6 @@ def _invalid(error: RequestValidationError) -> Response[Any]:
     return error_response(400, "invalid request", "INVALID_REQUEST", details)
 
 
-@app.exception_handler(AttuneError)
 def _attune_error(error: AttuneError) -> Response[Any]:
     status = status_of(error)
     if status >= 500:
@@ -101,10 +99,16 @@ def _attune_error(error: AttuneError) -> Response[Any]:
     return error_response(status, error.message, error.error_code, error.details)
 
 
-@app.exception_handler(Exception)
 def _fault(error: Exception) -> Response[Any]:
     logger.exception("unexpected fault while serving a request")
     return error_response(500, "internal error; the request id is in the logs", "INTERNAL_ERROR")
+
+
+# Registered by call rather than as decorators: powertools' decorator is untyped and would erase the
+# handlers' own types (which ``guard`` relies on).
+app.exception_handler(RequestValidationError)(_invalid)
+app.exception_handler(AttuneError)(_attune_error)
+app.exception_handler(Exception)(_fault)
 
 
 @app.not_found

@@ -167,7 +167,7 @@ class BuiltEnvironmentOut(_Out):
 
 
 class FailedEnvironmentOut(PackFailure):
-    pack_ref: str  # type: ignore[assignment]
+    pack_ref: str
     pack_path: str
     runtime: str = Field(description="python, nodejs, or 'unknown' when the failure is not one runtime's")
 
@@ -265,7 +265,7 @@ def numeric_pack_id(pack_key: str) -> int:
 
 
 class FailedRegistrationOut(PackFailure):
-    pack_ref: str  # type: ignore[assignment]
+    pack_ref: str
     pack_path: str
     error_stage: str = Field(description="where it failed: validation (the pack), dependencies, registration")
 

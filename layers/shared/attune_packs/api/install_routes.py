@@ -34,13 +34,13 @@ class InstallBody(InstallRequest):
     skip_deps); the rest as the state machine takes it."""
 
     model_config = ConfigDict(extra="forbid")
-    packs: list[str] = Field(default_factory=list, max_length=MAX_PACKS_PER_INSTALLATION)  # type: ignore[assignment]
+    packs: list[str] = Field(default_factory=list, max_length=MAX_PACKS_PER_INSTALLATION)
     source: str | None = Field(default=None, max_length=2048, description="Attune's single source")
     skip_deps: bool | None = Field(default=None, description="Attune's name for skip_dependencies")
     started_by: SkipJsonSchema[str | None] = None
 
     @model_validator(mode="after")
-    def _stages_accept_it(self) -> InstallBody:  # type: ignore[override]
+    def _stages_accept_it(self) -> InstallBody:
         return self  # checked on the InstallRequest made of packs[] and source
 
 

@@ -37,7 +37,7 @@ def envelope(model: Any) -> type[BaseModel]:
     """``{"data": <model>}``, named after the model (``list[X]``: ``XListEnvelope``)."""
     args = getattr(model, "__args__", ())
     name = f"{args[0].__name__}List" if args else model.__name__
-    return create_model(f"{name}Envelope", data=(model, ...))  # type: ignore[no-any-return]
+    return create_model(f"{name}Envelope", data=(model, ...))
 
 
 def responses(status: int, model: Any, description: str) -> dict[int, Any]:

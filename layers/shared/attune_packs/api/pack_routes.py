@@ -43,7 +43,7 @@ class TestRunStarted(BaseModel):
     status_url: str
 
 
-@app.get(f"{PREFIX}/packs", responses=responses(200, list[Pack], "one page of installed packs, by ref"))  # type: ignore[arg-type]
+@app.get(f"{PREFIX}/packs", responses=responses(200, list[Pack], "one page of installed packs, by ref"))
 def list_packs(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1, page_size: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> Response[Any]:
