@@ -1,0 +1,113 @@
+"""Plan and lock through the real state machine on the local stack (issue 16)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import EXAMPLES_INDEX, Harness
+
+from attune_cli import planning
+from attune_packs.models import InstallRequest
+from testkit.pack_archives import pack_files, write_pack
+
+pytestmark = pytest.mark.slow
+
+
+def plan(harness: Harness, *packs: str, **options: Any) -> dict[str, Any]:
+    options.setdefault("registry_url", EXAMPLES_INDEX)
+    return planning.plan(harness.backend_with_services(), InstallRequest(packs=list(packs), **options))
+
+
+def test_the_plan_of_a_fresh_install_is_what_the_install_then_does(harness: Harness) -> None:
+    # Given an empty stack, When notify_slack is planned
+    before = (harness.keys("archives/"), harness.keys("envs/"), harness.keys("staging/"))
+    planned = plan(harness, "notify_slack")
+
+    # Then the plan orders its dependencies first, says why each is there, and found no conflict
+    assert planned["ok"], planned
+    assert planned["install_order"] == ["core_utils", "http_tools", "notify_slack"]
+    by_ref = {p["pack_ref"]: p for p in planned["packs"]}
+    assert by_ref["notify_slack"]["requested"] and not by_ref["http_tools"]["requested"]
+    assert {r["required_by"] for r in by_ref["http_tools"]["required_by"]} == {"notify_slack"}
+    assert all(p["action"] == "install" and p["checksum"].startswith("sha256:") for p in planned["packs"])
+    [env] = by_ref["http_tools"]["environments"]
+    assert env["kind"] == "python" and env["cached"] is False and planned["environments_to_build"] == 1
+
+    # And it left nothing behind: no archive, environment or staging object, nothing registered
+    assert (harness.keys("archives/"), harness.keys("envs/"), harness.keys("staging/")) == before
+    assert harness.table.get_item("PACK#notify_slack", "CURRENT") is None
+
+    # When the install runs, Then it does what the plan said: same packs, order, digests, env hash
+    result = harness.install("notify_slack")
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    registered = result.output["register"]["registered_packs"]
+    assert [p["pack_ref"] for p in registered] == planned["install_order"]
+    for ref, pack in by_ref.items():
+        assert harness.backend.show_pack(ref)["checksum"] == pack["checksum"]
+    assert harness.backend.show_pack("http_tools")["environments"]["python"]["env_hash"] == env["env_hash"]
+
+    # And planned again, everything is installed and unchanged, its environment a cache hit
+    again = plan(harness, "notify_slack")
+    assert again["unchanged"] == ["core_utils", "http_tools", "notify_slack"]
+    assert again["environments_to_build"] == 0
+    [http_tools] = plan(harness, "http_tools")["packs"]
+    assert http_tools["action"] == "unchanged" and [e["cached"] for e in http_tools["environments"]] == [True]
+
+
+def _pack(tmp_path: Path, version: str, actions: list[str], *, description: str = "test pack") -> Path:
+    files = pack_files("demo", version, action=actions[0], description=description)
+    for name in actions[1:]:
+        files[f"actions/{name}.yaml"] = (
+            f"name: {name}\nrunner_type: python-script\nentry_point: {name}.py\nparameters:\n  who: {{type: string}}\n"
+        )
+        files[f"actions/{name}.py"] = "def run(who): return who\n"
+    folder = tmp_path / version
+    folder.mkdir()
+    return write_pack(folder, "demo", version, files)
+
+
+def test_the_plan_of_an_upgrade_shows_the_component_diff(harness: Harness, tmp_path: Path) -> None:
+    # Given demo 1.0.0 with actions hello, one and two
+    old = _pack(tmp_path, "1.0.0", ["hello", "one", "two"])
+    assert harness.install(str(old)).status == "SUCCEEDED"
+    # And demo 1.1.0 that drops one and two, adds three and changes hello's parameters
+    new_files = pack_files("demo", "1.1.0")
+    new_files["actions/hello.yaml"] = (
+        "name: hello\nrunner_type: python-script\nentry_point: hello.py\nparameters:\n  who: {type: integer}\n"
+    )
+    new_files["actions/three.yaml"] = "name: three\nrunner_type: python-script\nentry_point: hello.py\n"
+    folder = tmp_path / "new"
+    folder.mkdir()
+    new = write_pack(folder, "demo", "1.1.0", new_files)
+
+    # When the upgrade is planned
+    planned = plan(harness, str(new))
+
+    # Then the diff says two actions go, one comes, one changes (its parameters)
+    [pack] = planned["packs"]
+    assert pack["action"] == "upgrade" and pack["installed_version"] == "1.0.0"
+    diff = pack["diff"]
+    assert [(c["type"], c["ref"]) for c in diff["removed"]] == [("actions", "demo.one"), ("actions", "demo.two")]
+    assert [(c["type"], c["ref"]) for c in diff["added"]] == [("actions", "demo.three")]
+    assert [(c["ref"], c["fields"]) for c in diff["changed"]] == [("demo.hello", ["parameters"])]
+
+    # And the install does it: the registered actions are exactly the planned ones
+    assert harness.install(str(new)).status == "SUCCEEDED"
+    actions = {c["ref"] for c in harness.backend.show_pack("demo")["components"]["actions"]}
+    assert actions == {"demo.hello", "demo.three"}
+
+
+def test_the_plan_of_a_conflicting_request_explains_the_conflict(harness: Harness, tmp_path: Path) -> None:
+    # Given two versions of one pack in one request
+    first = _pack(tmp_path, "1.0.0", ["hello"])
+    second = _pack(tmp_path, "2.0.0", ["hello"])
+
+    # When it is planned, Then the plan reports the conflict as the install does, and is not ok
+    planned = plan(harness, str(first), str(second))
+    assert not planned["ok"]
+    assert [c["error_code"] for c in planned["conflicts"]] == ["DEPENDENCY_CONFLICT"]
+    result = harness.install(str(first), str(second))
+    install_conflicts = result.output["dependencies"]["conflicts"]
+    assert [c["message"] for c in install_conflicts] == [c["message"] for c in planned["conflicts"]]
