@@ -55,3 +55,15 @@ def verify_locked(backend: Any, request: InstallRequest, document: dict[str, Any
         )
 
     return _in_stack(backend, work)
+
+
+def installation_lock(backend: Any, request: InstallRequest, installation_id: str, output: dict[str, Any]) -> Any:
+    """The lock of a finished installation (Python pins with hashes, by uv), stored with it."""
+    from attune_packs.services.lockfile import lock_of_installation, store_installation_lock, uv_compile
+
+    def work(store: Any, table: Any, settings: Any, _indices: Any) -> dict[str, Any]:
+        lock = lock_of_installation(request, output, store, table, settings, compile_python=uv_compile)
+        store_installation_lock(store, installation_id, lock)
+        return lock.model_dump(mode="json")
+
+    return _in_stack(backend, work)

@@ -9,7 +9,9 @@ import pytest
 from conftest import EXAMPLES_INDEX, Harness
 
 from attune_cli import planning
-from attune_packs.models import InstallRequest
+from attune_cli.local_stack import LocalStack
+from attune_packs.errors import LockMismatchError
+from attune_packs.models import InstallRequest, LockPin
 from testkit.pack_archives import pack_files, write_pack
 
 pytestmark = pytest.mark.slow
@@ -111,3 +113,112 @@ def test_the_plan_of_a_conflicting_request_explains_the_conflict(harness: Harnes
     result = harness.install(str(first), str(second))
     install_conflicts = result.output["dependencies"]["conflicts"]
     assert [c["message"] for c in install_conflicts] == [c["message"] for c in planned["conflicts"]]
+
+
+def test_a_lock_installs_identically_on_a_second_empty_stack(tmp_path: Path) -> None:
+    request = InstallRequest(packs=["notify_slack"], registry_url=EXAMPLES_INDEX)
+    # Given a lock of notify_slack made against a first stack, which then installs it
+    with LocalStack(tmp_path / "first") as first_stack:
+        first = Harness(first_stack)
+        lock = planning.lock(first.backend_with_services(), request)
+        assert first.install("notify_slack").status == "SUCCEEDED"
+        registered = {ref: first.backend.show_pack(ref) for ref in ("core_utils", "http_tools", "notify_slack")}
+    # Then the lock pins every pack in order, and http_tools' requirement with its hashes
+    assert [p["pack_ref"] for p in lock["packs"]] == ["core_utils", "http_tools", "notify_slack"]
+    python = lock["packs"][1]["environments"]["python"]
+    assert [(r["name"], r["version"]) for r in python["requirements"]] == [("six", "1.17.0")]
+    assert python["requirements"][0]["hashes"] and "--hash=sha256:" in python["compiled"]
+
+    # When it is installed --locked on a second, empty stack
+    with LocalStack(tmp_path / "second") as second_stack:
+        second = Harness(second_stack)
+        locked = planning.verify_locked(second.backend_with_services(), request, lock)
+        assert set(locked.locked) == {"core_utils", "http_tools", "notify_slack"}
+        result = second.backend.follow(
+            second.backend.start_install(locked).arn, lambda _e: None, poll_seconds=0.2, timeout=900
+        )
+        assert result.status == "SUCCEEDED", (result.error, result.cause)
+        # Then the registrations are identical: same digests, same environment hashes
+        for ref, before in registered.items():
+            after = second.backend.show_pack(ref)
+            assert (after["version"], after["checksum"]) == (before["version"], before["checksum"])
+            assert {k: v["env_hash"] for k, v in (after["environments"] or {}).items()} == {
+                k: v["env_hash"] for k, v in (before["environments"] or {}).items()
+            }
+
+
+def _demo_lock(harness: Harness, archive: Path) -> dict[str, Any]:
+    return planning.lock(harness.backend_with_services(), InstallRequest(packs=[str(archive)]))
+
+
+def _mismatch(harness: Harness, archive: Path, lock: dict[str, Any], **kwargs: Any) -> LockMismatchError:
+    with pytest.raises(LockMismatchError) as refused:
+        planning.verify_locked(harness.backend_with_services(), InstallRequest(packs=[str(archive)]), lock, **kwargs)
+    assert refused.value.error_code == "LOCK_MISMATCH"
+    return refused.value
+
+
+def test_a_changed_archive_is_refused_with_lock_mismatch(harness: Harness, tmp_path: Path) -> None:
+    # Given a lock of a local archive, When the archive changes under the same version
+    archive = _pack(tmp_path, "1.0.0", ["hello"])
+    lock = _demo_lock(harness, archive)
+    write_pack(archive.parent, "demo", "1.0.0", pack_files("demo", "1.0.0", description="changed"))
+    # Then the locked install is refused, naming the checksum that moved, and nothing is registered
+    refused = _mismatch(harness, archive, lock)
+    assert [(d["pack_ref"], d["field"]) for d in refused.details] == [("demo", "checksum")]
+    assert d_locked(refused) == lock["packs"][0]["checksum"]
+    assert harness.table.get_item("PACK#demo", "CURRENT") is None
+
+
+def d_locked(error: LockMismatchError) -> Any:
+    return error.details[0]["locked"]
+
+
+def test_the_state_machine_refuses_content_other_than_the_pins(harness: Harness, tmp_path: Path) -> None:
+    # Given pins that a source no longer matches (it moved after the lock was verified)
+    archive = _pack(tmp_path, "1.0.0", ["hello"])
+    pins = {"demo": LockPin(pack_version="1.0.0", checksum="sha256:" + "0" * 64)}
+    # When the install runs with them, Then the download stage refuses it with LOCK_MISMATCH
+    result = harness.install(str(archive), locked=pins)
+    [failure] = result.output["download"]["failed_packs"]
+    assert failure["error_code"] == "LOCK_MISMATCH" and "checksum" in failure["error"]
+    assert harness.table.get_item("PACK#demo", "CURRENT") is None
+
+
+def _python_pack(tmp_path: Path) -> Path:
+    folder = tmp_path / "py"
+    folder.mkdir()
+    return write_pack(folder, "pydemo", "1.0.0", pack_files("pydemo", "1.0.0", requirements="six\n"))
+
+
+def _compiler(version: str, digest: str) -> Any:
+    def compile_python(requirements: str, python_version: str, platform: str) -> str:
+        assert requirements == "six\n" and python_version == "3.12" and platform.endswith("manylinux_2_28")
+        return f"six=={version} \\\n    --hash=sha256:{digest * 64}\n"
+
+    return compile_python
+
+
+def test_a_requirement_resolving_differently_is_refused(harness: Harness, tmp_path: Path) -> None:
+    archive = _python_pack(tmp_path)
+    request = InstallRequest(packs=[str(archive)])
+    lock = planning.lock(harness.backend_with_services(), request, compile_python=_compiler("1.16.0", "a"))
+    # When six now resolves to 1.17.0, Then LOCK_MISMATCH names the requirement and both versions
+    refused = _mismatch(harness, archive, lock, compile_python=_compiler("1.17.0", "a"))
+    assert refused.details == [
+        {"pack_ref": "pydemo", "field": "python requirement six", "locked": "1.16.0", "found": "1.17.0"}
+    ]
+
+
+def test_an_index_serving_other_content_is_refused(harness: Harness, tmp_path: Path) -> None:
+    archive = _python_pack(tmp_path)
+    request = InstallRequest(packs=[str(archive)])
+    lock = planning.lock(harness.backend_with_services(), request, compile_python=_compiler("1.17.0", "a"))
+    # When the index serves six 1.17.0 with other files (other hashes), Then LOCK_MISMATCH
+    refused = _mismatch(harness, archive, lock, compile_python=_compiler("1.17.0", "b"))
+    assert [d["field"] for d in refused.details] == ["python requirement six==1.17.0 hashes"]
+    # And the same resolution verifies: the locked request carries the pins
+    locked = planning.verify_locked(
+        harness.backend_with_services(), request, lock, compile_python=_compiler("1.17.0", "a")
+    )
+    assert locked.locked["pydemo"].checksum == lock["packs"][0]["checksum"]

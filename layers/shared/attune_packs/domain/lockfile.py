@@ -244,3 +244,23 @@ def _environment_drift(ref: str, then: LockedEnvironments, now: LockedEnvironmen
                     )
                 )
     return drift
+
+
+def pin_drift(ref: str, version: str, checksum: str, git_commit: str | None, pins: dict[str, Any]) -> list[Drift]:
+    """What a downloaded pack changes against a locked install's pins (``LockPin``-like objects
+    keyed by ref): empty when it is exactly the locked content."""
+    pin = pins.get(ref)
+    if pin is None:
+        return [Drift(pack_ref=ref, field="pack", locked=None, found=version)]
+    found = {"pack_version": version, "checksum": checksum, "git_commit": git_commit}
+    return [
+        Drift(pack_ref=ref, field=name, locked=getattr(pin, name), found=value)
+        for name, value in found.items()
+        if getattr(pin, name) != value
+    ]
+
+
+def drift_message(drift: list[Drift], *, limit: int = 10) -> str:
+    shown = "; ".join(d.sentence() for d in drift[:limit])
+    more = f" (and {len(drift) - limit} more)" if len(drift) > limit else ""
+    return f"the lockfile does not match what the sources give now: {shown}{more}"

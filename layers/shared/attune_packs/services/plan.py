@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +48,7 @@ from attune_packs.services.stages.download import download_packs
 from attune_packs.services.stored_packs import StoredPack, load_pack
 from attune_packs.settings import Settings
 
+Visitor = Callable[[StoredPack, "PlannedPack"], None]
 Action = Literal["install", "upgrade", "downgrade", "replace", "unchanged"]
 _COMPARED = tuple(name for name in Component.model_fields if name not in {"source_file"})
 
@@ -141,17 +143,16 @@ def plan_install(
     settings: Settings,
     *,
     stored_indices: StoredIndices = no_stored_indices,
-    keep_archives: bool = False,
+    visit: Visitor | None = None,
 ) -> InstallPlan:
-    """What installing ``request`` would do. ``keep_archives`` leaves the downloaded archives
-    stored (a locked install verifies, then installs exactly these)."""
+    """What installing ``request`` would do. ``visit`` sees each planned pack with its stored
+    archive before the archives the plan stored are deleted (the lock reads requirement files)."""
     downloads = _Downloads()
     try:
         deps, rounds = _resolve(request, store, table, settings, stored_indices, downloads)
-        return _assemble(request, deps, rounds, downloads, store, table, settings)
+        return _assemble(request, deps, rounds, downloads, store, table, settings, visit)
     finally:
-        if not keep_archives:
-            downloads.clean_up(store)
+        downloads.clean_up(store)
 
 
 def _resolve(
@@ -215,6 +216,7 @@ def _assemble(
     store: ObjectStore,
     table: PackTable,
     settings: Settings,
+    visit: Visitor | None,
 ) -> InstallPlan:
     failed = list(downloads.failed)
     if deps is None:
@@ -237,6 +239,8 @@ def _assemble(
         planned.requested = download is not None and download.source in request.packs
         planned.required_by = requirements.get(planned.pack_ref, [])
         packs.append(planned)
+        if visit is not None:
+            visit(stored, planned)
     unresolved = [f"{m}" for m in deps.missing_dependencies]
     for missing in unresolved:
         failed.append(
