@@ -78,7 +78,13 @@ _STATUS = [
 
 
 # Codes that mean "the registry's state does not allow this now": a conflict, not a bad request.
-_CONFLICT_CODES = {"PACK_HAS_DEPENDENTS", "DEPENDENT_CONFLICT", "DEPENDENCY_CHANGED", "ROLLBACK_UNAVAILABLE"}
+_CONFLICT_CODES = {
+    "PACK_HAS_DEPENDENTS",
+    "DEPENDENT_CONFLICT",
+    "DEPENDENCY_CHANGED",
+    "ROLLBACK_UNAVAILABLE",
+    "LOCK_MISMATCH",
+}
 
 
 def status_of(error: AttuneError) -> int:
@@ -246,6 +252,9 @@ class InstallBody(InstallRequest):
     model_config = ConfigDict(extra="forbid")
     packs: list[str] = Field(default_factory=list, max_length=MAX_PACKS_PER_INSTALLATION)  # type: ignore[assignment]
     source: str | None = None
+    lock: dict[str, Any] | None = Field(
+        default=None, description="a lockfile (docs/lockfile.md): install exactly it, or LOCK_MISMATCH (409)"
+    )
 
     @model_validator(mode="after")
     def _stages_accept_it(self) -> InstallBody:  # type: ignore[override]
@@ -254,12 +263,28 @@ class InstallBody(InstallRequest):
 
 @app.post(f"{PREFIX}/packs/install")
 def install(body: InstallBody) -> Response[dict[str, Any]]:
+    _no_pins(body)
     packs = [*body.packs, *([body.source] if body.source else [])]
+    if not packs and body.lock is not None:
+        from attune_packs.domain.lockfile import parse_lockfile
+
+        packs = parse_lockfile(body.lock).requested_sources()
     if not packs:
         raise InvalidRequestError("give packs[] or source", details=[{"field": "packs", "problem": "empty"}])
-    fields = body.model_dump(exclude={"packs", "source"})
+    fields = body.model_dump(exclude={"packs", "source", "lock", "locked"})
     fields["started_by"] = fields.get("started_by") or f"api:{caller().token_id}"
     request = parse_request(InstallRequest, {"packs": packs, **fields})
+    if body.lock is not None:  # verified now, synchronously (bounded as a plan); pins enforced by the stages
+        from attune_packs.services.lockfile import locked_install_request
+
+        request = locked_install_request(
+            request,
+            body.lock,
+            wiring.object_store(),
+            wiring.pack_table(),
+            wiring.settings(),
+            stored_indices=wiring.stored_indices(),
+        )
     key = (app.current_event.headers or {}).get("idempotency-key") or (app.current_event.headers or {}).get(
         "Idempotency-Key"
     )
@@ -267,11 +292,59 @@ def install(body: InstallBody) -> Response[dict[str, Any]]:
     return data({**started, "status_url": f"{PREFIX}/packs/installs/{started['installation_id']}"}, status=202)
 
 
+def _no_pins(body: InstallBody) -> None:
+    """``locked`` pins come from a verified lockfile only: a client sends ``lock``."""
+    if body.locked is not None:
+        raise InvalidRequestError(
+            "invalid request: locked: set from a verified lockfile; send the lockfile as lock",
+            details=[{"field": "locked", "problem": "send lock instead"}],
+        )
+
+
+@app.post(f"{PREFIX}/packs/plan")
+def plan(body: InstallBody) -> Response[dict[str, Any]]:
+    """What ``POST /packs/install`` with this body would do, and no side effect. Synchronous:
+    bounded by the body's ``timeout`` for all downloads together (API Gateway answers within 29 s,
+    so keep it under that), at most MAX_PACKS_PER_INSTALLATION packs and the configured number of
+    dependency rounds."""
+    from attune_packs.services.plan import plan_install
+
+    _no_pins(body)
+    packs = [*body.packs, *([body.source] if body.source else [])]
+    if not packs:
+        raise InvalidRequestError("give packs[] or source", details=[{"field": "packs", "problem": "empty"}])
+    fields = body.model_dump(exclude={"packs", "source", "lock", "locked"})
+    request = parse_request(InstallRequest, {"packs": packs, **fields})
+    planned = plan_install(
+        request, wiring.object_store(), wiring.pack_table(), wiring.settings(), stored_indices=wiring.stored_indices()
+    )
+    return data(planned)
+
+
 @app.get(f"{PREFIX}/packs/installs/<installation_id>")
 def installation(installation_id: str) -> Response[dict[str, Any]]:
     if installation_id.startswith("build-"):
         return data(installations.async_build_status(installation_id, wiring.object_store()))
-    return data(installations.installation_status(installation_id, wiring.executions(), wiring.object_store()))
+    from attune_packs.services.lockfile import installation_lock
+
+    status = installations.installation_status(installation_id, wiring.executions(), wiring.object_store())
+    status["lock"] = installation_lock(
+        installation_id, status, wiring.object_store(), wiring.pack_table(), wiring.settings()
+    )
+    status["lock_url"] = f"{PREFIX}/packs/installs/{installation_id}/lock" if status["lock"] else None
+    return data(status)
+
+
+@app.get(f"{PREFIX}/packs/installs/<installation_id>/lock")
+def installation_lockfile(installation_id: str) -> Response[dict[str, Any]]:
+    """The lockfile of a finished installation (reports/installs/<id>/lock.json), as stored."""
+    from attune_packs.services.lockfile import read_installation_lock
+
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=read_installation_lock(wiring.object_store(), installation_id),
+    )
 
 
 class UploadBody(BaseModel):

@@ -259,6 +259,7 @@ def lock_of_installation(
         for stage in ("download", "dependency_download")
         for d in (output.get(stage) or {}).get("downloaded_packs") or []
     }
+    builds = {b["pack_ref"]: b.get("environments") or {} for b in output.get("builds") or [] if isinstance(b, dict)}
     requirers: dict[str, set[str]] = {}
     for dependency in (output.get("dependencies") or {}).get("dependencies") or []:
         requirers.setdefault(dependency["pack_ref"], set()).add(dependency["required_by"])
@@ -266,7 +267,9 @@ def lock_of_installation(
     for registered in (output.get("register") or {}).get("registered_packs") or []:
         stored = load_pack(registered["storage_path"], store, table)
         download = downloads.get(registered["storage_path"], {})
-        current = catalog.read_head(table, registered["pack_ref"]).current or {}
+        built = builds.get(registered["pack_ref"])
+        if built is None:  # unchanged, or nothing to build: the environments it is registered with
+            built = (catalog.read_head(table, registered["pack_ref"]).current or {}).get("environments") or {}
         packs.append(
             LockedPack(
                 pack_ref=registered["pack_ref"],
@@ -277,7 +280,7 @@ def lock_of_installation(
                 checksum=stored.checksum,
                 requested=download.get("source") in request.packs,
                 required_by=sorted(requirers.get(registered["pack_ref"], set())),
-                environments=_built_environments(current.get("environments") or {}, settings, compile_python),
+                environments=_built_environments(built, settings, compile_python),
             )
         )
     return Lockfile(
@@ -315,3 +318,30 @@ def _built_environments(
             env_hash=nodejs["env_hash"], nodejs_version=str(nodejs.get("nodejs_version") or "20")
         )
     return locked
+
+
+def installation_lock(
+    installation_id: str, status: dict[str, Any], store: ObjectStore, table: PackTable, settings: Settings
+) -> str | None:
+    """Where the lock of a finished installation is kept, written on first ask if the installation
+    did not write it (Python pins are then the built environments' exact versions, without hashes:
+    no uv here). None while it runs or when it failed."""
+    existing = stored_installation_lock(store, installation_id)
+    if existing is not None:
+        return existing
+    output = status.get("result")
+    if status.get("status") != "SUCCEEDED" or not isinstance(output, dict) or not output.get("register"):
+        return None
+    request = InstallRequest.model_validate(status.get("request") or {})
+    return store_installation_lock(
+        store, installation_id, lock_of_installation(request, output, store, table, settings)
+    )
+
+
+def read_installation_lock(store: ObjectStore, installation_id: str) -> dict[str, Any]:
+    from attune_packs.errors import NotFoundError
+
+    location = S3Location(store.bucket, LOCK_REPORT.format(installation_id))
+    if store.head(location) is None:
+        raise NotFoundError(f"no lock is stored for installation {installation_id!r}")
+    return dict(store.get_json(location))
