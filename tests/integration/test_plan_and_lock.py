@@ -117,12 +117,19 @@ def test_the_plan_of_a_conflicting_request_explains_the_conflict(harness: Harnes
 
 def test_a_lock_installs_identically_on_a_second_empty_stack(tmp_path: Path) -> None:
     request = InstallRequest(packs=["notify_slack"], registry_url=EXAMPLES_INDEX)
-    # Given a lock of notify_slack made against a first stack, which then installs it
+    # Given a lock of notify_slack made against a first stack, which then installs it --locked
     with LocalStack(tmp_path / "first") as first_stack:
         first = Harness(first_stack)
         lock = planning.lock(first.backend_with_services(), request)
-        assert first.install("notify_slack").status == "SUCCEEDED"
+        result = _install_locked(first, request, lock)
         registered = {ref: first.backend.show_pack(ref) for ref in ("core_utils", "http_tools", "notify_slack")}
+    # And http_tools' environment was built from the locked, hashed pins (its hash is the lock's)
+    [build] = result.output["builds"]
+    assert build["environments"]["python"]["requirements_installed"] == ["six==1.17.0"]
+    assert (
+        registered["http_tools"]["environments"]["python"]["env_hash"]
+        == lock["packs"][1]["environments"]["python"]["env_hash"]
+    )
     # Then the lock pins every pack in order, and http_tools' requirement with its hashes
     assert [p["pack_ref"] for p in lock["packs"]] == ["core_utils", "http_tools", "notify_slack"]
     python = lock["packs"][1]["environments"]["python"]
@@ -132,12 +139,7 @@ def test_a_lock_installs_identically_on_a_second_empty_stack(tmp_path: Path) -> 
     # When it is installed --locked on a second, empty stack
     with LocalStack(tmp_path / "second") as second_stack:
         second = Harness(second_stack)
-        locked = planning.verify_locked(second.backend_with_services(), request, lock)
-        assert set(locked.locked) == {"core_utils", "http_tools", "notify_slack"}
-        result = second.backend.follow(
-            second.backend.start_install(locked).arn, lambda _e: None, poll_seconds=0.2, timeout=900
-        )
-        assert result.status == "SUCCEEDED", (result.error, result.cause)
+        _install_locked(second, request, lock)
         # Then the registrations are identical: same digests, same environment hashes
         for ref, before in registered.items():
             after = second.backend.show_pack(ref)
@@ -145,6 +147,18 @@ def test_a_lock_installs_identically_on_a_second_empty_stack(tmp_path: Path) -> 
             assert {k: v["env_hash"] for k, v in (after["environments"] or {}).items()} == {
                 k: v["env_hash"] for k, v in (before["environments"] or {}).items()
             }
+
+
+def _install_locked(harness: Harness, request: InstallRequest, lock: dict[str, Any]) -> Any:
+    locked = planning.verify_locked(harness.backend_with_services(), request, lock)
+    assert set(locked.locked or {}) == {p["pack_ref"] for p in lock["packs"]}
+    assert locked.locked_requirements is not None
+    result = harness.backend.follow(
+        harness.backend.start_install(locked).arn, lambda _e: None, poll_seconds=0.2, timeout=900
+    )
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.output["register"]["failed_packs"] == []
+    return result
 
 
 def _demo_lock(harness: Harness, archive: Path) -> dict[str, Any]:

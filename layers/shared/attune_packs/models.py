@@ -262,6 +262,12 @@ class DependenciesResponse(ReportedResponse):
 class BuildOptions(Request):
     python_version: str = "3.12"
     nodejs_version: str = "20"
+    locked_requirements: str | None = Field(
+        default=None,
+        pattern=r"^s3://[^/]+/locks/[0-9a-f]{64}\.json$",
+        description="a verified lockfile (install --locked): Python environments install its pinned, hashed "
+        "requirements with --require-hashes",
+    )
     skip_python: bool = False
     skip_nodejs: bool = False
     force_rebuild: bool = False
@@ -499,6 +505,9 @@ class InstallRequest(Request):
         max_length=MAX_PACKS_PER_INSTALLATION,
         description="set by install --locked (from a verified lockfile): the download stages enforce these pins",
     )
+    locked_requirements: str | None = Field(
+        default=None, description="set by install --locked: the stored lockfile whose Python pins the builds install"
+    )
     started_by: str | None = Field(
         default=None, max_length=1200, description="what started it: an uploaded object, a client"
     )
@@ -520,6 +529,7 @@ class InstallRequest(Request):
             nodejs_version=self.nodejs_version,
             skip_python=self.skip_python,
             skip_nodejs=self.skip_nodejs,
+            locked_requirements=self.locked_requirements,
             force_rebuild=self.force_rebuild,
             skip_tests=self.skip_tests,
             timeout=self.build_timeout,

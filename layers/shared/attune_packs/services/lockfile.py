@@ -14,6 +14,7 @@ enforce inside the state machine (so content that moves after the check is refus
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from attune_packs.adapters.dynamodb import PackTable
-from attune_packs.adapters.s3 import ObjectStore, S3Location
+from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
 from attune_packs.domain.lockfile import (
+    LOCKS_PREFIX,
     LockedEnvironments,
     LockedNodejs,
     LockedNodePackage,
@@ -39,14 +41,16 @@ from attune_packs.domain.lockfile import (
     parse_compiled_requirements,
     parse_lockfile,
 )
-from attune_packs.domain.runtime import pack_requirements
+from attune_packs.domain.runtime import pack_requirements, parse_requirements, python_env_hash
 from attune_packs.errors import DependencyError, LockMismatchError, RequirementsError
 from attune_packs.models import InstallRequest, LockPin
 from attune_packs.services import catalog
 from attune_packs.services.plan import InstallPlan, PlannedPack, plan_install
 from attune_packs.services.registry_indices import StoredIndices, no_stored_indices
-from attune_packs.services.stages.build_envs import PYTHON_PLATFORMS, _lock_entries
+from attune_packs.services.stages.build_envs import PYTHON_PLATFORMS
+from attune_packs.services.stages.build_plans import LOCKED_SOURCE
 from attune_packs.services.stages.dependencies import stored_file_reader
+from attune_packs.services.stages.npm_sources import _lock_entries
 from attune_packs.services.stored_packs import StoredPack, load_pack
 from attune_packs.settings import Settings
 
@@ -113,7 +117,7 @@ def lock_install(
     packs: list[LockedPack] = []
 
     def visit(stored: StoredPack, planned: PlannedPack) -> None:
-        packs.append(_locked_pack(stored, planned, store, compile_python))
+        packs.append(_locked_pack(stored, planned, store, compile_python, settings.target_architecture))
 
     plan = plan_install(request, store, table, settings, stored_indices=stored_indices, visit=visit)
     _refuse_failed_plan(plan)
@@ -143,7 +147,7 @@ def _refuse_failed_plan(plan: InstallPlan) -> None:
 
 
 def _locked_pack(
-    stored: StoredPack, planned: PlannedPack, store: ObjectStore, compile_python: CompilePython
+    stored: StoredPack, planned: PlannedPack, store: ObjectStore, compile_python: CompilePython, architecture: str
 ) -> LockedPack:
     environments = LockedEnvironments()
     for env in planned.environments:
@@ -152,8 +156,12 @@ def _locked_pack(
             requirements = pack_requirements(stored.contents, stored_file_reader(stored, store))
             lines = "".join(f"{r.line}\n" for r in requirements.requirements) if requirements else ""
             compiled = compile_python(lines, env.version, platform) if lines.strip() else ""
+            pins = parse_requirements(compiled.encode(), source=LOCKED_SOURCE) if compiled.strip() else []
             environments.python = LockedPython(
-                env_hash=env.env_hash,
+                # the environment a locked install builds: that of the hashed pins
+                env_hash=python_env_hash(pins, python_version=env.version, architecture=architecture)
+                if pins
+                else env.env_hash,
                 python_version=env.version,
                 platform=platform,
                 requirements=parse_compiled_requirements(compiled),
@@ -206,6 +214,7 @@ def locked_install_request(
         python_version=lock.target.python_version,
         nodejs_version=lock.target.nodejs_version,
         locked=None,
+        locked_requirements=None,
     )
     plan_request = InstallRequest(**fields)
     found = lock_install(
@@ -216,11 +225,20 @@ def locked_install_request(
         drift.insert(0, _target_drift(lock.target.architecture, settings.target_architecture))
     if drift:
         raise LockMismatchError(drift_message(drift), details=[d.model_dump(mode="json") for d in drift])
+    fields["locked_requirements"] = _store_verified_lock(store, lock)
     fields["locked"] = {
         p.pack_ref: LockPin(pack_version=p.pack_version, checksum=p.checksum, git_commit=p.git_commit)
         for p in lock.packs
     }
     return InstallRequest(**fields)
+
+
+def _store_verified_lock(store: ObjectStore, lock: Lockfile) -> str:
+    """The verified lock, content-addressed under ``locks/``: the builds read their pins there."""
+    text = dump_lockfile(lock).encode()
+    key = f"{LOCKS_PREFIX}{hashlib.sha256(text).hexdigest()}.json"
+    store.put_bytes(key, text, "application/json")
+    return f"s3://{store.bucket}/{key}"
 
 
 def _target_drift(locked: str, found: str) -> Any:
@@ -333,6 +351,9 @@ def installation_lock(
     if status.get("status") != "SUCCEEDED" or not isinstance(output, dict) or not output.get("register"):
         return None
     request = InstallRequest.model_validate(status.get("request") or {})
+    if request.locked_requirements is not None:  # a locked installation: the lock it installed
+        verified = parse_lockfile(json.dumps(store.get_json(parse_s3_uri(request.locked_requirements))))
+        return store_installation_lock(store, installation_id, verified)
     return store_installation_lock(
         store, installation_id, lock_of_installation(request, output, store, table, settings)
     )

@@ -42,7 +42,8 @@ from attune_packs.models import (
 )
 from attune_packs.services import catalog
 from attune_packs.services.registry_indices import StoredIndices, no_stored_indices
-from attune_packs.services.stages.build_envs import PYTHON_PLATFORMS, find_cached, plan_environments
+from attune_packs.services.stages.build_envs import PYTHON_PLATFORMS
+from attune_packs.services.stages.build_plans import find_cached, plan_environments
 from attune_packs.services.stages.dependencies import analyze_dependencies
 from attune_packs.services.stages.download import download_packs
 from attune_packs.services.stored_packs import StoredPack, load_pack
