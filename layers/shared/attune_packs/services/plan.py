@@ -292,8 +292,8 @@ def _plan_pack(
     components = with_declared_triggers(ref, stored.contents.components)
     current = catalog.read_head(table, ref).current
     action = _action(current, manifest.version, stored.checksum)
-    environments = []
-    for env in plan_environments(stored, options, settings.target_architecture):
+    environments = _registered_environments(current) if action == "unchanged" else []
+    for env in plan_environments(stored, options, settings.target_architecture) if action != "unchanged" else []:
         environments.append(
             PlannedEnvironment(
                 kind=env.kind,  # type: ignore[arg-type]
@@ -322,6 +322,18 @@ def _plan_pack(
         diff=_diff(table, store, ref, components) if action not in ("install", "unchanged") else None,
         warnings=list(download.warnings) if download is not None else [],
     )
+
+
+def _registered_environments(current: dict[str, Any] | None) -> list[PlannedEnvironment]:
+    """An unchanged pack keeps the environments it is registered with: nothing to build."""
+    found = []
+    for kind, env in sorted(((current or {}).get("environments") or {}).items()):
+        if kind in ("python", "nodejs") and isinstance(env, dict) and env.get("env_hash"):
+            version = env.get("python_version") if kind == "python" else env.get("nodejs_version")
+            found.append(
+                PlannedEnvironment(kind=kind, env_hash=str(env["env_hash"]), version=str(version or ""), cached=True)
+            )
+    return found
 
 
 def _action(current: dict[str, Any] | None, version: str, checksum: str) -> Action:
