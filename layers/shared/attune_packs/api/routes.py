@@ -271,7 +271,7 @@ def install(body: InstallBody) -> Response[dict[str, Any]]:
         packs = parse_lockfile(body.lock).requested_sources()
     if not packs:
         raise InvalidRequestError("give packs[] or source", details=[{"field": "packs", "problem": "empty"}])
-    fields = body.model_dump(exclude={"packs", "source", "lock", "locked"})
+    fields = body.model_dump(exclude={"packs", "source", "lock", "locked", "locked_requirements"})
     fields["started_by"] = fields.get("started_by") or f"api:{caller().token_id}"
     request = parse_request(InstallRequest, {"packs": packs, **fields})
     if body.lock is not None:  # verified now, synchronously (bounded as a plan); pins enforced by the stages
@@ -294,11 +294,12 @@ def install(body: InstallBody) -> Response[dict[str, Any]]:
 
 def _no_pins(body: InstallBody) -> None:
     """``locked`` pins come from a verified lockfile only: a client sends ``lock``."""
-    if body.locked is not None:
-        raise InvalidRequestError(
-            "invalid request: locked: set from a verified lockfile; send the lockfile as lock",
-            details=[{"field": "locked", "problem": "send lock instead"}],
-        )
+    for name in ("locked", "locked_requirements"):
+        if getattr(body, name) is not None:
+            raise InvalidRequestError(
+                f"invalid request: {name}: set from a verified lockfile; send the lockfile as lock",
+                details=[{"field": name, "problem": "send lock instead"}],
+            )
 
 
 @app.post(f"{PREFIX}/packs/plan")
@@ -313,7 +314,7 @@ def plan(body: InstallBody) -> Response[dict[str, Any]]:
     packs = [*body.packs, *([body.source] if body.source else [])]
     if not packs:
         raise InvalidRequestError("give packs[] or source", details=[{"field": "packs", "problem": "empty"}])
-    fields = body.model_dump(exclude={"packs", "source", "lock", "locked"})
+    fields = body.model_dump(exclude={"packs", "source", "lock", "locked", "locked_requirements"})
     request = parse_request(InstallRequest, {"packs": packs, **fields})
     planned = plan_install(
         request, wiring.object_store(), wiring.pack_table(), wiring.settings(), stored_indices=wiring.stored_indices()
