@@ -9,7 +9,9 @@
 * CodeBuild builds run the real buildspec on this machine (:mod:`attune_cli.build_runner`);
   builds that end badly are delivered, as CodeBuild's state-change event, to the functions the
   template subscribes to it.
-* S3 objects and DynamoDB items are kept in a project-local folder between runs.
+* S3 objects and DynamoDB items are kept in a project-local folder between runs, incrementally
+  (:mod:`attune_cli.persistence`: bodies by digest, a journal of changes, a snapshot on stop);
+  DynamoDB requests are serialised as AWS serialises them (:mod:`attune_cli.moto_state`).
 * Where moto differs from AWS in a way the pipeline depends on, it is patched to behave as AWS
   does: SendTaskFailure keeps its cause; a task token answers once (a second SendTaskSuccess or
   SendTaskFailure is TaskTimedOut); EventBridge rules invoke Lambda targets.
@@ -36,13 +38,14 @@ from types import ModuleType
 from typing import Any
 
 from attune_cli.build_runner import BuildRecord, CloudWatchLogSink, LocalBuildRunner, state_change_event
+from attune_cli.moto_state import MotoState
+from attune_cli.persistence import StateStore
 from attune_cli.template import FunctionSpec, Resolver, StackResources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 PREFIX = "attune-local"
-_SKIP_PERSIST = ("staging/",)
 
 
 @dataclass
@@ -107,6 +110,8 @@ class LocalStack:
         self.arns: dict[str, str] = {}
         self.endpoint = ""
         self.runner: LocalBuildRunner | None = None
+        self.store: StateStore | None = None
+        self.moto_state: MotoState | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -164,14 +169,23 @@ class LocalStack:
         wiring.reset()
         self._install_patches()
         self._create_resources()
-        self._restore()
+        self.store = StateStore(self.state_dir) if self.persist else None
+        self.moto_state = MotoState(ACCOUNT, REGION, self.table, self.bucket, self.store)
+        self.moto_state.install(self._patch)
+        if self.store is not None:
+            stored = self.store.load()
+            self.moto_state.restore(stored)
+            self.store.snapshot(stored)  # the journal starts empty: it holds this run's changes only
+            self.store.open()
 
     def stop(self) -> None:
         try:
             if self.runner is not None:
                 self.runner.wait_all(timeout=1800)
-            if self.persist and self._server is not None:
-                self._save()
+            if self.store is not None:
+                self.store.close()
+                self.store.snapshot(self.store.load())
+                self.store = None
         finally:
             for owner, name, original in reversed(self._patches):
                 setattr(owner, name, original)
@@ -475,55 +489,6 @@ class LocalStack:
                 )
                 if matches(pattern, event):
                     self._invoke_quietly(hosted.name, event)
-
-    # -- persistence -----------------------------------------------------------------------------
-    def _save(self) -> None:
-        s3_dir = self.state_dir / "s3"
-        tmp = self.state_dir / "s3.new"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        s3 = self.client("s3")
-        index: dict[str, Any] = {}
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-            for entry in page.get("Contents", []):
-                key = entry["Key"]
-                if key.startswith(_SKIP_PERSIST) or "/tmp/" in key:
-                    continue
-                obj = s3.get_object(Bucket=self.bucket, Key=key)
-                name = f"{len(index):06d}"
-                (tmp / name).write_bytes(obj["Body"].read())
-                index[key] = {
-                    "file": name,
-                    "metadata": obj.get("Metadata", {}),
-                    "content_type": obj.get("ContentType", "binary/octet-stream"),
-                }
-        (tmp / "index.json").write_text(json.dumps(index, indent=1))
-        shutil.rmtree(s3_dir, ignore_errors=True)
-        tmp.rename(s3_dir)
-        items = []
-        for page in self.client("dynamodb").get_paginator("scan").paginate(TableName=self.table):
-            items.extend(page.get("Items", []))
-        (self.state_dir / "dynamodb.json").write_text(json.dumps(items))
-
-    def _restore(self) -> None:
-        index_path = self.state_dir / "s3" / "index.json"
-        if index_path.exists():
-            s3 = self.client("s3")
-            for key, entry in json.loads(index_path.read_text()).items():
-                s3.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=(self.state_dir / "s3" / entry["file"]).read_bytes(),
-                    Metadata=entry["metadata"],
-                    ContentType=entry["content_type"],
-                )
-        items_path = self.state_dir / "dynamodb.json"
-        if items_path.exists():
-            dynamodb = self.client("dynamodb")
-            items = json.loads(items_path.read_text())
-            for start in range(0, len(items), 25):
-                batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
-                dynamodb.batch_write_item(RequestItems={self.table: batch})
 
 
 def reset_state(state_dir: Path) -> None:

@@ -84,8 +84,13 @@ def lock_sources(path: str) -> list[str]:
     return parse_lockfile(Path(path).read_bytes()).requested_sources()
 
 
-def locked_request(backend: Any, request: Any, path: str) -> Any:
-    return planning.verify_locked(backend, request, json.loads(Path(path).read_bytes()))
+def start_locked(backend: Any, request: Any, path: str) -> tuple[Any, Any]:
+    """Start the installation of exactly the lockfile at ``path`` (verified first)."""
+    document = json.loads(Path(path).read_bytes())
+    if hasattr(backend, "start_locked_install"):  # the stack's API verifies it
+        return request, backend.start_locked_install(request, document)
+    locked = planning.verify_locked(backend, request, document)
+    return locked, backend.start_install(locked)
 
 
 def write_installation_lock(backend: Any, request: Any, installation_id: str, result: Any, path: str) -> None:

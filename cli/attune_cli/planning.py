@@ -58,7 +58,10 @@ def verify_locked(backend: Any, request: InstallRequest, document: dict[str, Any
 
 
 def installation_lock(backend: Any, request: InstallRequest, installation_id: str, output: dict[str, Any]) -> Any:
-    """The lock of a finished installation (Python pins with hashes, by uv), stored with it."""
+    """The lock of a finished installation (Python pins with hashes, by uv), stored with it; over
+    the API, the lock the stack keeps with it."""
+    if hasattr(backend, "installation_lock"):
+        return backend.installation_lock(installation_id)
     from attune_packs.services.lockfile import lock_of_installation, store_installation_lock, uv_compile
 
     def work(store: Any, table: Any, settings: Any, _indices: Any) -> dict[str, Any]:

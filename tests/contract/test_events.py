@@ -51,6 +51,7 @@ EVENTS: dict[str, tuple[str, type[BaseModel]]] = {
     "build_pack_envs_async": ("BuildPackEnvsFunction", BuildPackEnvsEvent),
     "codebuild_build_state_change_failed": ("ReportBuildResultFunction", EventBridgeModel),
     "s3_object_created_eventbridge": ("StartUploadInstallFunction", S3EventNotificationEventBridgeModel),
+    "s3_object_created_eventbridge_unversioned": ("StartUploadInstallFunction", S3EventNotificationEventBridgeModel),
 }
 
 
@@ -91,7 +92,14 @@ def test_each_event_parses_with_its_handlers_model(name: str, stack: StackResour
     model.model_validate(load_event(name))
 
 
-@pytest.mark.parametrize("name", ["codebuild_build_state_change_failed", "s3_object_created_eventbridge"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "codebuild_build_state_change_failed",
+        "s3_object_created_eventbridge",
+        "s3_object_created_eventbridge_unversioned",
+    ],
+)
 def test_eventbridge_events_match_the_rule_that_routes_them(name: str, stack: StackResources) -> None:
     [pattern] = rule_patterns(stack, EVENTS[name][0])
     event = load_event(name)

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from fakes import FakeObjectStore
-from packs import pack_files, tar_gz
 
 from attune_packs.errors import BuildError, RequirementsError
 from attune_packs.models import BuildEnvsRequest, BuildOptions, BuildTask
@@ -21,6 +20,7 @@ from attune_packs.services.stages.build_envs import (
     plan_tests,
 )
 from attune_packs.services.stored_packs import StoredPack, load_pack
+from testkit.pack_archives import pack_files, stored_archive_key, tar_gz
 
 TESTING = (
     "testing:\n  runners:\n    unit: {type: pytest, entry_point: tests}\n  min_pass_rate: 0.8\n  on_failure: warn\n"
@@ -73,7 +73,8 @@ class FakeLogs:
 
 
 def add_pack(store: FakeObjectStore, ref: str = "a", **kwargs: Any) -> str:
-    return store.add(f"archives/sha256/{ref}.tar.gz", tar_gz(pack_files(ref, **kwargs), root=f"{ref}/"))
+    body = tar_gz(pack_files(ref, **kwargs), root=f"{ref}/")
+    return store.add(stored_archive_key(body), body)
 
 
 def store_env(
@@ -327,7 +328,8 @@ def test_the_test_key_changes_with_whatever_could_change_the_outcome() -> None:
     pack = load_pack(pack_with_tests(store), store)
     other = load_pack(pack_with_tests(store, "b"), store)
     files = pack_files("a", requirements="six==1.17.0\n", dependencies=TESTING, extra={"tests/test_a.py": "x = 2\n"})
-    changed = load_pack(store.add("archives/sha256/a-changed.tar.gz", tar_gz(files, root="a/")), store)
+    changed_body = tar_gz(files, root="a/")
+    changed = load_pack(store.add(stored_archive_key(changed_body), changed_body), store)
     envs = plan_environments(pack, BuildOptions(), "arm64")
 
     def key(p: StoredPack = pack, options: BuildOptions | None = None, e: Any = envs, arch: str = "arm64") -> str:
@@ -542,10 +544,8 @@ def test_the_npm_registry_and_hosts_the_operator_adds_are_accepted() -> None:
 def test_the_build_installs_exactly_the_checked_requirements_from_every_source() -> None:
     store = FakeObjectStore()
     meta = 'meta:\n  python_dependencies: ["requests>=2.28"]\n'
-    path = store.add(
-        "archives/sha256/m.tar.gz",
-        tar_gz(pack_files("m", dependencies=meta, requirements=f"Six==1.17.0 --hash=sha256:{'a' * 64}\n"), root="m/"),
-    )
+    body = tar_gz(pack_files("m", dependencies=meta, requirements=f"Six==1.17.0 --hash=sha256:{'a' * 64}\n"), root="m/")
+    path = store.add(stored_archive_key(body), body)
     _, starter, _ = run_task(store, path)
     variables = starter.started[0]["environment"]
     assert variables["PYTHON_REQUIREMENTS"].splitlines() == [f"six==1.17.0 --hash=sha256:{'a' * 64}", "requests>=2.28"]

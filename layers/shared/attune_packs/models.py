@@ -138,9 +138,12 @@ class DownloadedPack(Response):
     pack_ref: str
     pack_version: str
     archive: str
-    checksum: str
+    checksum: str = Field(description="sha256 of the stored (canonical) archive, the one its key names")
+    source_checksum: str | None = Field(
+        default=None, description="sha256 of the downloaded or uploaded bytes, before canonicalisation"
+    )
     git_commit: str | None = Field(default=None, description="full commit id, for packs fetched from Git")
-    size_bytes: int
+    size_bytes: int = Field(description="size of the stored (canonical) archive")
     stored: bool = Field(description="False when identical content was already stored")
     warnings: list[str] = Field(default_factory=list)
 

@@ -302,6 +302,15 @@ def _no_pins(body: InstallBody) -> None:
             )
 
 
+def _plan_request(body: InstallBody) -> InstallRequest:
+    _no_pins(body)
+    packs = [*body.packs, *([body.source] if body.source else [])]
+    if not packs:
+        raise InvalidRequestError("give packs[] or source", details=[{"field": "packs", "problem": "empty"}])
+    fields = body.model_dump(exclude={"packs", "source", "lock", "locked", "locked_requirements"})
+    return parse_request(InstallRequest, {"packs": packs, **fields})
+
+
 @app.post(f"{PREFIX}/packs/plan")
 def plan(body: InstallBody) -> Response[dict[str, Any]]:
     """What ``POST /packs/install`` with this body would do, and no side effect. Synchronous:
@@ -310,16 +319,26 @@ def plan(body: InstallBody) -> Response[dict[str, Any]]:
     dependency rounds."""
     from attune_packs.services.plan import plan_install
 
-    _no_pins(body)
-    packs = [*body.packs, *([body.source] if body.source else [])]
-    if not packs:
-        raise InvalidRequestError("give packs[] or source", details=[{"field": "packs", "problem": "empty"}])
-    fields = body.model_dump(exclude={"packs", "source", "lock", "locked", "locked_requirements"})
-    request = parse_request(InstallRequest, {"packs": packs, **fields})
+    request = _plan_request(body)
     planned = plan_install(
         request, wiring.object_store(), wiring.pack_table(), wiring.settings(), stored_indices=wiring.stored_indices()
     )
     return data(planned)
+
+
+@app.post(f"{PREFIX}/packs/lock")
+def lock(body: InstallBody) -> Response[dict[str, Any]]:
+    """The lockfile (docs/lockfile.md) of what ``POST /packs/install`` with this body would install:
+    its plan, with Python requirements resolved (uv) to exact versions and hashes. Synchronous and
+    bounded as ``/packs/plan``; where uv is not available (Lambda) a pack with Python requirements
+    is ``LOCK_UNVERIFIABLE``: lock with the CLI."""
+    from attune_packs.services.lockfile import lock_install
+
+    request = _plan_request(body)
+    locked = lock_install(
+        request, wiring.object_store(), wiring.pack_table(), wiring.settings(), stored_indices=wiring.stored_indices()
+    )
+    return data(locked)
 
 
 @app.get(f"{PREFIX}/packs/installs/<installation_id>")
@@ -339,8 +358,10 @@ def installation(installation_id: str) -> Response[dict[str, Any]]:
 @app.get(f"{PREFIX}/packs/installs/<installation_id>/lock")
 def installation_lockfile(installation_id: str) -> Response[dict[str, Any]]:
     """The lockfile of a finished installation (reports/installs/<id>/lock.json), as stored."""
-    from attune_packs.services.lockfile import read_installation_lock
+    from attune_packs.services.lockfile import installation_lock, read_installation_lock
 
+    status = installations.installation_status(installation_id, wiring.executions(), wiring.object_store())
+    installation_lock(installation_id, status, wiring.object_store(), wiring.pack_table(), wiring.settings())
     return Response(
         status_code=200,
         content_type="application/json",

@@ -6,9 +6,11 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from .artifacts import artifact_matches, seal_manifest
 from .common import write_json
+from .extract_pack import extract
 from .node_env import nodejs_manifest
 from .pack_tests import run_tests_command
 from .python_env import python_manifest
@@ -54,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     short.add_argument("report_uri", nargs="?", default="")
     failed = commands.add_parser("failure-report", help="print the stored report of a cause file")
     failed.add_argument("cause_file")
+    unpack = commands.add_parser("extract", help="unpack a stored canonical pack archive after checking its digest")
+    unpack.add_argument("archive")
+    unpack.add_argument("dest", help="an existing, empty folder")
+    unpack.add_argument("key", nargs="?", help="the stored object's key or URI, naming its sha256")
     run = commands.add_parser("run-tests", help="run the tests of $TEST_CONFIG and write the report")
     run.add_argument("--pack-dir", required=True)
     run.add_argument("--python-version", required=True)
@@ -143,7 +149,15 @@ def _failure_cause(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
+def _extract(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    """A refusal raises ExtractError: the command fails with its code and reason in the build log."""
+    written = extract(Path(args.archive), Path(args.dest), args.key)
+    print(f"{len(written)} member(s) unpacked")
+    return 0
+
+
 COMMANDS = {
+    "extract": _extract,
     "python-manifest": _python_manifest,
     "nodejs-manifest": _nodejs_manifest,
     "seal": _seal,
