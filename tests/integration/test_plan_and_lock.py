@@ -122,6 +122,8 @@ def test_a_lock_installs_identically_on_a_second_empty_stack(tmp_path: Path) -> 
         first = Harness(first_stack)
         lock = planning.lock(first.backend_with_services(), request)
         result = _install_locked(first, request, lock)
+        again = planning.verify_locked(first.backend_with_services(), request, lock)
+        assert set(again.locked or {}) == {"core_utils", "http_tools", "notify_slack"}
         registered = {ref: first.backend.show_pack(ref) for ref in ("core_utils", "http_tools", "notify_slack")}
     # And http_tools' environment was built from the locked, hashed pins (its hash is the lock's)
     [build] = result.output["builds"]
@@ -136,6 +138,8 @@ def test_a_lock_installs_identically_on_a_second_empty_stack(tmp_path: Path) -> 
     assert [(r["name"], r["version"]) for r in python["requirements"]] == [("six", "1.17.0")]
     assert python["requirements"][0]["hashes"] and "--hash=sha256:" in python["compiled"]
 
+    # (and the same lock verifies again on the stack that installed it: its dependencies are
+    # installed with exactly the locked content)
     # When it is installed --locked on a second, empty stack
     with LocalStack(tmp_path / "second") as second_stack:
         second = Harness(second_stack)

@@ -28,6 +28,7 @@ from attune_packs.adapters.dynamodb import PackTable
 from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
 from attune_packs.domain.lockfile import (
     LOCKS_PREFIX,
+    Drift,
     LockedEnvironments,
     LockedNodejs,
     LockedNodePackage,
@@ -220,7 +221,7 @@ def locked_install_request(
     found = lock_install(
         plan_request, store, table, settings, stored_indices=stored_indices, compile_python=compile_python
     )
-    drift = lock_drift(lock, found)
+    drift = [d for d in lock_drift(lock, found) if not _installed_as_locked(d, lock, table)]
     if lock.target.architecture != settings.target_architecture:
         drift.insert(0, _target_drift(lock.target.architecture, settings.target_architecture))
     if drift:
@@ -233,6 +234,21 @@ def locked_install_request(
     return InstallRequest(**fields)
 
 
+def _installed_as_locked(drift: Drift, lock: Lockfile, table: PackTable) -> bool:
+    """A locked dependency the plan no longer brings because it is installed already, with exactly
+    the locked content, is no drift (the lock installed again on the same stack)."""
+    if drift.field != "pack" or drift.found is not None:
+        return False
+    locked = lock.pack(drift.pack_ref)
+    current = catalog.read_head(table, drift.pack_ref).current
+    return (
+        locked is not None
+        and current is not None
+        and str(current.get("version")) == locked.pack_version
+        and current.get("checksum") == locked.checksum
+    )
+
+
 def _store_verified_lock(store: ObjectStore, lock: Lockfile) -> str:
     """The verified lock, content-addressed under ``locks/``: the builds read their pins there."""
     text = dump_lockfile(lock).encode()
@@ -241,9 +257,7 @@ def _store_verified_lock(store: ObjectStore, lock: Lockfile) -> str:
     return f"s3://{store.bucket}/{key}"
 
 
-def _target_drift(locked: str, found: str) -> Any:
-    from attune_packs.domain.lockfile import Drift
-
+def _target_drift(locked: str, found: str) -> Drift:
     return Drift(pack_ref="*", field="target.architecture", locked=locked, found=found)
 
 
