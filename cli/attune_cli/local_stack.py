@@ -362,9 +362,15 @@ class LocalStack:
             return hosted.handler(event, LocalContext(hosted.name))
 
     def _install_patches(self) -> None:
+        """Where moto behaves unlike AWS, make it behave as AWS does (each patch says how)."""
+        self._patch_lambda_invoke()
+        self._patch_codebuild()
+        self._patch_task_tokens()
+        self._patch_event_targets()
+
+    def _patch_lambda_invoke(self) -> None:
+        """Lambda invocations of hosted functions call the real handler in-process (moto would use Docker)."""
         from moto.awslambda_simple.models import LambdaSimpleBackend
-        from moto.codebuild.models import CodeBuildBackend
-        from moto.codebuild.responses import CodeBuildResponse
 
         stack = self
         original_invoke = LambdaSimpleBackend.invoke
@@ -388,14 +394,22 @@ class LocalStack:
                 ).encode()
             return json.dumps(result).encode()
 
+        self._patch(LambdaSimpleBackend, "invoke", invoke)
+
+    def _patch_codebuild(self) -> None:
+        """StartBuild runs the buildspec on the local runner (moto never runs a build); an idempotency
+        token starts one build; BatchGetBuilds answers from every project's history."""
+        from moto.codebuild.models import CodeBuildBackend
+        from moto.codebuild.responses import CodeBuildResponse
+        from moto.core.responses import ActionResult
+
+        stack = self
         original_start = CodeBuildResponse.start_build
         tokens: dict[str, dict[str, Any]] = {}
 
         def start_build(response: Any) -> Any:
             token = response._get_param("idempotencyToken")
             if token and token in tokens:
-                from moto.core.responses import ActionResult
-
                 return ActionResult({"build": tokens[token]})
             result = original_start(response)
             project = response._get_param("projectName")
@@ -414,11 +428,17 @@ class LocalStack:
         def batch_get_builds(backend: Any, ids: list[str]) -> list[dict[str, Any]]:
             return [b for history in backend.build_metadata_history.values() for b in history if b["id"] in ids]
 
+        self._patch(CodeBuildResponse, "start_build", start_build)
+        self._patch(CodeBuildBackend, "batch_get_builds", batch_get_builds)
+
+    def _patch_task_tokens(self) -> None:
+        """A task token answers once (moto accepts a second answer; AWS raises TaskTimedOut), and
+        SendTaskFailure keeps its ``cause`` (moto 5.2 drops it; it carries build logs)."""
         from moto.core.responses import EmptyResult
         from moto.stepfunctions.parser.api import TaskTimedOut
         from moto.stepfunctions.responses import StepFunctionResponse
 
-        answered: set[str] = set()  # moto accepts a second answer to a task token; AWS refuses it
+        answered: set[str] = set()
         answering = threading.Lock()
 
         def answer_once(token: str, deliver: Callable[[], Any]) -> Any:
@@ -430,7 +450,6 @@ class LocalStack:
                 return result
 
         def send_task_failure(response: Any) -> Any:
-            # moto 5.2 drops the ``cause`` of SendTaskFailure; AWS keeps it (it carries build logs).
             token = response._get_param("taskToken")
             answer_once(
                 token,
@@ -445,13 +464,18 @@ class LocalStack:
         def send_task_success(response: Any) -> Any:
             return answer_once(response._get_param("taskToken"), lambda: original_success(response))
 
+        self._patch(StepFunctionResponse, "send_task_failure", send_task_failure)
+        self._patch(StepFunctionResponse, "send_task_success", send_task_success)
+
+    def _patch_event_targets(self) -> None:
+        """Rule matches reach hosted Lambda targets asynchronously, as on AWS (moto delivers to queues
+        and logs only)."""
         from moto.events.models import Rule
 
+        stack = self
         original_send = Rule.send_to_targets
 
         def send_to_targets(rule: Any, event: Any, transform_input: bool = True) -> None:
-            # moto delivers rule matches to queues and logs only; AWS also invokes Lambda targets
-            # (asynchronously). Deliver to hosted functions the same way.
             hosted = [str(t.get("Arn", "")).rsplit(":function:", 1)[-1] for t in rule.targets]
             if not all(name in stack.functions for name in hosted):
                 original_send(rule, event, transform_input)
@@ -461,11 +485,6 @@ class LocalStack:
                     threading.Thread(target=stack._invoke_quietly, args=(name, dict(event)), daemon=True).start()
 
         self._patch(Rule, "send_to_targets", send_to_targets)
-        self._patch(LambdaSimpleBackend, "invoke", invoke)
-        self._patch(StepFunctionResponse, "send_task_failure", send_task_failure)
-        self._patch(StepFunctionResponse, "send_task_success", send_task_success)
-        self._patch(CodeBuildResponse, "start_build", start_build)
-        self._patch(CodeBuildBackend, "batch_get_builds", batch_get_builds)
 
     def _patch(self, owner: Any, name: str, replacement: Any) -> None:
         self._patches.append((owner, name, getattr(owner, name)))

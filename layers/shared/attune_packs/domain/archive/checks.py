@@ -43,6 +43,7 @@ _COMPONENT_DIRS = frozenset(
         "runtimes",
         "permission_sets",
         "queues",
+        "aliases",
     }
 )
 _COMPONENT_SUFFIXES = (".yaml", ".yml", ".json")
