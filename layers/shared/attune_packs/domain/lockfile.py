@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from attune_packs.errors import InvalidRequestError
 
-LOCKFILE_VERSION = 1
+LOCKFILE_VERSION: Literal[1] = 1
 LOCKS_PREFIX = "locks/"  # verified lockfiles of locked installations: locks/<sha256 of the text>.json
 MAX_LOCKFILE_BYTES = 2 * 2**20
 _SHA256 = r"^sha256:[0-9a-f]{64}$"
