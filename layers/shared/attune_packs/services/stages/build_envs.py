@@ -156,7 +156,7 @@ def build_variables(
         "PYTHON_VERSION": options.python_version,
         "PYTHON_PLATFORM": PYTHON_PLATFORMS.get(architecture, PYTHON_PLATFORMS["arm64"]),
         "PYTHON_REQUIREMENTS": python_requirements_variable(plan),
-        "PYTHON_REQUIRE_HASHES": "1" if any(p.sources == (LOCKED_SOURCE,) for p in plan.envs) else "",
+        "HASH_FLAG": "--require-hashes" if any(p.sources == (LOCKED_SOURCE,) for p in plan.envs) else "",
         "BUILD_NODEJS": "1" if "nodejs" in missing else "0",
         "NODEJS_ENV_HASH": hashes.get("nodejs", ""),
         "NODEJS_VERSION": options.nodejs_version,
