@@ -512,7 +512,15 @@ class InstallRequest(Request):
         default=None, description="set by install --locked: the stored lockfile whose Python pins the builds install"
     )
     started_by: str | None = Field(
-        default=None, max_length=1200, description="what started it: an uploaded object, a client"
+        default=None,
+        max_length=1200,
+        description="who started it, set by the installer only: the authenticated principal (api:<token id>) "
+        "or the uploaded object; never taken from a request body",
+    )
+    client_label: str | None = Field(
+        default=None,
+        max_length=200,
+        description="UNTRUSTED: a free label the client chose (a user name, a ticket); shown, never relied on",
     )
 
     @model_validator(mode="after")

@@ -121,7 +121,8 @@ class S3ObjectStore:
 
         try:
             version = {"VersionId": location.version_id} if location.version_id else {}
-            return self._s3.get_object(Bucket=location.bucket, Key=location.key, **version)["Body"]
+            body: BinaryIO = self._s3.get_object(Bucket=location.bucket, Key=location.key, **version)["Body"]
+            return body
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in {"NoSuchKey", "404", "NotFound"}:
