@@ -157,6 +157,23 @@ class ApiBackend:
         data = self._call("POST", "/packs/install", json=body)["data"]
         return Execution(arn=data["installation_id"], name=data["installation_id"])
 
+    def start_locked_install(self, request: InstallRequest, lock: dict[str, Any]) -> Execution:
+        """The stack verifies the lock (LOCK_MISMATCH if anything moved) and installs exactly it."""
+        body = request.model_dump(mode="json", exclude={"started_by", "locked", "locked_requirements"})
+        data = self._call("POST", "/packs/install", json={**body, "lock": lock})["data"]
+        return Execution(arn=data["installation_id"], name=data["installation_id"])
+
+    def plan(self, request: InstallRequest) -> dict[str, Any]:
+        body = request.model_dump(mode="json", exclude={"started_by", "locked", "locked_requirements"})
+        return dict(self._call("POST", "/packs/plan", json=body)["data"])
+
+    def lock(self, request: InstallRequest) -> dict[str, Any]:
+        body = request.model_dump(mode="json", exclude={"started_by", "locked", "locked_requirements"})
+        return dict(self._call("POST", "/packs/lock", json=body)["data"])
+
+    def installation_lock(self, installation_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/packs/installs/{installation_id}/lock"))
+
     def execution_arn(self, installation_id: str) -> str:
         return installation_id
 

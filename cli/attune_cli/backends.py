@@ -44,6 +44,9 @@ class Backend:
         self.state_machine_arn = state_machine_arn
         self.s3 = s3
         self.bucket = bucket
+        # The environment of the stack's API function: the local stack runs synchronous services
+        # (plan, lock) in-process with it (see attune_cli.planning). None: use the API.
+        self.service_environment: dict[str, str] | None = None
 
     def upload(self, archive: Path) -> str:
         """Put the archive under uploads/ (as a client would); returns the installation it starts."""
@@ -169,9 +172,11 @@ def local_backend(state_dir: Path | None) -> Iterator[Backend]:
 
     with LocalStack(state_dir) as stack:
         table = DynamoPackTable(stack.client("dynamodb"), stack.table)
-        yield Backend(
+        backend = Backend(
             stack.client("stepfunctions"), table, stack.state_machine_arn, s3=stack.client("s3"), bucket=stack.bucket
         )
+        backend.service_environment = stack.functions[stack.names["ServeApiFunction"]].environment
+        yield backend
 
 
 @contextmanager

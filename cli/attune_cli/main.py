@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from attune_cli import render
+from attune_cli import plan_commands, render
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 64
 
@@ -69,38 +69,53 @@ def _source(text: str) -> str:
     return text
 
 
-def cmd_install(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
+def install_request(args: argparse.Namespace) -> Any:
+    """The InstallRequest of ``install``, ``plan`` and ``lock`` (pydantic's ValidationError if invalid)."""
     from attune_packs.models import InstallRequest
 
     registry = args.registry or os.environ.get("ATTUNE_REGISTRY")
     if registry and "://" not in registry:
         registry = str(Path(registry).expanduser().resolve())
+    return InstallRequest(
+        packs=[_source(s) for s in args.sources],
+        registry_url=registry,
+        skip_dependencies=args.skip_dependencies,
+        skip_env_build=args.skip_env_build,
+        skip_tests=getattr(args, "skip_tests", False),
+        skip_validation=args.skip_validation,
+        force=args.force,
+        force_rebuild=getattr(args, "force_rebuild", False),
+        skip_python=args.skip_python,
+        skip_nodejs=args.skip_nodejs,
+        python_version=args.python_version,
+        nodejs_version=args.nodejs_version,
+        allow_unpinned=args.allow_unpinned,
+    )
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    if not args.sources and not args.locked:
+        print("attune-packs: give SOURCE... or --locked FILE", file=sys.stderr)
+        return EXIT_USAGE
+    if args.locked and not args.sources:
+        args.sources = plan_commands.lock_sources(args.locked)
     try:
-        request = InstallRequest(
-            packs=[_source(s) for s in args.sources],
-            registry_url=registry,
-            skip_dependencies=args.skip_dependencies,
-            skip_env_build=args.skip_env_build,
-            skip_tests=args.skip_tests,
-            skip_validation=args.skip_validation,
-            force=args.force,
-            force_rebuild=args.force_rebuild,
-            skip_python=args.skip_python,
-            skip_nodejs=args.skip_nodejs,
-            python_version=args.python_version,
-            nodejs_version=args.nodejs_version,
-            allow_unpinned=args.allow_unpinned,
-        )
+        request = install_request(args)
     except ValidationError as exc:
         print(f"attune-packs: invalid request: {exc}", file=sys.stderr)
         return EXIT_USAGE
     progress = render.Progress(enabled=not args.quiet, stream=sys.stderr)
     with _backend(args) as backend:
-        execution = backend.start_install(request)
+        if args.locked:  # verified before anything starts: LOCK_MISMATCH names what moved
+            request, execution = plan_commands.start_locked(backend, request, args.locked)
+        else:
+            execution = backend.start_install(request)
         progress.started(execution.name)
         result = backend.follow(execution.arn, progress.event)
+        if args.lock_out and result.status == "SUCCEEDED":
+            plan_commands.write_installation_lock(backend, request, execution.name, result, args.lock_out)
     report = render.install_report(execution.name, result)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -448,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install.add_argument(
         "sources",
-        nargs="+",
+        nargs="*",
         metavar="SOURCE",
         help="registry name (slack, slack@2.1.0, 'slack@>=2,<3'), s3://bucket/key, or a local archive",
     )
@@ -547,6 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reset", parents=[common], help="stop the local stack and forget every installed pack and environment"
     )
     reset.set_defaults(func=cmd_local_reset)
+    plan_commands.add_parsers(sub, common, install)
     return parser
 
 

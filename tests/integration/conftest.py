@@ -34,6 +34,11 @@ class Harness:
         execution = self.backend.start_install(InstallRequest(packs=list(packs), **options))
         return self.backend.follow(execution.arn, lambda _event: None, poll_seconds=0.2, timeout=900)
 
+    def backend_with_services(self) -> Backend:
+        """The backend with the stack's API function settings, for in-process services (plan, lock)."""
+        self.backend.service_environment = self.stack.functions[self.stack.names["ServeApiFunction"]].environment
+        return self.backend
+
     def keys(self, prefix: str) -> list[str]:
         s3 = self.stack.client("s3")
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.stack.bucket, Prefix=prefix)

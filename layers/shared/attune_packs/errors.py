@@ -139,3 +139,10 @@ class IdempotencyMismatchError(TerminalError):
     """The same idempotency key (or execution name) was used with a different request (HTTP 409)."""
 
     default_code = "IDEMPOTENCY_MISMATCH"
+
+
+class LockMismatchError(TerminalError):
+    """``install --locked``: what the sources give now differs from the lockfile (HTTP 409).
+    ``details`` lists every drift: pack, field, locked value, found value."""
+
+    default_code = "LOCK_MISMATCH"

@@ -77,6 +77,15 @@ class PackFailure(Response):
 # --- Download -----------------------------------------------------------------------------------
 
 
+class LockPin(Request):
+    """What a lockfile pins for one pack (``install --locked``): the download stage refuses any
+    other content with ``LOCK_MISMATCH``."""
+
+    pack_version: str = Field(max_length=256)
+    checksum: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    git_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
 class DownloadRequest(Reported):
     packs: list[str] = Field(
         min_length=1,
@@ -97,6 +106,11 @@ class DownloadRequest(Reported):
     # Archives already downloaded by an earlier round (the dependency loop); they are carried
     # into ``pack_paths`` of the response so the next stage sees the whole set.
     known_pack_paths: list[str] = Field(default_factory=list, max_length=MAX_PACKS_PER_INSTALLATION)
+    locked: dict[str, LockPin] | None = Field(
+        default=None,
+        max_length=MAX_PACKS_PER_INSTALLATION,
+        description="pack ref -> pins of a lockfile: a pack not pinned, or other content, is LOCK_MISMATCH",
+    )
 
     @field_validator("destination")
     @classmethod
@@ -251,6 +265,12 @@ class DependenciesResponse(ReportedResponse):
 class BuildOptions(Request):
     python_version: str = "3.12"
     nodejs_version: str = "20"
+    locked_requirements: str | None = Field(
+        default=None,
+        pattern=r"^s3://[^/]+/locks/[0-9a-f]{64}\.json$",
+        description="a verified lockfile (install --locked): Python environments install its pinned, hashed "
+        "requirements with --require-hashes",
+    )
     skip_python: bool = False
     skip_nodejs: bool = False
     force_rebuild: bool = False
@@ -483,6 +503,14 @@ class InstallRequest(Request):
     python_version: str = "3.12"
     nodejs_version: str = "20"
     build_timeout: int = Field(default=1800, ge=60, le=28_800)
+    locked: dict[str, LockPin] | None = Field(
+        default=None,
+        max_length=MAX_PACKS_PER_INSTALLATION,
+        description="set by install --locked (from a verified lockfile): the download stages enforce these pins",
+    )
+    locked_requirements: str | None = Field(
+        default=None, description="set by install --locked: the stored lockfile whose Python pins the builds install"
+    )
     started_by: str | None = Field(
         default=None,
         max_length=1200,
@@ -505,12 +533,14 @@ class InstallRequest(Request):
             timeout=self.timeout,
             verify_ssl=self.verify_ssl,
             allow_unpinned=self.allow_unpinned,
+            locked=self.locked,
         )
         BuildOptions(
             python_version=self.python_version,
             nodejs_version=self.nodejs_version,
             skip_python=self.skip_python,
             skip_nodejs=self.skip_nodejs,
+            locked_requirements=self.locked_requirements,
             force_rebuild=self.force_rebuild,
             skip_tests=self.skip_tests,
             timeout=self.build_timeout,

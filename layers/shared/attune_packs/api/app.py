@@ -65,7 +65,13 @@ _STATUS = [
 ]
 
 # Codes that mean "the registry's state does not allow this now": a conflict, not a bad request.
-_CONFLICT_CODES = {"PACK_HAS_DEPENDENTS", "DEPENDENT_CONFLICT", "DEPENDENCY_CHANGED", "ROLLBACK_UNAVAILABLE"}
+_CONFLICT_CODES = {
+    "PACK_HAS_DEPENDENTS",
+    "DEPENDENT_CONFLICT",
+    "DEPENDENCY_CHANGED",
+    "ROLLBACK_UNAVAILABLE",
+    "LOCK_MISMATCH",
+}
 # Codes that are about the size of what was sent.
 _TOO_LARGE_CODES = {"PAYLOAD_TOO_LARGE", "UPLOAD_TOO_LARGE"}
 

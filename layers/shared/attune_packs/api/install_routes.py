@@ -17,7 +17,6 @@ from attune_packs import wiring
 from attune_packs.api.app import PREFIX, app, body_bytes, data, header, principal
 from attune_packs.api.bounds import MAX_MULTIPART_BYTES
 from attune_packs.api.openapi import responses
-from attune_packs.edge import parse_request
 from attune_packs.errors import InvalidRequestError
 from attune_packs.models import MAX_PACKS_PER_INSTALLATION, InstallRequest
 from attune_packs.services import installations
@@ -38,6 +37,9 @@ class InstallBody(InstallRequest):
     source: str | None = Field(default=None, max_length=2048, description="Attune's single source")
     skip_deps: bool | None = Field(default=None, description="Attune's name for skip_dependencies")
     started_by: SkipJsonSchema[str | None] = None
+    lock: dict[str, Any] | None = Field(
+        default=None, description="a lockfile (docs/lockfile.md): install exactly it, or LOCK_MISMATCH (409)"
+    )
 
     @model_validator(mode="after")
     def _stages_accept_it(self) -> InstallBody:
@@ -69,14 +71,9 @@ def install(body: InstallBody) -> Response[Any]:
             "started_by is set by the installer (the authenticated principal); put a label in client_label",
             details=[{"field": "started_by", "problem": "set by the installer"}],
         )
-    packs = [*body.packs, *([body.source] if body.source else [])]
-    if not packs:
-        raise InvalidRequestError("give packs[] or source", details=[{"field": "packs", "problem": "empty"}])
-    fields = body.model_dump(exclude={"packs", "source", "skip_deps", "started_by"})
-    if body.skip_deps is not None:
-        fields["skip_dependencies"] = body.skip_deps
-    request = parse_request(InstallRequest, {"packs": packs, **fields})
-    return data(_start(request), status=202)
+    from attune_packs.api.plan_routes import install_request
+
+    return data(_start(install_request(body)), status=202)
 
 
 class InstallationStatus(BaseModel):
@@ -94,7 +91,14 @@ class InstallationStatus(BaseModel):
 def installation(installation_id: str) -> Response[Any]:
     if installation_id.startswith("build-"):
         return data(installations.async_build_status(installation_id, wiring.object_store()))
-    return data(installations.installation_status(installation_id, wiring.executions(), wiring.object_store()))
+    from attune_packs.services.lockfile import installation_lock
+
+    status = installations.installation_status(installation_id, wiring.executions(), wiring.object_store())
+    status["lock"] = installation_lock(
+        installation_id, status, wiring.object_store(), wiring.pack_table(), wiring.settings()
+    )
+    status["lock_url"] = f"{PREFIX}/packs/installs/{installation_id}/lock" if status["lock"] else None
+    return data(status)
 
 
 class UploadBody(BaseModel):

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler import Response
 
 # Importing registers the routes; install_routes (/packs/installs/{id}) before pack_routes, whose
 # /packs/{ref}/{component_type} would match it too.
-from attune_packs.api import admin_routes, install_routes, pack_routes, stage_routes  # noqa: F401
+from attune_packs.api import admin_routes, install_routes, pack_routes, plan_routes, stage_routes  # noqa: F401
 from attune_packs.api.app import PREFIX, app, error_response, guard, handle, status_of
 from attune_packs.api.openapi import truthful
 

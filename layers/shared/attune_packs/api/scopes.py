@@ -25,6 +25,10 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
     # installations and uploads
     ("POST", "/packs/install"): "install",
     ("GET", "/packs/installs/{installation_id}"): "read",
+    ("GET", "/packs/installs/{installation_id}/lock"): "read",
+    # plan and lock (they download, as an install does)
+    ("POST", "/packs/plan"): "install",
+    ("POST", "/packs/lock"): "install",
     ("POST", "/packs/uploads"): "install",
     ("POST", "/packs/upload"): "install",
     # the registry

@@ -44,6 +44,7 @@ from attune_packs.s3_uri import S3Location
 from attune_packs.services.build_reports import failure_message, fetch_excerpt
 from attune_packs.services.installations import record_async_build
 from attune_packs.services.stages.build_plans import (
+    LOCKED_SOURCE,
     EnvPlan,
     PackPlan,
     TestPlan,
@@ -155,6 +156,7 @@ def build_variables(
         "PYTHON_VERSION": options.python_version,
         "PYTHON_PLATFORM": PYTHON_PLATFORMS.get(architecture, PYTHON_PLATFORMS["arm64"]),
         "PYTHON_REQUIREMENTS": python_requirements_variable(plan),
+        "HASH_FLAG": "--require-hashes" if any(p.sources == (LOCKED_SOURCE,) for p in plan.envs) else "",
         "BUILD_NODEJS": "1" if "nodejs" in missing else "0",
         "NODEJS_ENV_HASH": hashes.get("nodejs", ""),
         "NODEJS_VERSION": options.nodejs_version,

@@ -30,9 +30,17 @@ from typing import Any
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.buildspec.build_tools import summarise
 from attune_packs.buildspec.bundle import recipe_digest
-from attune_packs.domain.runtime import nodejs_env_hash, pack_requirements, python_env_hash
+from attune_packs.domain.lockfile import LOCKS_PREFIX, parse_lockfile
+from attune_packs.domain.runtime import (
+    PythonRequirementSet,
+    nodejs_env_hash,
+    pack_requirements,
+    parse_requirements,
+    python_env_hash,
+)
+from attune_packs.errors import ConfigurationError
 from attune_packs.models import BuildOptions, BuiltEnvironment, EnvironmentArtifact
-from attune_packs.s3_uri import S3Location
+from attune_packs.s3_uri import S3Location, parse_s3_uri
 from attune_packs.services.build_reports import valid_test_result
 from attune_packs.services.stages.npm_sources import NpmSourcePolicy, check_node_sources
 from attune_packs.services.stored_packs import StoredPack
@@ -104,12 +112,25 @@ class PackPlan:
         )
 
 
+LOCKED_SOURCE = "attune-packs.lock"
+
+
 def plan_environments(
-    pack: StoredPack, options: BuildOptions, architecture: str, npm: NpmSourcePolicy | None = None
+    pack: StoredPack,
+    options: BuildOptions,
+    architecture: str,
+    npm: NpmSourcePolicy | None = None,
+    locked_python: str | None = None,
 ) -> list[EnvPlan]:
+    """``locked_python``: the compiled, hashed requirements a lockfile pins for this pack; the
+    environment is then theirs (its hash, and the lines the build installs with --require-hashes)."""
     contents = pack.contents
     plans = []
     requirements = pack_requirements(contents) if not options.skip_python else None
+    if requirements is not None and locked_python is not None:  # install --locked: the lock's pins
+        requirements = PythonRequirementSet(
+            parse_requirements(locked_python.encode(), source=LOCKED_SOURCE), [], (LOCKED_SOURCE,)
+        )
     if requirements is not None:  # requirements.txt (with its -r includes) and meta.python_dependencies
         env_hash = python_env_hash(
             requirements.requirements, python_version=options.python_version, architecture=architecture
@@ -256,6 +277,22 @@ def artifact_from_manifest(bucket: str, plan: EnvPlan, manifest: Any, *, cached:
     )
 
 
+def locked_requirements(store: ObjectStore, options: BuildOptions, pack: StoredPack) -> str | None:
+    """The Python pins of ``pack`` in the verified lockfile of a locked installation, if any."""
+    if options.locked_requirements is None or options.skip_python:
+        return None
+    location = parse_s3_uri(options.locked_requirements)
+    if location.bucket != store.bucket or not location.key.startswith(LOCKS_PREFIX):
+        raise ConfigurationError(f"{options.locked_requirements} is not a lockfile stored by this installer")
+    locked = parse_lockfile(json.dumps(store.get_json(location))).pack(pack.contents.ref)
+    python = locked.environments.python if locked is not None else None
+    if locked is None or python is None or python.compiled is None:
+        return None
+    if not python.compiled.strip():
+        return None
+    return python.compiled
+
+
 def prepare(
     pack: StoredPack,
     options: BuildOptions,
@@ -264,7 +301,7 @@ def prepare(
     npm: NpmSourcePolicy | None = None,
 ) -> PackPlan:
     """What ``pack`` has, what of it is stored, and what a build must still do."""
-    envs = plan_environments(pack, options, architecture, npm)
+    envs = plan_environments(pack, options, architecture, npm, locked_requirements(store, options, pack))
     tests = plan_tests(pack, options, envs, architecture)
     plan = PackPlan(pack=pack, envs=envs, cached={}, tests=tests)
     if tests is not None and not tests.run:

@@ -38,14 +38,23 @@ from attune_packs.domain.archive import (
     scan_archive,
     write_canonical,
 )
+from attune_packs.domain.lockfile import drift_message, pin_drift
 from attune_packs.domain.manifest import PackManifest, read_pack
 from attune_packs.domain.registry_index import IndexEntry, InstallSource, RegistryIndex, find_entry, parse_registry_ref
-from attune_packs.errors import ArchiveError, AttuneError, ChecksumMismatchError, SourceError, TransientError
+from attune_packs.errors import (
+    ArchiveError,
+    AttuneError,
+    ChecksumMismatchError,
+    LockMismatchError,
+    SourceError,
+    TransientError,
+)
 from attune_packs.models import (
     MAX_PACKS_PER_INSTALLATION,
     DownloadedPack,
     DownloadRequest,
     DownloadResponse,
+    LockPin,
     PackFailure,
     SourceType,
 )
@@ -178,7 +187,10 @@ def download_packs(
             failed.append(_too_many(source))
             continue
         try:
-            downloaded.append(_download_one(source, context))
+            pack = _download_one(source, context)
+            if request.locked is not None:
+                _check_pins(pack, request.locked)
+            downloaded.append(pack)
         except AttuneError as exc:
             failed.append(PackFailure(source=source, **_failure_fields(exc)))
     pack_paths = list(dict.fromkeys([*request.known_pack_paths, *(d.archive for d in downloaded)]))
@@ -190,6 +202,14 @@ def download_packs(
         success_count=len(downloaded),
         failure_count=len(failed),
     )
+
+
+def _check_pins(pack: DownloadedPack, pins: dict[str, LockPin]) -> None:
+    """``install --locked``: only the locked content of a locked pack (the archive stays stored,
+    content-addressed, and is never registered)."""
+    drift = pin_drift(pack.pack_ref, pack.pack_version, pack.checksum, pack.git_commit, pins)
+    if drift:
+        raise LockMismatchError(drift_message(drift), details=[d.model_dump(mode="json") for d in drift])
 
 
 def _failure_fields(exc: AttuneError) -> dict[str, object]:
