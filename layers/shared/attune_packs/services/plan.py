@@ -165,16 +165,15 @@ def _resolve(
     downloads: _Downloads,
 ) -> tuple[DependenciesResponse | None, int]:
     """The download stage, then the dependencies stage and its download loop."""
-    common = {
-        "registry_url": request.registry_url,
-        "ref_spec": request.ref_spec,
-        "timeout": request.timeout,
-        "verify_ssl": request.verify_ssl,
-        "allow_unpinned": request.allow_unpinned,
-    }
-    first = download_packs(
-        DownloadRequest(packs=request.packs, **common), store, settings, stored_indices=stored_indices
+    common = DownloadRequest(
+        packs=request.packs,
+        registry_url=request.registry_url,
+        ref_spec=request.ref_spec,
+        timeout=request.timeout,
+        verify_ssl=request.verify_ssl,
+        allow_unpinned=request.allow_unpinned,
     )
+    first = download_packs(common, store, settings, stored_indices=stored_indices)
     downloads.add(first.downloaded_packs, first.failed_packs)
     paths = first.pack_paths
     if not paths:
@@ -197,7 +196,9 @@ def _resolve(
         if request.skip_dependencies or not deps.missing_dependencies or rounds >= settings.max_dependency_rounds:
             return deps, rounds
         more = download_packs(
-            DownloadRequest(packs=deps.missing_dependencies, known_pack_paths=paths, **common),
+            DownloadRequest.model_validate(
+                common.model_dump() | {"packs": deps.missing_dependencies, "known_pack_paths": paths}
+            ),
             store,
             settings,
             stored_indices=stored_indices,
