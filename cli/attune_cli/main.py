@@ -18,13 +18,10 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from attune_cli import plan_commands, render
+from attune_cli import local_commands, plan_commands, render
+from attune_cli.local_commands import state_dir
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 64
-
-
-def _state_dir(args: argparse.Namespace) -> Path:
-    return Path(args.state_dir or os.environ.get("ATTUNE_LOCAL_STATE") or ".attune/local").resolve()
 
 
 def in_process() -> bool:
@@ -43,7 +40,7 @@ def _local_api(args: argparse.Namespace) -> Any:
     from attune_cli.api_client import ApiBackend
     from attune_cli.service import ensure_service
 
-    info = ensure_service(_state_dir(args))
+    info = ensure_service(state_dir(args))
     return ApiBackend(info.url, info.token, poll_seconds=0.2)
 
 
@@ -57,7 +54,7 @@ def _backend(args: argparse.Namespace) -> AbstractContextManager[Any]:
         if url:
             return nullcontext(ApiBackend(url, token))
     if args.stack_name or in_process():
-        return open_backend(stack_name=args.stack_name, state_dir=_state_dir(args))
+        return open_backend(stack_name=args.stack_name, state_dir=state_dir(args))
     return nullcontext(_local_api(args))
 
 
@@ -326,7 +323,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             else:
                 result = api.tokens("DELETE", f"/{args.token_id}")
         else:
-            with open_backend(stack_name=args.stack_name, state_dir=_state_dir(args)) as backend:
+            with open_backend(stack_name=args.stack_name, state_dir=state_dir(args)) as backend:
                 if args.action == "create":
                     created = tokens.create_token(
                         backend.table, name=args.name, scopes=args.scopes, ttl_days=args.ttl_days
@@ -349,75 +346,6 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_local_serve(args: argparse.Namespace) -> int:
-    """The local service in the foreground (Ctrl-C stops it); CLI commands use it while it runs."""
-    from attune_cli.service import serve, service_info
-
-    state = _state_dir(args)
-    running = service_info(state)
-    if running is not None:
-        where = f"pid {running.pid}, {running.url}"
-        print(f"attune-packs: the local stack already runs for {state} ({where})", file=sys.stderr)
-        return EXIT_FAILED
-
-    def announce(url: str, stack: Any) -> None:
-        print(f"Attune Pack Installer API on {url}/api/v1 (Ctrl-C to stop)", flush=True)
-        if args.admin_token:
-            from attune_packs.adapters.dynamodb import DynamoPackTable
-            from attune_packs.services.tokens import create_token
-
-            table = DynamoPackTable(stack.client("dynamodb"), stack.table)
-            created = create_token(table, name="local-admin", scopes=["admin"], ttl_days=1)
-            print(f"admin token (1 day): {created.token}", flush=True)
-
-    serve(state, args.port, announce=announce)
-    return EXIT_OK
-
-
-def cmd_local_start(args: argparse.Namespace) -> int:
-    from attune_cli.service import ensure_service
-
-    info = ensure_service(_state_dir(args), port=args.port)
-    print(f"local stack running: {info.url}/api/v1 (pid {info.pid}, state {info.state_dir})")
-    return EXIT_OK
-
-
-def cmd_local_stop(args: argparse.Namespace) -> int:
-    from attune_cli.service import stop_service
-
-    info = stop_service(_state_dir(args))
-    print(f"local stack stopped (pid {info.pid}); state kept in {info.state_dir}" if info else "not running")
-    return EXIT_OK
-
-
-def cmd_local_status(args: argparse.Namespace) -> int:
-    from attune_cli.service import service_info
-
-    state = _state_dir(args)
-    info = service_info(state)
-    status = {"running": info is not None, "state_dir": str(state)}
-    if info is not None:
-        status.update(pid=info.pid, url=f"{info.url}/api/v1")
-    if args.json:
-        print(json.dumps(status, indent=2))
-    elif info is not None:
-        print(f"local stack running: {info.url}/api/v1 (pid {info.pid}, state {state})")
-    else:
-        print(f"local stack not running (state {state})")
-    return EXIT_OK if info is not None else EXIT_PARTIAL
-
-
-def cmd_local_reset(args: argparse.Namespace) -> int:
-    from attune_cli.local_stack import reset_state
-    from attune_cli.service import stop_service
-
-    state = _state_dir(args)
-    stop_service(state)
-    reset_state(state)
-    print(f"local stack state removed ({state})")
-    return EXIT_OK
-
-
 def _add_test_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     tests = sub.add_parser("tests", parents=[common], help="list a pack's test executions, newest first (API)")
     tests.add_argument("ref", metavar="REF", help="an installed pack")
@@ -432,7 +360,8 @@ def _add_test_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     test.set_defaults(func=cmd_test)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common_options() -> argparse.ArgumentParser:
+    """Options every command takes: where it runs, and JSON output."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     common.add_argument(
@@ -444,17 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--state-dir", metavar="DIR", help="local stack state folder (default .attune/local)")
     common.add_argument("--api-url", metavar="URL", help="a deployed stack's API (ApiUrl output; env ATTUNE_API_URL)")
     common.add_argument("--token", metavar="TOKEN", help="API bearer token (env ATTUNE_TOKEN)")
+    return common
 
-    parser = argparse.ArgumentParser(
-        prog="attune-packs",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  attune-packs install --registry examples/index.json notify_slack\n"
-        "  attune-packs install ./my_pack.tar.gz s3://bucket/uploads/other.zip\n"
-        "  attune-packs list\n  attune-packs show http_tools --json",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
 
+def _add_install(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     install = sub.add_parser(
         "install",
         parents=[common],
@@ -481,7 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--nodejs-version", default="20", help="Node.js major version of the environments (20)")
     install.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     install.set_defaults(func=cmd_install)
+    return install
 
+
+def _add_registry_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Reading and changing what is installed: status, list, show, remove, rollback, components, upload."""
     status = sub.add_parser("status", parents=[common], help="show an installation's state and results")
     status.add_argument("installation_id")
     status.set_defaults(func=cmd_status)
@@ -497,10 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
         "remove",
         parents=[common],
         help="remove an installed pack (its version history is kept)",
-        description="Remove a pack: refused while installed packs depend on it, unless --force.",
+        description="Remove a pack: refused while installed packs depend on it, or for a system pack, unless --force.",
     )
     remove.add_argument("ref")
-    remove.add_argument("--force", action="store_true", help="remove it even though installed packs depend on it")
+    remove.add_argument(
+        "--force", action="store_true", help="remove it although installed packs depend on it, or it is a system pack"
+    )
     remove.set_defaults(func=cmd_remove)
 
     rollback = sub.add_parser(
@@ -529,8 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     upload.set_defaults(func=cmd_upload)
 
-    _add_test_commands(sub, common)
 
+def _add_token_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     token = sub.add_parser("token", help="manage API tokens (admin)")
     token_sub = token.add_subparsers(dest="action", required=True)
     create = token_sub.add_parser("create", parents=[common], help="create a token (shown once)")
@@ -545,23 +473,23 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("token_id")
     revoke.set_defaults(func=cmd_token)
 
-    local = sub.add_parser("local", help="manage the embedded local stack")
-    local_sub = local.add_subparsers(dest="local_command", required=True)
-    serve = local_sub.add_parser("serve", parents=[common], help="run the local stack in the foreground")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--admin-token", action="store_true", help="create and print a one-day admin token")
-    serve.set_defaults(func=cmd_local_serve)
-    start = local_sub.add_parser("start", parents=[common], help="start the local stack in the background")
-    start.add_argument("--port", type=int, default=0, help="its port on 127.0.0.1 (default: any free port)")
-    start.set_defaults(func=cmd_local_start)
-    stop = local_sub.add_parser("stop", parents=[common], help="stop the local stack (its state is kept)")
-    stop.set_defaults(func=cmd_local_stop)
-    local_status = local_sub.add_parser("status", parents=[common], help="is the local stack running, and where")
-    local_status.set_defaults(func=cmd_local_status)
-    reset = local_sub.add_parser(
-        "reset", parents=[common], help="stop the local stack and forget every installed pack and environment"
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="attune-packs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  attune-packs install --registry examples/index.json notify_slack\n"
+        "  attune-packs install ./my_pack.tar.gz s3://bucket/uploads/other.zip\n"
+        "  attune-packs list\n  attune-packs show http_tools --json",
     )
-    reset.set_defaults(func=cmd_local_reset)
+    sub = parser.add_subparsers(dest="command", required=True)
+    install = _add_install(sub, common)
+    _add_registry_commands(sub, common)
+    _add_test_commands(sub, common)
+    _add_token_commands(sub, common)
+    local_commands.add_parsers(sub, common)
     plan_commands.add_parsers(sub, common, install)
     return parser
 
