@@ -127,3 +127,10 @@ class IdempotencyMismatchError(TerminalError):
     """The same idempotency key (or execution name) was used with a different request (HTTP 409)."""
 
     default_code = "IDEMPOTENCY_MISMATCH"
+
+
+class InternalError(TerminalError):
+    """A bug: an exception no stage expected, reported for the one pack it happened to (with the
+    exception type in ``details``) while the rest of the batch goes on."""
+
+    default_code = "INTERNAL_ERROR"

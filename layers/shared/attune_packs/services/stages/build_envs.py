@@ -51,6 +51,7 @@ from attune_packs.models import (
     PackFailure,
 )
 from attune_packs.services.build_reports import failure_message, fetch_excerpt, valid_test_result
+from attune_packs.services.stages.per_pack import PackFailures, bugs_as_internal_errors
 from attune_packs.services.stored_packs import StoredPack, load_pack
 
 PYTHON_PLATFORMS = {"arm64": "aarch64-manylinux_2_28", "x86_64": "x86_64-manylinux_2_28"}
@@ -428,29 +429,30 @@ def handle_build_task(
     """One Map item of the state machine. When nothing is missing (environments stored, tests
     skipped or their report stored) the token is answered now; else a build is started that will
     answer it. Terminal errors propagate: the state machine's Catch records them."""
-    pack = load_pack(task.pack_path, store)
-    plan = prepare(pack, task.options, store, architecture)
-    if not plan.needs_build:
-        result = plan.built(plan.cached, plan.test_result).model_dump(mode="json")
-        if task.report_key:
-            content = json.dumps(result).encode()
-            key = unique_report_key(task.report_key, uuid.uuid4().hex)
-            store.put_bytes(key, content, "application/json")
-            tokens.succeed(task.task_token, reference_answer(result, S3Location(store.bucket, key).uri, content))
-        else:
-            tokens.succeed(task.task_token, task_answer(result))
-        return {"status": "cached", "pack_ref": pack.contents.ref}
-    build_id = start_build(
-        plan,
-        task.options,
-        starter=starter,
-        store=store,
-        architecture=architecture,
-        token=task.task_token,
-        report_key=task.report_key or "",
-    )
-    what = "building" if plan.missing else "testing"
-    return {"status": what, "pack_ref": pack.contents.ref, "build_id": build_id}
+    with bugs_as_internal_errors("build"):
+        pack = load_pack(task.pack_path, store)
+        plan = prepare(pack, task.options, store, architecture)
+        if not plan.needs_build:
+            result = plan.built(plan.cached, plan.test_result).model_dump(mode="json")
+            if task.report_key:
+                content = json.dumps(result).encode()
+                key = unique_report_key(task.report_key, uuid.uuid4().hex)
+                store.put_bytes(key, content, "application/json")
+                tokens.succeed(task.task_token, reference_answer(result, S3Location(store.bucket, key).uri, content))
+            else:
+                tokens.succeed(task.task_token, task_answer(result))
+            return {"status": "cached", "pack_ref": pack.contents.ref}
+        build_id = start_build(
+            plan,
+            task.options,
+            starter=starter,
+            store=store,
+            architecture=architecture,
+            token=task.task_token,
+            report_key=task.report_key or "",
+        )
+        what = "building" if plan.missing else "testing"
+        return {"status": what, "pack_ref": pack.contents.ref, "build_id": build_id}
 
 
 def build_pack_envs(
@@ -467,11 +469,12 @@ def build_pack_envs(
     lines of its log)."""
     started = time.monotonic()
     built: list[BuiltEnvironment] = []
-    failed: list[PackFailure] = []
+    failures = PackFailures("build", propagate_transient=False)
+    failed = failures.failed
     pending: dict[str, PackPlan] = {}
     cache_hits = 0
     for path in dict.fromkeys(request.pack_paths):
-        try:
+        with failures.guard(path):
             pack = load_pack(path, store)
             plan = prepare(pack, request, store, architecture)
             cache_hits += len(plan.cached)
@@ -479,8 +482,6 @@ def build_pack_envs(
                 built.append(plan.built(plan.cached, plan.test_result))
                 continue
             pending[start_build(plan, request, starter=starter, store=store, architecture=architecture)] = plan
-        except AttuneError as exc:
-            failed.append(_failure(path, None, exc))
     deadline = started + codebuild_timeout_minutes(request.timeout) * 60
     while pending:
         for build_id in list(pending):
@@ -489,10 +490,8 @@ def build_pack_envs(
             if status == "IN_PROGRESS":
                 continue
             plan = pending.pop(build_id)
-            try:
+            with failures.guard(plan.pack.uri, plan.pack.contents.ref):
                 built.append(_collect(plan, build_id, build, store, logs))
-            except AttuneError as exc:
-                failed.append(_failure(plan.pack.uri, plan.pack.contents.ref, exc))
         if pending and time.monotonic() > deadline:
             for build_id, plan in pending.items():
                 failed.append(
@@ -523,17 +522,6 @@ def build_pack_envs(
             cache_hits=cache_hits,
             total_duration_ms=int((time.monotonic() - started) * 1000),
         ),
-    )
-
-
-def _failure(source: str, pack_ref: str | None, exc: AttuneError) -> PackFailure:
-    return PackFailure(
-        source=source,
-        pack_ref=pack_ref,
-        error=exc.message,
-        error_code=exc.error_code,
-        retriable=exc.retriable,
-        details=exc.details,
     )
 
 

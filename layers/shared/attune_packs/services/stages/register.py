@@ -50,6 +50,7 @@ from attune_packs.errors import (
     AttuneError,
     BuildError,
     DependencyError,
+    InternalError,
     ManifestError,
     RegistrationConflictError,
     TransientError,
@@ -85,11 +86,11 @@ from attune_packs.services.catalog import (
 )
 from attune_packs.services.reports import read_verified
 from attune_packs.services.stages.dependencies import install_order
+from attune_packs.services.stages.per_pack import PackFailures
 from attune_packs.services.stored_packs import StoredPack, load_pack
 
 SCHEMA_PREFIX = "components/"
 _BULK_FIELDS = ("parameters", "output_schema", "attributes")
-_MAX_DETAILS = 50
 _TEST_RESULT_BYTES = 16 * 1024
 Clock = Callable[[], datetime]
 
@@ -177,15 +178,13 @@ def register_packs(
         clock,
         request.installation_id or f"register-{uuid.uuid4().hex}",
     )
-    failed: list[PackFailure] = []
+    failures = PackFailures("register")
+    failed = failures.failed
     sources: dict[str, str] = {}
     for path in dict.fromkeys(request.pack_paths):
-        try:
+        with failures.guard(path) as attempt:
             pack = load_pack(path, store, table, strict=not request.skip_validation)
-        except TransientError:
-            raise
-        except AttuneError as exc:
-            failed.append(_failure(path, None, exc))
+        if attempt.failed:
             continue
         ref = pack.contents.ref
         if ref in run.manifests:
@@ -214,12 +213,8 @@ def register_packs(
     registered: list[RegisteredPack] = []
     for ref in order:
         pack = run.manifests[ref]
-        try:
+        with failures.guard(pack.uri, ref):
             registered.append(_register_one(pack, builds.get(ref), run))
-        except TransientError:
-            raise
-        except AttuneError as exc:
-            failed.append(_failure(pack.uri, ref, exc))
     summary = RegisterSummary(
         total_packs=len(registered) + len(failed),
         success_count=len(registered),
@@ -230,21 +225,6 @@ def register_packs(
     _record_installation(run, registered, failed, summary)
     return RegisterResponse(
         registered_packs=registered, failed_packs=failed, summary=summary, installation_id=run.installation_id
-    )
-
-
-def _failure(source: str, ref: str | None, exc: AttuneError) -> PackFailure:
-    details = exc.details
-    if isinstance(details, list) and len(details) > _MAX_DETAILS:
-        # Keep results small (they travel through Step Functions): the first problems and a count.
-        details = [*details[:_MAX_DETAILS], {"problem": f"... and {len(details) - _MAX_DETAILS} more"}]
-    return PackFailure(
-        source=source,
-        pack_ref=ref,
-        error=exc.message,
-        error_code=exc.error_code,
-        retriable=exc.retriable,
-        details=details,
     )
 
 
@@ -314,6 +294,12 @@ def _record_installation(
 
 def _environments(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None) -> dict[str, Any]:
     if isinstance(build, FailedBuild):
+        if build.error_type == InternalError.__name__:
+            raise InternalError(
+                f"the environment of {pack.contents.ref} could not be built (internal error in the build stage): "
+                f"{build.error or 'no details reported'}",
+                details={"exception_type": build.error_type, "stage": "build"},
+            )
         raise BuildError(
             f"the environment of {pack.contents.ref} could not be built ({build.error_type}): "
             f"{build.error or 'no details reported'}"
