@@ -145,9 +145,10 @@ class Backend:
         process's S3 client: the local stack's while it runs, else AWS's."""
         from attune_packs.adapters.clients import client
         from attune_packs.adapters.s3 import S3ObjectStore, parse_s3_uri
+        from attune_packs.data.packs import read_pointer
         from attune_packs.errors import NotFoundError
 
-        current = self.table.get_item(f"PACK#{catalog.check_pack_ref(ref)}", "CURRENT")
+        current = read_pointer(self.table, catalog.check_pack_ref(ref))
         if current is None:
             raise NotFoundError(f"pack {ref!r} is not installed")
         return S3ObjectStore(client("s3"), parse_s3_uri(str(current["archive"])).bucket)

@@ -146,6 +146,8 @@ class LocalStack:
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                 "NO_PROXY": "127.0.0.1,localhost",
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+                "POWERTOOLS_METRICS_DISABLED": "true",  # EMF documents would land on the CLI's stdout
             }
         )
         import requests
@@ -408,7 +410,7 @@ class LocalStack:
         def answer_once(token: str, deliver: Callable[[], Any]) -> Any:
             with answering:
                 if token in answered:
-                    raise TaskTimedOut()  # what AWS answers for a token already answered
+                    raise TaskTimedOut("Task Timed Out: the task token was already answered", "TaskTimedOut")  # as AWS
                 result = deliver()  # a refused first answer leaves the token open, as on AWS
                 answered.add(token)
                 return result

@@ -19,7 +19,8 @@ from pydantic import BaseModel
 
 from attune_cli.render import install_report
 from attune_packs.errors import ManifestError, ThrottledError
-from attune_packs.services.stages import build_envs, dependencies, download, register
+from attune_packs.services.stages import build_envs, dependencies, download
+from attune_packs.services.stages.register import run as register_run
 from testkit.pack_archives import pack_files, write_pack
 
 pytestmark = pytest.mark.slow
@@ -73,7 +74,7 @@ INJECTION: dict[str, tuple[Any, str, Callable[..., str]]] = {
     "download": (download, "_download_one", _ref_in_source),
     "dependencies": (dependencies, "runtime_requirements", lambda contents, *_: contents.ref),
     "build": (build_envs, "prepare", lambda pack, *_: pack.contents.ref),
-    "register": (register, "_register_one", lambda pack, *_: pack.contents.ref),
+    "register": (register_run, "_register_one", lambda pack, *_: pack.contents.ref),
 }
 
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import io
 import ipaddress
 import json
 import os
 import socket
 import ssl
-import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +39,7 @@ from attune_packs.models import DownloadRequest, DownloadResponse
 from attune_packs.services.stages.download import download_packs
 from attune_packs.settings import Settings
 from attune_packs.sources.http import Transport, default_tls_context, system_resolver, tcp_connect
+from testkit.pack_archives import tar_gz
 
 BUCKET = "packs"
 HOST = "packs.test"  # resolved by the test resolver to 127.0.0.1; the certificate names it
@@ -421,13 +420,7 @@ def stage() -> Iterator[Stage]:
 
 
 def tar_pack(ref: str, version: str, *, root: str = "") -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, data in {"pack.yaml": pack_yaml(ref, version), "actions/a.yaml": b"name: a\n"}.items():
-            info = tarfile.TarInfo(root + name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return tar_gz({"pack.yaml": pack_yaml(ref, version), "actions/a.yaml": b"name: a\n"}, root=root)
 
 
 def failure(response: DownloadResponse) -> tuple[str, bool]:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +22,10 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from attune_cli.template import StackResources
-from attune_packs.adapters.dynamodb import Condition, DynamoPackTable, Put, TransactionConditionFailed
+from attune_packs.adapters.dynamodb import DynamoPackTable
 from attune_packs.adapters.s3 import S3ObjectStore
+from attune_packs.data.operations import Condition, Put, TransactionConditionFailed
+from attune_packs.data.packs import component_fields
 from attune_packs.errors import DependencyError, NotFoundError, ThrottledError
 from attune_packs.models import RegisterRequest, RegisterResponse
 from attune_packs.services import catalog, lifecycle
@@ -106,7 +110,9 @@ def register(store: S3ObjectStore, table: DynamoPackTable, *paths: str, **option
 
 
 def component_items(table: DynamoPackTable, ref: str) -> list[dict[str, Any]]:
-    return table.query_prefix(f"PACK#{ref}", "COMPONENT#")
+    """The pack's component items, unpacked (not the listings of them)."""
+    items = table.query_prefix(f"PACK#{ref}", "COMPONENT#")
+    return [component_fields(i) for i in items if i["entity"] == "component"]
 
 
 def names(pack: dict[str, Any], kind: str = "actions") -> set[str]:
@@ -386,14 +392,72 @@ class Flaky:
 THROTTLED = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
 
 
-def test_throttled_calls_are_retried_with_backoff_then_reported_retriable(aws: None) -> None:
-    client = boto3.client("dynamodb", region_name="us-east-1")
-    patient = DynamoPackTable(Flaky(client, "query", THROTTLED, 3), TABLE, backoff_base=0.001)
-    assert patient.query_prefix("PACK#x", "CURRENT") == [] and patient.calls == 4
-    impatient = DynamoPackTable(Flaky(client, "query", THROTTLED, 10), TABLE, max_retries=2, backoff_base=0.001)
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def throttling_client(operation: str, attempts: int) -> tuple[Any, list[str]]:
+    """A DynamoDB client with botocore's standard retries (``attempts``) whose ``operation`` is always
+    throttled at the HTTP level; returns it and the list of requests botocore sent."""
+    from botocore.awsrequest import AWSResponse
+    from botocore.config import Config
+
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", config=Config(retries={"mode": "standard", "max_attempts": attempts})
+    )
+    sent: list[str] = []
+
+    def throttle(request: Any, **_: Any) -> AWSResponse | None:
+        target = request.headers.get("X-Amz-Target", b"")
+        name = (target.decode() if isinstance(target, bytes) else str(target)).rpartition(".")[2]
+        if name != operation:
+            return None
+        sent.append(name)
+        body = json.dumps({"__type": "ProvisionedThroughputExceededException", "message": "slow down"}).encode()
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Body(body))
+
+    client.meta.events.register_first("before-send.dynamodb", throttle)
+    return client, sent
+
+
+@pytest.mark.parametrize("operation", ["Query", "GetItem", "BatchWriteItem"])
+def test_one_retry_layer_botocore_retries_throttling_and_the_adapter_does_not_retry_again(
+    aws: None, operation: str
+) -> None:
+    client, sent = throttling_client(operation, attempts=3)
+    table = DynamoPackTable(client, TABLE, backoff_base=0.001)
+    call = {
+        "Query": lambda: table.query_prefix("PACK#x", "CURRENT"),
+        "GetItem": lambda: table.get_item("PACK#x", "CURRENT"),
+        "BatchWriteItem": lambda: table.batch_put([{"PK": "P", "SK": "S"}]),
+    }[operation]
     with pytest.raises(ThrottledError) as caught:
-        impatient.query_prefix("PACK#x", "CURRENT")
+        call()
     assert caught.value.retriable and caught.value.error_code == "THROTTLED"
+    assert table.calls == 1, "the adapter called once"
+    assert len(sent) == 1 + 3, "botocore sent it once and retried it max_attempts (3) times"
+
+
+def test_work_left_unprocessed_is_resent_for_a_bounded_time_then_reported_retriable(aws: None) -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+
+    class NeverDone:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+            return {"UnprocessedItems": RequestItems}
+
+    table = DynamoPackTable(NeverDone(), TABLE, backoff_base=0.01, unprocessed_budget=0.3)
+    started = time.monotonic()
+    with pytest.raises(ThrottledError) as caught:
+        table.batch_put({"PK": "P", "SK": f"S{i:02}"} for i in range(3))
+    assert caught.value.retriable
+    assert time.monotonic() - started < 1.0 and table.calls > 1
 
 
 def test_unprocessed_batch_items_are_written_on_retry(aws: None) -> None:
@@ -421,13 +485,16 @@ def test_unprocessed_batch_items_are_written_on_retry(aws: None) -> None:
     assert table.calls == 3, "25 items (half unprocessed, retried), then 5"
 
 
-def test_transactions_cancelled_by_a_conflict_are_retried_and_failed_conditions_are_named(aws: None) -> None:
+def test_transactions_cancelled_by_a_conflict_are_retriable_and_failed_conditions_are_named(aws: None) -> None:
     client = boto3.client("dynamodb", region_name="us-east-1")
     cancelled = {
         "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
         "CancellationReasons": [{"Code": "TransactionConflict"}],
     }
-    table = DynamoPackTable(Flaky(client, "transact_write_items", cancelled, 2), TABLE, backoff_base=0.001)
+    table = DynamoPackTable(Flaky(client, "transact_write_items", cancelled, 1), TABLE, backoff_base=0.001)
+    with pytest.raises(ThrottledError) as conflict:
+        table.transact([Put({"PK": "P", "SK": "CURRENT", "revision": 1}, Condition(exists=False))])
+    assert conflict.value.retriable and new_table().get_item("P", "CURRENT") is None
     table.transact([Put({"PK": "P", "SK": "CURRENT", "revision": 1}, Condition(exists=False))])
     assert new_table().get_item("P", "CURRENT") == {"PK": "P", "SK": "CURRENT", "revision": 1}
     with pytest.raises(TransactionConditionFailed) as caught:
@@ -455,3 +522,32 @@ def test_items_round_trip_with_numbers_nested_maps_and_empty_values(table: Dynam
     assert json.dumps(table.batch_get([("P", "S"), ("P", "missing")])[("P", "S")]["nested"]) == json.dumps(
         item["nested"]
     )
+
+
+# --- scale: a 3,581-action pack, calls counted at the client (botocore event hooks) ----------------------
+
+
+def test_a_3581_action_pack_costs_at_most_150_calls_and_2_unchanged_counted_at_the_client(
+    table: DynamoPackTable, store: S3ObjectStore
+) -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    sent: list[str] = []
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: sent.append(model.name))
+    counted = DynamoPackTable(client, TABLE)
+    path = upload(store, archive("aws", "1.0.0", actions=3580))  # + run.py's sibling: 3,580 action files
+    response = register(store, counted, path, installation_id="big")
+    assert response.registered_packs[0].components_registered["actions"] == 3580
+    assert len(sent) <= 150 and sent.count("TransactWriteItems") == 1, sorted(set(sent))
+    # the items (components, the STAGED marker, a few listing parts) 25 per call, and the installation record
+    assert sent.count("Query") == 1 and sent.count("BatchWriteItem") <= math.ceil((3580 + 1 + 8) / 25) + 1
+
+    sent.clear()
+    assert register(store, counted, path).registered_packs[0].status == "unchanged"
+    assert sent == ["Query", "BatchWriteItem"], "read the pointer, record the installation"
+
+    sent.clear()
+    shown = catalog.show_pack(counted, "aws")
+    assert len(shown["components"]["actions"]) == 3580 and len(sent) <= 4
+    sent.clear()
+    page = catalog.list_components(counted, "actions", limit=50)
+    assert len(page["components"]) == 3580 and page["next_cursor"] is None and len(sent) <= 5

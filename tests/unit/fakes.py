@@ -9,9 +9,10 @@ import json
 from collections import Counter
 from typing import Any, BinaryIO
 
-from attune_packs.adapters.dynamodb import Delete, IndexPage, Put, TransactionConditionFailed, Update
-from attune_packs.adapters.s3 import S3Location, StoredObject
+from attune_packs.adapters.s3 import StoredObject
+from attune_packs.data.operations import Delete, IndexPage, Put, TransactionConditionFailed, Update
 from attune_packs.errors import SourceError, SourceGoneError
+from attune_packs.s3_uri import S3Location
 
 
 class FakeObjectStore:

@@ -11,6 +11,7 @@ import pytest
 from fakes import FakeObjectStore, FakePackTable
 from packs import pack_files, tar_gz
 
+from attune_packs.data.packs import component_fields
 from attune_packs.errors import DependencyError, NotFoundError, SourceGoneError, ThrottledError
 from attune_packs.models import (
     COMPONENT_TYPES,
@@ -46,7 +47,8 @@ def pack_items(table: FakePackTable, ref: str, prefix: str = "") -> dict[str, di
 
 
 def component_keys(table: FakePackTable, ref: str) -> set[str]:
-    return set(pack_items(table, ref, "COMPONENT#"))
+    """The keys of the pack's component items (not of the listings of them)."""
+    return {sk for sk, item in pack_items(table, ref, "COMPONENT#").items() if item["entity"] == "component"}
 
 
 class Clock:
@@ -71,7 +73,7 @@ def test_pack_and_components_are_registered_dependencies_first() -> None:
     current = table.items[("PACK#app", "CURRENT")]
     assert current["version"] == "1.0.0" and current["revision"] == 1
     rid = current["registration_id"]
-    component = table.items[("PACK#app", f"COMPONENT#1.0.0#{rid}#actions#hello")]
+    component = component_fields(table.items[("PACK#app", f"COMPONENT#1.0.0#{rid}#actions#hello")])
     assert component["ref"] == "app.hello" and component["GSI1PK"] == "COMPONENT#actions"
     assert component["GSI1SK"] == f"app.hello#1.0.0#{rid}"
     assert component["parameters"] == {"who": {"type": "string"}}
@@ -442,7 +444,7 @@ def test_large_schemas_are_stored_in_s3_and_referenced() -> None:
     params = "".join(f"  p{i}:\n    type: string\n    description: {'d' * 100}\n" for i in range(400))
     big = {"actions/big.yaml": f"name: big\nrunner_type: python-script\nparameters:\n{params}"}
     register(store, table, put(store, "app", "1.0.0", extra=big))
-    item = next(v for k, v in table.items.items() if k[1].endswith("#actions#big"))
+    item = component_fields(next(v for k, v in table.items.items() if k[1].endswith("#actions#big")))
     assert "parameters" not in item and item["schema_ref"].startswith("s3://packs/components/")
     assert item["parameter_names"][:2] == ["p0", "p1"] and len(json.dumps(item)) < 32 * 1024
     key = item["schema_ref"].split("/", 3)[3]

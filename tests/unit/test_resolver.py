@@ -605,3 +605,30 @@ def test_when_the_whole_batch_can_be_satisfied_nothing_is_blocked(
     _, result = resolve_scenario(scenario, limits)
     if brute_force_exists(scenario):
         assert result.conflicts == [], [c.message for c in result.conflicts]
+
+
+def test_pins_left_in_a_cycle_by_backtracking_are_dropped_without_recursing_forever() -> None:
+    """resolvelib's own result builder recurses through a parent cycle with no visited set
+    (found by the property tests above as a RecursionError); the search builds the result itself."""
+    from resolvelib.resolvers import Criterion, RequirementInformation
+    from resolvelib.resolvers.resolution import _build_result
+
+    from attune_packs.domain.resolver.search import connected_mapping
+
+    a, b, c = object(), object(), object()
+    mapping = {"a": a, "b": b, "c": c}
+    criteria = {
+        "a": Criterion([], [RequirementInformation("needs a", b)], []),
+        "b": Criterion([], [RequirementInformation("needs b", a)], []),
+        "c": Criterion([], [RequirementInformation("asked for c", None)], []),
+    }
+
+    assert connected_mapping(mapping, criteria) == {"c": c}
+
+    class _State:
+        pass
+
+    state = _State()
+    state.mapping, state.criteria = mapping, criteria  # type: ignore[attr-defined]
+    with pytest.raises(RecursionError):
+        _build_result(state)  # type: ignore[arg-type]

@@ -4,11 +4,14 @@ from typing import Any
 
 from attune_packs import wiring
 from attune_packs.edge import logger, parse_request
+from attune_packs.observability import observed
 from attune_packs.services.authorizer import TokenAuthorizerEvent, authorize
 from attune_packs.services.tokens import AuthError
+from attune_packs.settings import AuthorizeRequestSettings
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observed
+@wiring.configured(AuthorizeRequestSettings)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         return authorize(parse_request(TokenAuthorizerEvent, event), wiring.pack_table())

@@ -2,10 +2,15 @@
 
 from typing import Any
 
-from attune_packs.api.routes import handle
-from attune_packs.edge import logger
+from attune_packs import wiring
+from attune_packs.api.routes import app, handle
+from attune_packs.observability import api_route, count_api_response, observed
+from attune_packs.settings import ServeApiSettings
 
 
-@logger.inject_lambda_context(clear_state=True)
+@observed
+@wiring.configured(ServeApiSettings)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle(event, context)
+    response = handle(event, context)
+    count_api_response(api_route(app, event), response)
+    return response

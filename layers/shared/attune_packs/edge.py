@@ -1,4 +1,7 @@
-"""The edge of every stage handler: parse the event into its model, log, shape the result.
+"""The edge of every stage handler: parse the event into its model, shape the result.
+
+Logging context, tracing and metrics come from ``observability.observed``, which every handler
+wears outside this decorator.
 
 Errors are mapped here once: an invalid event becomes ``InvalidRequestError``; every
 :class:`AttuneError` propagates with its class name as Lambda's ``errorType`` so the state
@@ -11,12 +14,12 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
 from attune_packs.errors import InvalidRequestError
+from attune_packs.observability import logger
 
-logger = Logger(service="attune-pack-installer")
+__all__ = ["logger", "parse_request", "stage_handler"]
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 
@@ -44,6 +47,6 @@ def stage_handler(
             result = func(request, context)
             return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 
-        return logger.inject_lambda_context(handler, clear_state=True)  # type: ignore[no-any-return]
+        return handler
 
     return decorate

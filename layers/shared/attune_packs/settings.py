@@ -2,6 +2,10 @@
 
 Services never read ``os.environ``; handlers build a :class:`Settings` through :func:`load_settings`
 and hand it (or the parts needed) to the service they call.
+
+Each function also has its own model (``DownloadPacksSettings`` …) that makes required what that
+function cannot run without; ``wiring.configured`` validates it at cold start, so a missing
+variable fails the function's initialisation with its name instead of a request half-way through.
 """
 
 from __future__ import annotations
@@ -9,8 +13,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from attune_packs.errors import ConfigurationError
 
 
 class Settings(BaseModel):
@@ -58,3 +65,55 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
 def load_settings() -> Settings:
     """The process-wide settings (cached: read once per cold start)."""
     return settings_from(os.environ)
+
+
+# --- one model per function: what it cannot run without -------------------------------------------
+
+
+class DownloadPacksSettings(Settings):
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)  # the managed registry indices
+
+
+class GetPackDependenciesSettings(Settings):
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+
+
+class BuildPackEnvsSettings(Settings):
+    codebuild_project: str = Field(alias="CODEBUILD_PROJECT", min_length=1)
+
+
+class RegisterPacksSettings(Settings):
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+
+
+class ServeApiSettings(Settings):
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", min_length=1)
+    build_envs_function: str = Field(alias="BUILD_ENVS_FUNCTION", min_length=1)
+
+
+class AuthorizeRequestSettings(Settings):
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+
+
+class ReportBuildResultSettings(Settings):
+    pass
+
+
+class StartUploadInstallSettings(Settings):
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", min_length=1)
+
+
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
+def validate_settings(model: type[SettingsT], environ: Mapping[str, str]) -> SettingsT:
+    """``model`` over ``environ``; a problem names every variable concerned."""
+    try:
+        return model.model_validate(dict(environ))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {'is not set' if err['type'] == 'missing' else err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"{model.__name__}: {problems}", error_code="SETTING_MISSING") from exc

@@ -4,14 +4,22 @@ On Lambda, settings come from the function's environment variables. The local st
 function in one process, so it scopes each invocation's settings with
 :func:`function_environment` instead of mutating ``os.environ``; adapters are cached per setting
 value, so functions with different settings never share a wrongly configured adapter.
+
+:func:`configured` validates a function's own settings model once per cold start: on Lambda
+(``AWS_LAMBDA_RUNTIME_API`` is set) when the handler module is imported, so the init phase fails
+with the missing variable's name; elsewhere (tests, the local stack, which import handlers
+before they have an environment) before the first invocation touches its event.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from attune_packs.adapters.clients import client
 from attune_packs.adapters.codebuild import CodeBuildStarter
@@ -20,9 +28,12 @@ from attune_packs.adapters.lambda_invoke import LambdaAsyncInvoker
 from attune_packs.adapters.s3 import S3ObjectStore
 from attune_packs.adapters.stepfunctions import StepFunctionsExecutions, StepFunctionsTokens
 from attune_packs.errors import ConfigurationError
-from attune_packs.settings import Settings, load_settings, settings_from
+from attune_packs.settings import Settings, load_settings, settings_from, validate_settings
 
 _scoped: ContextVar[Settings | None] = ContextVar("attune_settings", default=None)
+_scoped_environ: ContextVar[Mapping[str, str] | None] = ContextVar("attune_environ", default=None)
+
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 
 
 def settings() -> Settings:
@@ -32,10 +43,42 @@ def settings() -> Settings:
 @contextmanager
 def function_environment(environ: Mapping[str, str]) -> Iterator[Settings]:
     token = _scoped.set(settings_from(environ))
+    environ_token = _scoped_environ.set(dict(environ))
     try:
         yield settings()
     finally:
+        _scoped_environ.reset(environ_token)
         _scoped.reset(token)
+
+
+def configured(model: type[Settings]) -> Callable[[HandlerT], HandlerT]:
+    """Validate ``model`` (the function's settings) at cold start; see the module docstring."""
+    if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        validate_settings(model, os.environ)  # on Lambda: fails the init phase, naming the variable
+
+    def decorate(handler: HandlerT) -> HandlerT:
+        @functools.wraps(handler)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            _validated(model, _environment_key(model))
+            return handler(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
+def _environment_key(model: type[Settings]) -> tuple[tuple[str, str], ...]:
+    """The variables ``model`` reads, as the current invocation sees them."""
+    environ = _scoped_environ.get()
+    environ = os.environ if environ is None else environ
+    names = {field.alias or name for name, field in model.model_fields.items()}
+    return tuple(sorted((name, environ[name]) for name in names if name in environ))
+
+
+@lru_cache(maxsize=32)
+def _validated(model: type[Settings], environ: tuple[tuple[str, str], ...]) -> Settings:
+    """Validated once per environment (per cold start on Lambda)."""
+    return validate_settings(model, dict(environ))
 
 
 def object_store() -> S3ObjectStore:
@@ -116,6 +159,6 @@ def reset() -> None:
     from attune_packs.adapters.clients import reset_clients
 
     load_settings.cache_clear()
-    for factory in (_object_store, _pack_table, _build_starter, task_tokens, _executions, _async_invoker):
+    for factory in (_object_store, _pack_table, _build_starter, task_tokens, _executions, _async_invoker, _validated):
         factory.cache_clear()
     reset_clients()

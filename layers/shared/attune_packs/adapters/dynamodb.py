@@ -1,14 +1,21 @@
 """The single-table registry in DynamoDB (DESIGN.md section 5).
 
-Items are plain dicts here; the registry services decide what goes in them and which keys they
-use. This adapter knows DynamoDB's mechanics:
+Items are plain dicts here; :mod:`attune_packs.data` decides what goes in them and which keys they
+use, and builds the operations (:mod:`attune_packs.data.operations`) this adapter executes. This
+adapter knows DynamoDB's mechanics:
 
-* batching: 25 items per ``BatchWriteItem`` and 100 keys per ``BatchGetItem``, unprocessed items
-  and keys retried with jittered exponential backoff;
-* conditional writes as all-or-nothing transactions (:meth:`DynamoPackTable.transact`) built from a
-  tiny condition vocabulary (:class:`Condition`), so services never write expression syntax;
-* throttling (and transaction conflicts, which AWS reports when two transactions touch one item at
-  once) retried with backoff, then :class:`ThrottledError`, which is transient: the stage is retried.
+* batching: 25 items per ``BatchWriteItem`` and 100 keys per ``BatchGetItem``;
+* conditional writes as all-or-nothing transactions (:meth:`DynamoPackTable.transact`) built from
+  the condition vocabulary, so services never write expression syntax;
+* paging through boto3's paginators.
+
+One retry layer: botocore's retry configuration (standard/adaptive, set once on the client in
+:mod:`attune_packs.adapters.clients`) retries throttled and transient calls. This adapter does not
+retry calls itself; it only re-sends what DynamoDB answered but left undone (``UnprocessedItems`` /
+``UnprocessedKeys``), with jittered backoff for a bounded total time, then raises
+:class:`ThrottledError`. Throttling that outlived botocore's retries, and transactions cancelled
+by a conflicting transaction in flight, are :class:`ThrottledError` too: transient, so the stage is
+retried.
 """
 
 from __future__ import annotations
@@ -17,128 +24,55 @@ import random
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
-from attune_packs.errors import RegistrationConflictError, ThrottledError
+from attune_packs.data.operations import (
+    TRANSACTION_LIMIT,
+    Check,
+    Condition,
+    Delete,
+    IndexPage,
+    Key,
+    Operation,
+    PackTable,
+    Put,
+    TransactionConditionFailed,
+    Update,
+)
+from attune_packs.errors import ThrottledError
+
+# Re-exported for callers that received the table's vocabulary from here before it moved to
+# attune_packs.data.operations (tests, the CLI).
+__all__ = [
+    "BATCH_SIZE",
+    "GET_BATCH_SIZE",
+    "INDEX_NAME",
+    "TRANSACTION_LIMIT",
+    "Check",
+    "Condition",
+    "Delete",
+    "DynamoPackTable",
+    "IndexPage",
+    "Key",
+    "Operation",
+    "PackTable",
+    "Put",
+    "TransactionConditionFailed",
+    "Update",
+]
 
 BATCH_SIZE = 25  # items per BatchWriteItem
 GET_BATCH_SIZE = 100  # keys per BatchGetItem
-TRANSACTION_LIMIT = 100  # operations per TransactWriteItems
 INDEX_NAME = "GSI1"
 _THROTTLE_CODES = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
+    "TransactionInProgressException",
 }
 # Cancellation reasons that say "try again", not "your condition is false".
 _TRANSIENT_CANCELLATIONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-
-Key = tuple[str, str]
-
-
-# -- the condition vocabulary and the operations of a transaction ----------------------------------
-
-
-@dataclass(frozen=True)
-class Condition:
-    """What must hold for the stored item before a write: ``exists`` True (present) or False (absent),
-    and every ``equals`` attribute equal to its value (which implies presence)."""
-
-    exists: bool | None = None
-    equals: dict[str, Any] = field(default_factory=dict)
-
-    def holds_for(self, item: dict[str, Any] | None) -> bool:
-        """The same test DynamoDB applies (used by the in-memory fake of the unit tests)."""
-        if self.exists is True and item is None:
-            return False
-        if self.exists is False and item is not None:
-            return False
-        return all(item is not None and name in item and item[name] == value for name, value in self.equals.items())
-
-
-@dataclass(frozen=True)
-class Put:
-    item: dict[str, Any]
-    condition: Condition | None = None
-
-    @property
-    def key(self) -> Key:
-        return (str(self.item["PK"]), str(self.item["SK"]))
-
-
-@dataclass(frozen=True)
-class Delete:
-    pk: str
-    sk: str
-    condition: Condition | None = None
-
-    @property
-    def key(self) -> Key:
-        return (self.pk, self.sk)
-
-
-@dataclass(frozen=True)
-class Check:
-    pk: str
-    sk: str
-    condition: Condition
-
-    @property
-    def key(self) -> Key:
-        return (self.pk, self.sk)
-
-
-@dataclass(frozen=True)
-class Update:
-    """Set (and remove) some attributes of an item, creating it if absent unless the condition says."""
-
-    pk: str
-    sk: str
-    set: dict[str, Any]
-    remove: tuple[str, ...] = ()
-    condition: Condition | None = None
-
-    @property
-    def key(self) -> Key:
-        return (self.pk, self.sk)
-
-
-Operation = Put | Delete | Check | Update
-
-
-class TransactionConditionFailed(RegistrationConflictError):
-    """A transaction was cancelled because a condition did not hold. ``failed`` holds the indexes of
-    the operations whose condition failed; the caller knows what each one guarded."""
-
-    def __init__(self, failed: list[int]) -> None:
-        super().__init__(
-            f"a registry write was refused because the pack changed meanwhile (operations {failed})",
-            details={"failed_operations": failed},
-        )
-        self.failed = failed
-
-
-@dataclass
-class IndexPage:
-    items: list[dict[str, Any]]
-    next_start: dict[str, str] | None  # pass back as ``start`` for the next page; None: no more
-
-
-class PackTable(Protocol):
-    def get_item(self, pk: str, sk: str) -> dict[str, Any] | None: ...
-    def batch_get(self, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]: ...
-    def query_prefix(
-        self, pk: str, sk_prefix: str, *, attributes: Sequence[str] | None = None
-    ) -> list[dict[str, Any]]: ...
-    def query_index(self, gsi_pk: str, sk_prefix: str = "") -> list[dict[str, Any]]: ...
-    def query_index_page(
-        self, gsi_pk: str, *, after: str | None = None, limit: int = 100, start: dict[str, str] | None = None
-    ) -> IndexPage: ...
-    def batch_put(self, items: Iterable[dict[str, Any]]) -> int: ...
-    def batch_delete(self, keys: Iterable[Key]) -> int: ...
-    def transact(self, operations: Sequence[Operation]) -> None: ...
 
 
 def _plain(value: Any) -> Any:
@@ -170,7 +104,7 @@ class DynamoPackTable:
         client: Any,
         table_name: str,
         *,
-        max_retries: int = 8,
+        unprocessed_budget: float = 20.0,
         backoff_base: float = 0.05,
         backoff_cap: float = 2.0,
     ) -> None:
@@ -180,10 +114,10 @@ class DynamoPackTable:
         self.table_name = table_name
         self._ser = TypeSerializer()
         self._de = TypeDeserializer()
-        self._max_retries = max_retries
+        self._unprocessed_budget = unprocessed_budget  # seconds spent re-sending unprocessed work, at most
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
-        self.calls = 0  # DynamoDB API calls made through this adapter, retries included (benchmarks count them)
+        self.calls = 0  # DynamoDB API calls made through this adapter (benchmarks count them)
 
     # -- encoding --------------------------------------------------------------------------------
     def _encode(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -196,28 +130,46 @@ class DynamoPackTable:
     def _key(pk: str, sk: str) -> dict[str, Any]:
         return {"PK": {"S": pk}, "SK": {"S": sk}}
 
-    def _backoff(self, attempt: int) -> None:
-        time.sleep(min(self._backoff_cap, self._backoff_base * 2**attempt) * random.random())  # noqa: S311 - jitter
+    @staticmethod
+    def _throttled(exc: Exception, what: str) -> ThrottledError | None:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code in _THROTTLE_CODES:
+            return ThrottledError(f"DynamoDB kept throttling {what} after the client's retries; try again shortly")
+        return None
 
     def _call(self, name: str, *, with_table: bool = True, **kwargs: Any) -> Any:
-        """One API call; throttling is retried with full-jitter backoff, then ThrottledError."""
+        """One API call (botocore retries it per the client's retry configuration); throttling
+        that outlived those retries becomes :class:`ThrottledError`."""
         from botocore.exceptions import ClientError
 
         if with_table:
             kwargs["TableName"] = self.table_name
-        for attempt in range(self._max_retries + 1):
-            self.calls += 1
-            try:
-                return getattr(self._db, name)(**kwargs)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in _THROTTLE_CODES:
-                    raise
-                if attempt == self._max_retries:
-                    raise ThrottledError(
-                        f"DynamoDB kept throttling {name} after {self._max_retries} retries; try again shortly"
-                    ) from exc
-                self._backoff(attempt)
-        raise AssertionError("unreachable")
+        self.calls += 1
+        try:
+            return getattr(self._db, name)(**kwargs)
+        except ClientError as exc:
+            throttled = self._throttled(exc, name)
+            if throttled is not None:
+                raise throttled from exc
+            raise
+
+    def _until_processed(self, send: Any, pending: list[Any], what: str) -> None:
+        """Send ``pending`` and re-send what DynamoDB leaves unprocessed, with jittered backoff,
+        for at most the unprocessed budget; then :class:`ThrottledError`."""
+        deadline = time.monotonic() + self._unprocessed_budget
+        attempt = 0
+        while True:
+            pending = send(pending)
+            if not pending:
+                return
+            delay = min(self._backoff_cap, self._backoff_base * 2**attempt) * random.random()  # noqa: S311 - jitter
+            if time.monotonic() + delay > deadline:
+                raise ThrottledError(
+                    f"DynamoDB left {len(pending)} {what} unprocessed for {self._unprocessed_budget:.0f}s; "
+                    "try again shortly"
+                )
+            time.sleep(delay)
+            attempt += 1
 
     # -- reads -----------------------------------------------------------------------------------
     def get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
@@ -228,34 +180,39 @@ class DynamoPackTable:
     def batch_get(self, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
         """Strongly consistent reads of many items, 100 keys per call; missing items are left out."""
         found: dict[Key, dict[str, Any]] = {}
+
+        def send(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            response = self._call(
+                "batch_get_item",
+                with_table=False,
+                RequestItems={self.table_name: {"Keys": pending, "ConsistentRead": True}},
+            )
+            for raw in response.get("Responses", {}).get(self.table_name, []):
+                item = self._decode(raw)
+                found[(item["PK"], item["SK"])] = item
+            return list(response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", []))
+
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), GET_BATCH_SIZE):
-            pending = [self._key(pk, sk) for pk, sk in unique[start : start + GET_BATCH_SIZE]]
-            for attempt in range(self._max_retries + 1):
-                response = self._call(
-                    "batch_get_item",
-                    with_table=False,
-                    RequestItems={self.table_name: {"Keys": pending, "ConsistentRead": True}},
-                )
-                for raw in response.get("Responses", {}).get(self.table_name, []):
-                    item = self._decode(raw)
-                    found[(item["PK"], item["SK"])] = item
-                pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
-                if not pending:
-                    break
-                if attempt == self._max_retries:
-                    raise ThrottledError(f"DynamoDB left {len(pending)} keys unread after {self._max_retries} retries")
-                self._backoff(attempt)
+            chunk = unique[start : start + GET_BATCH_SIZE]
+            self._until_processed(send, [self._key(pk, sk) for pk, sk in chunk], "keys")
         return found
 
     def _paged(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            response = self._call("query", **kwargs)
-            for item in response.get("Items", []):
-                yield self._decode(item)
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        from botocore.exceptions import ClientError
+
+        pages = self._db.get_paginator("query").paginate(TableName=self.table_name, **kwargs)
+        try:
+            for page in pages:
+                self.calls += 1
+                for item in page.get("Items", []):
+                    yield self._decode(item)
+        except ClientError as exc:
+            self.calls += 1  # the page that failed
+            throttled = self._throttled(exc, "query")
+            if throttled is not None:
+                raise throttled from exc
+            raise
 
     def query_prefix(self, pk: str, sk_prefix: str, *, attributes: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Every item of partition ``pk`` whose sort key starts with ``sk_prefix`` (consistent)."""
@@ -307,11 +264,11 @@ class DynamoPackTable:
 
     # -- writes ----------------------------------------------------------------------------------
     def batch_put(self, items: Iterable[dict[str, Any]]) -> int:
-        """Write items 25 at a time; unprocessed items are retried with jittered backoff."""
+        """Write items 25 at a time; unprocessed items are re-sent (bounded time)."""
         return self._batched({"PutRequest": {"Item": self._encode(item)}} for item in items)
 
     def batch_delete(self, keys: Iterable[Key]) -> int:
-        """Delete items 25 at a time (unconditionally); unprocessed deletes are retried."""
+        """Delete items 25 at a time (unconditionally); unprocessed deletes are re-sent."""
         return self._batched({"DeleteRequest": {"Key": self._key(pk, sk)}} for pk, sk in keys)
 
     def _batched(self, requests: Iterable[dict[str, Any]]) -> int:
@@ -327,15 +284,12 @@ class DynamoPackTable:
         return written
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> int:
-        pending = requests
-        for attempt in range(self._max_retries + 1):
+        def send(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
             response = self._call("batch_write_item", with_table=False, RequestItems={self.table_name: pending})
-            pending = response.get("UnprocessedItems", {}).get(self.table_name, [])
-            if not pending:
-                return len(requests)
-            if attempt < self._max_retries:
-                self._backoff(attempt)
-        raise ThrottledError(f"DynamoDB left {len(pending)} items unprocessed after {self._max_retries} retries")
+            return list(response.get("UnprocessedItems", {}).get(self.table_name, []))
+
+        self._until_processed(send, requests, "items")
+        return len(requests)
 
     # -- transactions ----------------------------------------------------------------------------
     def _condition(self, condition: Condition | None, names: dict[str, str], values: dict[str, Any]) -> str | None:
@@ -391,8 +345,8 @@ class DynamoPackTable:
 
     def transact(self, operations: Sequence[Operation]) -> None:
         """All operations or none. A failed condition raises :class:`TransactionConditionFailed`
-        naming the operations whose condition failed; conflicts with another transaction in flight
-        and throttling are retried with backoff, then :class:`ThrottledError`."""
+        naming the operations whose condition failed; a cancellation by a conflicting transaction
+        in flight or by throttling raises :class:`ThrottledError` (transient: try again)."""
         from botocore.exceptions import ClientError
 
         if not operations:
@@ -400,27 +354,22 @@ class DynamoPackTable:
         if len(operations) > TRANSACTION_LIMIT:
             raise ValueError(f"a transaction holds at most {TRANSACTION_LIMIT} operations, not {len(operations)}")
         items = [self._transact_item(op) for op in operations]
-        for attempt in range(self._max_retries + 1):
-            # One token per attempt: botocore's own retries of this call reuse it, so a commit whose
-            # answer was lost is not applied twice (nor reported as a failed condition).
-            token = uuid.uuid4().hex
-            try:
-                self._call("transact_write_items", with_table=False, TransactItems=items, ClientRequestToken=token)
-                return
-            except ClientError as exc:
-                error = exc.response.get("Error", {})
-                if error.get("Code") not in {"TransactionCanceledException", "TransactionInProgressException"}:
-                    raise
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                failed = [i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"]
-                if failed:
-                    raise TransactionConditionFailed(failed) from exc
-                causes = {code for code in reasons if code not in (None, "None")}
-                if reasons and not causes <= _TRANSIENT_CANCELLATIONS:
-                    raise
-                if attempt == self._max_retries:
-                    raise ThrottledError(
-                        f"a registry transaction kept being cancelled ({', '.join(str(r) for r in reasons)}) "
-                        f"after {self._max_retries} retries; try again shortly"
-                    ) from exc
-                self._backoff(attempt)
+        # One token per call: botocore's own retries of this call reuse it, so a commit whose
+        # answer was lost is not applied twice (nor reported as a failed condition).
+        try:
+            self._call(
+                "transact_write_items", with_table=False, TransactItems=items, ClientRequestToken=uuid.uuid4().hex
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            failed = [i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"]
+            if failed:
+                raise TransactionConditionFailed(failed) from exc
+            causes = {code for code in reasons if code not in (None, "None")}
+            if reasons and not causes <= _TRANSIENT_CANCELLATIONS:
+                raise
+            raise ThrottledError(
+                f"a registry transaction was cancelled ({', '.join(str(r) for r in reasons)}); try again shortly"
+            ) from exc

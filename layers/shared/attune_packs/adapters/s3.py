@@ -1,4 +1,8 @@
-"""Object storage adapter: streamed, hashed uploads and streamed reads."""
+"""Object storage adapter: streamed, hashed uploads and streamed reads.
+
+``s3://`` locations (:class:`S3Location`, :func:`parse_s3_uri`) are pure vocabulary kept in
+:mod:`attune_packs.s3_uri`; they are re-exported here for the callers that already import them.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
-from urllib.parse import urlparse
 
 from attune_packs.errors import SourceError, SourceGoneError, ThrottledError, TransientError
 
+# Re-exported: the location vocabulary lives in attune_packs.s3_uri; services that receive an
+# ObjectStore still find it here.
+from attune_packs.s3_uri import S3Location as S3Location
+from attune_packs.s3_uri import parse_s3_uri as parse_s3_uri
+
 PART_SIZE = 8 * 2**20  # S3 multipart parts (min 5 MiB); memory stays at about one part
 _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"}
-
-
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    key: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-
-def parse_s3_uri(uri: str) -> S3Location:
-    parsed = urlparse(uri)
-    key = parsed.path.lstrip("/")
-    if parsed.scheme != "s3" or not parsed.netloc or not key:
-        raise SourceError(f"{uri!r} is not an s3://bucket/key URI", error_code="SOURCE_URL_INVALID")
-    return S3Location(parsed.netloc, key)
 
 
 @dataclass(frozen=True)

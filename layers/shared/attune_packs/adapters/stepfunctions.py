@@ -84,11 +84,7 @@ class StepFunctionsExecutions:
             raise
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000, "reverseOrder": False}
-        while True:
-            page = self._sfn.get_execution_history(**kwargs)
-            events.extend(page["events"])
-            if not page.get("nextToken"):
-                return events
-            kwargs["nextToken"] = page["nextToken"]
+        pages = self._sfn.get_paginator("get_execution_history").paginate(
+            executionArn=execution_arn, reverseOrder=False, PaginationConfig={"PageSize": 1000}
+        )
+        return [event for page in pages for event in page["events"]]

@@ -18,11 +18,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from attune_packs.adapters.logs import LogReader
-from attune_packs.adapters.s3 import ObjectStore, S3Location
+from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.adapters.stepfunctions import TaskTokens
 from attune_packs.buildspec.build_tools import failure_report, log_excerpt, short_cause
 from attune_packs.errors import AttuneError
 from attune_packs.models import REPORT_KEY_PATTERN
+from attune_packs.s3_uri import S3Location
 
 FAILED_STATES = {"FAILED", "STOPPED", "TIMED_OUT", "FAULT"}
 EXCERPT_LINES = 40

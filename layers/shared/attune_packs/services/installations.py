@@ -8,10 +8,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from attune_packs.adapters.s3 import ObjectStore, S3Location
+from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.adapters.stepfunctions import Executions
 from attune_packs.errors import InvalidRequestError, NotFoundError
 from attune_packs.models import InstallRequest
+from attune_packs.s3_uri import S3Location
 from attune_packs.services.reports import expand_installation_output, unfinished_installation_output
 
 STAGE_STATES = {

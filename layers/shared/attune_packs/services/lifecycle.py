@@ -11,18 +11,13 @@ Called by the CLI (``attune-packs remove`` / ``rollback``) and by the HTTP API
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from attune_packs.adapters.dynamodb import (
-    Condition,
-    Delete,
-    Operation,
-    PackTable,
-    Put,
-    TransactionConditionFailed,
-    Update,
-)
-from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
+from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.data import packs as stored
+from attune_packs.data.operations import Operation, PackTable, Put, TransactionConditionFailed
+from attune_packs.data.packs import PackHead, read_head
 from attune_packs.domain.components import with_declared_triggers
 from attune_packs.domain.semver import Version
 from attune_packs.errors import (
@@ -35,17 +30,8 @@ from attune_packs.errors import (
     SourceGoneError,
 )
 from attune_packs.models import RemovedPack, RolledBackPack
-from attune_packs.services.catalog import (
-    CURRENT,
-    DEPENDENT_PREFIX,
-    REMOVED,
-    VERSION_PREFIX,
-    PackHead,
-    check_pack_ref,
-    pack_key,
-    read_head,
-    version_sk,
-)
+from attune_packs.s3_uri import parse_s3_uri
+from attune_packs.services.catalog import check_pack_ref
 from attune_packs.services.stages.register import (
     Clock,
     RegistryPolicy,
@@ -54,15 +40,12 @@ from attune_packs.services.stages.register import (
     collect_garbage,
     component_counts,
     flip_pointer,
-    garbage_marker,
     is_stale,
     new_registration_id,
     stage_registration,
     utc_now,
 )
 from attune_packs.services.stored_packs import load_pack
-
-_RECORD_KEYS = {"PK", "SK", "entity", "registration_id", "activated_at", "cleaned_up_at", "GSI1PK", "GSI1SK"}
 
 
 def _installed(table: PackTable, ref: str) -> PackHead:
@@ -79,6 +62,49 @@ def _dependents_error(ref: str, dependents: list[str]) -> DependencyError:
         error_code="PACK_HAS_DEPENDENTS",
         details={"dependents": dependents},
     )
+
+
+def _conflict(ref: str) -> RegistrationConflictError:
+    return RegistrationConflictError(
+        f"{ref} changed while it was being removed; nothing was removed. Try again.", error_code="CONFLICT"
+    )
+
+
+def _fence(table: PackTable, ref: str, current: dict[str, Any], now: datetime, by: str | None) -> int:
+    """Bump the pointer's revision so no registration read before can flip; the new revision."""
+    fenced = int(current["revision"]) + 1
+    try:
+        table.transact([stored.fence_pointer(ref, current["revision"], fenced, {"since": now.isoformat(), "by": by})])
+    except TransactionConditionFailed as exc:
+        raise _conflict(ref) from exc
+    return fenced
+
+
+def _removal(
+    head: PackHead, fenced: int, dependents: list[str], now: datetime, requested_by: str | None
+) -> tuple[list[Operation], list[dict[str, Any]]]:
+    """The transaction that uninstalls the fenced pack, and the garbage markers it queues."""
+    ref, current = head.ref, head.current
+    assert current is not None
+    removal = {
+        "version": str(current["version"]),
+        "revision": fenced,
+        "removed_at": now.isoformat(),
+        "removed_by": requested_by,
+        "forced": bool(dependents),
+        "dependents": dependents,
+        "archive": current.get("archive"),
+        "checksum": current.get("checksum"),
+    }
+    operations: list[Operation] = [stored.delete_pointer(ref, fenced), Put(stored.removal_record(ref, removal))]
+    for dep_ref in sorted(current.get("dependencies") or {}):
+        if dep_ref != ref:
+            operations.append(stored.withdraw_dependent(dep_ref, ref))
+    markers = [stored.garbage_marker(ref, entry, "pack removed", now) for entry in head.retained]
+    operations.extend(Put(marker) for marker in markers)
+    for entry in head.retained:
+        operations.append(stored.mark_version_cleaned_up(ref, str(entry["version"]), now, removed=True))
+    return operations, markers
 
 
 def remove_pack(
@@ -98,83 +124,25 @@ def remove_pack(
        dependencies' dependents and queues its registrations' items for deletion;
     4. the component items are deleted. The version records stay (``pack_history``)."""
     head = _installed(table, ref)
-    current = head.current
-    assert current is not None
+    assert head.current is not None
     dependents = sorted(head.dependents)
     if dependents and not force:
         raise _dependents_error(ref, dependents)
     now = clock()
-    pk = pack_key(ref)
-    fenced = int(current["revision"]) + 1
-    try:
-        table.transact(
-            [
-                Update(
-                    pk,
-                    CURRENT,
-                    set={"revision": fenced, "removing": {"since": now.isoformat(), "by": requested_by}},
-                    condition=Condition(exists=True, equals={"revision": current["revision"]}),
-                )
-            ]
-        )
-    except TransactionConditionFailed as exc:
-        raise RegistrationConflictError(
-            f"{ref} changed while it was being removed; nothing was removed. Try again.", error_code="CONFLICT"
-        ) from exc
+    fenced = _fence(table, ref, head.current, now, requested_by)
     head = read_head(table, ref)
     current = head.current
     if current is None or int(current["revision"]) != fenced:
-        raise RegistrationConflictError(
-            f"{ref} changed while it was being removed; nothing was removed. Try again.", error_code="CONFLICT"
-        )
+        raise _conflict(ref)
     dependents = sorted(head.dependents)
     if dependents and not force:
         _unfence(table, ref, fenced)
         raise _dependents_error(ref, dependents)
-    version = str(current["version"])
-    operations: list[Operation] = [
-        Delete(pk, CURRENT, Condition(exists=True, equals={"revision": fenced})),
-        Put(
-            {
-                "PK": pk,
-                "SK": REMOVED,
-                "entity": "pack_removal",
-                "ref": ref,
-                "version": version,
-                "revision": fenced,
-                "removed_at": now.isoformat(),
-                "removed_by": requested_by,
-                "forced": bool(dependents),
-                "dependents": dependents,
-                "archive": current.get("archive"),
-                "checksum": current.get("checksum"),
-            }
-        ),
-    ]
-    for dep_ref in sorted(current.get("dependencies") or {}):
-        if dep_ref != ref:
-            operations.append(Delete(pack_key(dep_ref), f"{DEPENDENT_PREFIX}{ref}"))
-    markers = [garbage_marker(ref, entry, "pack removed", now) for entry in head.retained]
-    operations.extend(Put(marker) for marker in markers)
-    for entry in head.retained:
-        operations.append(
-            Update(
-                pk,
-                version_sk(str(entry["version"])),
-                set={
-                    "ref": ref,
-                    "version": entry["version"],
-                    "cleaned_up_at": now.isoformat(),
-                    "removed_at": now.isoformat(),
-                },
-            )
-        )
+    operations, markers = _removal(head, fenced, dependents, now, requested_by)
     try:
         table.transact(operations)
     except TransactionConditionFailed as exc:
-        raise RegistrationConflictError(
-            f"{ref} changed while it was being removed; nothing was removed. Try again.", error_code="CONFLICT"
-        ) from exc
+        raise _conflict(ref) from exc
     # A registration still in flight fails its flip now (the pointer is gone) and discards its
     # own items; only dead ones are collected here.
     garbage = markers + head.garbage + [s for s in head.staged if is_stale(s, now, RegistryPolicy())]
@@ -184,7 +152,7 @@ def remove_pack(
         deleted = 0  # the markers stay; the next registration of the pack deletes the items
     return RemovedPack(
         pack_ref=ref,
-        removed_version=version,
+        removed_version=str(current["version"]),
         status="removed",
         forced=bool(dependents),
         dependents=dependents,
@@ -195,17 +163,7 @@ def remove_pack(
 
 def _unfence(table: PackTable, ref: str, fenced: int) -> None:
     try:
-        table.transact(
-            [
-                Update(
-                    pack_key(ref),
-                    CURRENT,
-                    set={"revision": fenced + 1},
-                    remove=("removing",),
-                    condition=Condition(exists=True, equals={"revision": fenced}),
-                )
-            ]
-        )
+        table.transact([stored.unfence_pointer(ref, fenced)])
     except TransactionConditionFailed:
         pass  # someone else changed it since: their write replaced the fence
 
@@ -218,7 +176,7 @@ def _target_record(table: PackTable, head: PackHead, version: str | None) -> dic
             Version.parse(version)
         except ManifestError as exc:
             raise InvalidRequestError(exc.message, error_code="PACK_VERSION_INVALID") from exc
-        record = table.get_item(pack_key(head.ref), version_sk(version))
+        record = stored.read_version(table, head.ref, version)
         if record is None:
             raise NotFoundError(
                 f"{head.ref} {version} was never registered; install it instead", error_code="VERSION_NOT_FOUND"
@@ -227,7 +185,7 @@ def _target_record(table: PackTable, head: PackHead, version: str | None) -> dic
     # The previous version: the most recently current one other than the current version.
     candidates = [
         item
-        for item in table.query_prefix(pack_key(head.ref), VERSION_PREFIX)
+        for item in stored.read_versions(table, head.ref)
         if str(item["version"]) != str(current["version"]) and not item.get("removed_at")
     ]
     if not candidates:
@@ -245,6 +203,51 @@ def _missing_artifacts(store: ObjectStore, record: dict[str, Any]) -> list[str]:
         if location.bucket != store.bucket or store.head(location) is None:
             missing.append(uri)
     return missing
+
+
+def _register_again(
+    table: PackTable,
+    store: ObjectStore,
+    ref: str,
+    record: dict[str, Any],
+    policy: RegistryPolicy,
+    now: datetime,
+    installation_id: str | None,
+) -> tuple[str, dict[str, int], list[tuple[str, str]]]:
+    """Stage a version whose items were cleaned up again from its archive: the new registration
+    id, the component counts and the staged keys."""
+    target = str(record["version"])
+    strict = bool((record.get("validation_results") or {}).get("strict", True))
+    pack = load_pack(str(record["archive"]), store, table, strict=strict)
+    if pack.contents.manifest.version != target or pack.contents.ref != ref:
+        raise SourceGoneError(f"{record['archive']} no longer holds {ref} {target}", error_code="ROLLBACK_UNAVAILABLE")
+    components = with_declared_triggers(ref, pack.contents.components)
+    registration_id = new_registration_id()
+    staged = stage_registration(
+        table, store, ref, target, registration_id, components, policy, now, installation_id=installation_id
+    )
+    return registration_id, component_counts(components), staged
+
+
+def _rollback_checks(
+    table: PackTable, store: ObjectStore, head: PackHead, record: dict[str, Any], *, force: bool
+) -> dict[str, dict[str, Any]]:
+    """The target's artifacts must still be stored, its dependencies installed at versions it
+    accepts and its dependents accept it (unless ``force``); its dependencies' pointers."""
+    ref, target = head.ref, str(record["version"])
+    missing = _missing_artifacts(store, record)
+    if missing:
+        raise SourceGoneError(
+            f"{ref} {target} cannot be restored: {', '.join(missing)} no longer exist(s); install it again instead",
+            error_code="ROLLBACK_UNAVAILABLE",
+            details={"missing": missing},
+        )
+    dependencies = record.get("dependencies") or {}
+    if force:
+        return stored.read_pointers(table, dependencies)
+    pointers = check_dependencies(table, ref, dependencies)
+    check_dependents(head, Version.parse(target), force=False)
+    return pointers
 
 
 def rollback_pack(
@@ -281,22 +284,7 @@ def rollback_pack(
             storage_path=str(current["archive"]),
             components_registered=dict(current.get("component_counts") or {}),
         )
-    missing = _missing_artifacts(store, record)
-    if missing:
-        raise SourceGoneError(
-            f"{ref} {target} cannot be restored: {', '.join(missing)} no longer exist(s); install it again instead",
-            error_code="ROLLBACK_UNAVAILABLE",
-            details={"missing": missing},
-        )
-    dependencies = record.get("dependencies") or {}
-    if force:
-        installed = table.batch_get([(pack_key(dep), CURRENT) for dep in dependencies]) if dependencies else {}
-        pointers = {
-            dep: installed[(pack_key(dep), CURRENT)] for dep in dependencies if (pack_key(dep), CURRENT) in installed
-        }
-    else:
-        pointers = check_dependencies(table, ref, dependencies)
-        check_dependents(head, Version.parse(target), force=False)
+    pointers = _rollback_checks(table, store, head, record, force=force)
     now = clock()
     kept = {(e["version"], e.get("registration_id")) for e in head.retained}
     registration_id = record.get("registration_id")
@@ -304,19 +292,8 @@ def rollback_pack(
     counts = dict(record.get("component_counts") or {})
     staged = None
     if rebuilt:
-        strict = bool((record.get("validation_results") or {}).get("strict", True))
-        pack = load_pack(str(record["archive"]), store, table, strict=strict)
-        if pack.contents.manifest.version != target or pack.contents.ref != ref:
-            raise SourceGoneError(
-                f"{record['archive']} no longer holds {ref} {target}", error_code="ROLLBACK_UNAVAILABLE"
-            )
-        components = with_declared_triggers(ref, pack.contents.components)
-        counts = component_counts(components)
-        registration_id = new_registration_id()
-        staged = stage_registration(
-            table, store, ref, target, registration_id, components, policy, now, installation_id=installation_id
-        )
-    body = {k: v for k, v in record.items() if k not in _RECORD_KEYS}
+        registration_id, counts, staged = _register_again(table, store, ref, record, policy, now, installation_id)
+    body = stored.version_body(record)
     body.update(
         component_counts=counts,
         installation_id=installation_id or body.get("installation_id"),

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import BinaryIO, cast
 from urllib.parse import urljoin, urlparse
 
-from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
+from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.errors import SourceError
+from attune_packs.s3_uri import parse_s3_uri
 from attune_packs.settings import Settings
 from attune_packs.sources.http import Deadline, HttpClient, NetworkPolicy
 

@@ -12,8 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from attune_packs.adapters.dynamodb import PackTable
 from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.data import indices as stored
+from attune_packs.data.indices import INDICES_PARTITION as INDICES_PARTITION
+from attune_packs.data.operations import PackTable
 from attune_packs.errors import NotFoundError
 from attune_packs.services.registry_indices import index_urls, load_indices
 from attune_packs.settings import Settings
@@ -41,24 +43,15 @@ class IndexRecord(IndexInput):
     updated_at: str
 
 
-# Every index record sits in one partition: the download function may query that partition
-# (IAM condition dynamodb:LeadingKeys) and nothing else of the table.
-INDICES_PARTITION = "INDICES"
-
-
-def _item(record: IndexRecord) -> dict[str, Any]:
-    return {"PK": INDICES_PARTITION, "SK": f"INDEX#{record.id}", "entity": "pack_index", **record.model_dump()}
-
-
 def list_indices(table: PackTable) -> list[IndexRecord]:
     """The live indices, ordered by ``position`` (then creation)."""
-    items = [item for item in table.query_prefix(INDICES_PARTITION, "INDEX#") if not item.get("deleted_at")]
+    items = [item for item in stored.read_indices(table) if not item.get("deleted_at")]
     records = [IndexRecord.model_validate(item) for item in items]
     return sorted(records, key=lambda r: (r.position, r.created_at, r.id))
 
 
 def get_index(table: PackTable, index_id: str) -> IndexRecord:
-    item = table.get_item(INDICES_PARTITION, f"INDEX#{index_id}")
+    item = stored.read_index(table, index_id)
     if item is None or item.get("deleted_at"):
         raise NotFoundError(f"no registry index {index_id!r}")
     return IndexRecord.model_validate(item)
@@ -68,8 +61,8 @@ def check_index_location(data: IndexInput, settings: Settings) -> None:
     """Refuse, when it is added, an index the stages could not or should not read: S3 objects only
     under this deployment's ``registry/`` prefix (the only place the stages may read indices from);
     https URLs whose form the download rules refuse (credentials, addresses, ports...)."""
-    from attune_packs.adapters.s3 import parse_s3_uri
     from attune_packs.errors import InvalidRequestError, SourceError
+    from attune_packs.s3_uri import parse_s3_uri
     from attune_packs.sources.http import HttpClient, NetworkPolicy
 
     if data.url.startswith("s3://"):
@@ -91,7 +84,7 @@ def check_index_location(data: IndexInput, settings: Settings) -> None:
 def create_index(table: PackTable, data: IndexInput) -> IndexRecord:
     now = datetime.now(UTC).isoformat()
     record = IndexRecord(id=secrets.token_hex(6), created_at=now, updated_at=now, **data.model_dump())
-    table.batch_put([_item(record)])
+    stored.save_index(table, record.id, record.model_dump())
     return record
 
 
@@ -100,7 +93,7 @@ def update_index(table: PackTable, index_id: str, data: IndexInput) -> IndexReco
     record = IndexRecord(
         id=index_id, created_at=current.created_at, updated_at=datetime.now(UTC).isoformat(), **data.model_dump()
     )
-    table.batch_put([_item(record)])
+    stored.save_index(table, record.id, record.model_dump())
     return record
 
 
@@ -108,7 +101,7 @@ def delete_index(table: PackTable, index_id: str) -> None:
     """Soft delete: the record leaves the ordered list but stays in the table for audit."""
     record = get_index(table, index_id)
     now = datetime.now(UTC).isoformat()
-    table.batch_put([{**_item(record), "enabled": False, "deleted_at": now, "updated_at": now}])
+    stored.save_index(table, record.id, {**record.model_dump(), "enabled": False, "deleted_at": now, "updated_at": now})
 
 
 def enabled_index_urls(table: PackTable) -> list[str]:

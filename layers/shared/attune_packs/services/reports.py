@@ -14,9 +14,10 @@ import hashlib
 import json
 from typing import Any
 
-from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
+from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.errors import SourceError
 from attune_packs.models import Reported, ReportedResponse
+from attune_packs.s3_uri import S3Location, parse_s3_uri
 
 INSTALLATION_REPORTS = "reports/installs/{installation_id}/"
 MAX_REPORT_BYTES = 64 * 2**20

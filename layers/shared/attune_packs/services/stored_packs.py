@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attune_packs.adapters.dynamodb import PackTable
-from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
+from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.data import packs as stored
+from attune_packs.data.operations import PackTable
 from attune_packs.domain.archive import scan_archive
 from attune_packs.domain.manifest import PackContents, read_pack
 from attune_packs.errors import SourceError, SourceGoneError
+from attune_packs.s3_uri import S3Location, parse_s3_uri
 
 ARCHIVE_PREFIX = "archives/sha256/"
 
@@ -48,7 +50,7 @@ def resolve_pack_path(pack_path: str, store: ObjectStore, table: PackTable | Non
             f"{pack_path!r} is neither an s3:// archive nor a registered pack as ref@version",
             error_code="SOURCE_URL_INVALID",
         )
-    item = table.get_item(f"PACK#{ref}", f"VERSION#{version}")
+    item = stored.read_version(table, ref, version)
     if item is None:
         raise SourceGoneError(f"pack {ref} {version} is not registered", error_code="NOT_FOUND")
     return parse_s3_uri(str(item["archive"]))

@@ -1,8 +1,8 @@
 """API tokens: random, shown once, stored only as a hash, scoped, expiring, revocable.
 
-A token reads ``atn_<id>_<secret>``. The table keeps ``PK=TOKEN#<id>`` with the SHA-256 of the
-whole token, its scopes, expiry and revocation time; verifying looks the id up and compares the
-hash in constant time.
+A token reads ``atn_<id>_<secret>``. The table keeps one record per token id
+(:mod:`attune_packs.data.tokens`) with the SHA-256 of the whole token, its scopes, expiry and
+revocation time; verifying looks the id up and compares the hash in constant time.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from attune_packs.adapters.dynamodb import PackTable
+from attune_packs.data import tokens as stored
+from attune_packs.data.operations import PackTable
 from attune_packs.errors import AttuneError, InvalidRequestError, NotFoundError
 
 Scope = Literal["read", "install", "admin"]
@@ -75,19 +76,7 @@ def create_token(
         created_at=now.isoformat(),
         expires_at=(now + timedelta(days=ttl_days)).isoformat() if ttl_days else None,
     )
-    table.batch_put(
-        [
-            {
-                "PK": f"TOKEN#{token_id}",
-                "SK": "TOKEN",
-                "entity": "token",
-                "GSI1PK": "TOKENS",
-                "GSI1SK": token_id,
-                "hash": _hash(token),
-                **info.model_dump(),
-            }
-        ]
-    )
+    stored.save_token(table, token_id, {"hash": _hash(token), **info.model_dump()})
     return CreatedToken(token=token, info=info)
 
 
@@ -101,7 +90,7 @@ def verify_token(table: PackTable, authorization: str | None, *, now: datetime |
     match = TOKEN_PATTERN.fullmatch(token.strip())
     if match is None:
         raise AuthError("malformed token")
-    item = table.get_item(f"TOKEN#{match.group(1)}", "TOKEN")
+    item = stored.read_token(table, match.group(1))
     if item is None or not hmac.compare_digest(str(item.get("hash", "")), _hash(token.strip())):
         raise AuthError("unknown token")
     info = TokenInfo.model_validate(item)
@@ -114,15 +103,15 @@ def verify_token(table: PackTable, authorization: str | None, *, now: datetime |
 
 
 def list_tokens(table: PackTable) -> list[TokenInfo]:
-    return [TokenInfo.model_validate(item) for item in table.query_index("TOKENS")]
+    return [TokenInfo.model_validate(item) for item in stored.read_tokens(table)]
 
 
 def revoke_token(table: PackTable, token_id: str, *, now: datetime | None = None) -> TokenInfo:
-    item = table.get_item(f"TOKEN#{token_id}", "TOKEN")
+    item = stored.read_token(table, token_id)
     if item is None:
         raise NotFoundError(f"no token {token_id!r}")
     item["revoked_at"] = (now or datetime.now(UTC)).isoformat()
-    table.batch_put([item])
+    stored.save_token(table, token_id, item)
     return TokenInfo.model_validate(item)
 
 

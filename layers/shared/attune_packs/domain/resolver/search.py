@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from resolvelib import ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib import ResolutionImpossible, ResolutionTooDeep
+from resolvelib.resolvers import Resolution as ResolvelibRun
 
 from attune_packs.domain.registry_index import RegistryCatalog
 from attune_packs.domain.resolver.cycles import cycle_choices, cycle_conflicts, topological_order, with_exclusion
@@ -29,6 +30,29 @@ from attune_packs.models import Conflict
 # Attempts spent trying another version to rule out of a dependency cycle.
 MAX_CYCLE_BRANCHES = 16
 _DEFAULT_LIMITS = ResolverLimits()
+
+
+def connected_mapping(mapping: Mapping[str, Any], criteria: Mapping[str, Any]) -> dict[str, Any]:
+    """The pins that some requirement chain from the roots still reaches, found iteratively.
+
+    resolvelib's own result builder walks parents recursively without remembering where it has been,
+    so pins left behind by backtracking that require each other in a cycle recurse until
+    ``RecursionError``; a breadth-first walk from the roots cannot."""
+    key_of = {id(candidate): key for key, candidate in mapping.items()}
+    children: dict[str | None, list[str]] = {}
+    for key, criterion in criteria.items():
+        for parent in criterion.iter_parent():
+            parent_key = None if parent is None else key_of.get(id(parent), "")
+            if parent_key != "":
+                children.setdefault(parent_key, []).append(key)
+    reached: set[str] = set()
+    frontier: list[str | None] = [None]
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            if child not in reached:
+                reached.add(child)
+                frontier.append(child)
+    return {key: candidate for key, candidate in mapping.items() if key in reached}
 
 
 def resolve(
@@ -144,7 +168,7 @@ class Search:
             if self.mode != "search":
                 provider.prune([n.ref for n in roots])
             requirements = [provider.requirement(n.ref, constraint_of(f"={n.version}"), None) for n in roots]
-            state = Resolver(provider, reporter).resolve(requirements, max_rounds=max(self.rounds_left, 1))
+            state = ResolvelibRun(provider, reporter).resolve(requirements, max_rounds=max(self.rounds_left, 1))
         except ResolutionImpossible as exc:
             return "impossible", (list(exc.causes), provider, reporter)
         except Thrashing:
@@ -156,7 +180,7 @@ class Search:
         finally:
             result.rounds += reporter.rounds
             self.rounds_left -= reporter.rounds
-        return "ok", (dict(state.mapping), state.criteria, provider)
+        return "ok", (connected_mapping(state.mapping, state.criteria), state.criteria, provider)
 
     def _solve(self, roots: Sequence[PackNode]) -> Outcome:
         """Attempts until one resolves without registry-made cycles, or fails."""

@@ -35,7 +35,7 @@ from typing import Any
 
 from attune_packs.adapters.codebuild import BuildStarter
 from attune_packs.adapters.logs import LogReader
-from attune_packs.adapters.s3 import ObjectStore, S3Location
+from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.adapters.stepfunctions import TaskTokens
 from attune_packs.buildspec.build_tools import reference_answer, summarise, task_answer, unique_report_key
 from attune_packs.domain.runtime import BUILD_RECIPE_VERSION, nodejs_env_hash, pack_requirements, python_env_hash
@@ -50,6 +50,7 @@ from attune_packs.models import (
     EnvironmentArtifact,
     PackFailure,
 )
+from attune_packs.s3_uri import S3Location
 from attune_packs.services.build_reports import failure_message, fetch_excerpt, valid_test_result
 from attune_packs.services.stages.per_pack import PackFailures, bugs_as_internal_errors
 from attune_packs.services.stored_packs import StoredPack, load_pack

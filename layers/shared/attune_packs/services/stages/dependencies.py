@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from attune_packs.adapters.dynamodb import PackTable
-from attune_packs.adapters.s3 import ObjectStore, parse_s3_uri
+from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.data.operations import PackTable
+from attune_packs.data.packs import read_pointer
 from attune_packs.domain.archive import scan_archive
 from attune_packs.domain.registry_index import RegistryCatalog
 from attune_packs.domain.resolver import (
@@ -40,6 +41,7 @@ from attune_packs.models import (
     Resolution,
     RuntimeRequirements,
 )
+from attune_packs.s3_uri import parse_s3_uri
 from attune_packs.services.managed_indices import enabled_index_urls
 from attune_packs.services.registry_indices import IndexFailure, index_urls, load_indices
 from attune_packs.services.stages.per_pack import PackFailures
@@ -87,7 +89,7 @@ class _Installed:
         return self.cache[ref]
 
     def _read(self, ref: str) -> InstalledPack | None:
-        item = self.table.get_item(f"PACK#{ref}", "CURRENT")
+        item = read_pointer(self.table, ref)
         if item is None:
             return None
         try:

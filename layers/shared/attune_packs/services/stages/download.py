@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 from urllib.parse import urlparse, urlsplit
 
-from attune_packs.adapters.s3 import ObjectStore, S3Location, parse_s3_uri
+from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.domain.archive import ArchiveLimits, detect_format, scan_archive
 from attune_packs.domain.manifest import read_pack
 from attune_packs.domain.registry_index import IndexEntry, InstallSource, RegistryIndex, find_entry, parse_registry_ref
@@ -41,6 +41,7 @@ from attune_packs.models import (
     PackFailure,
     SourceType,
 )
+from attune_packs.s3_uri import S3Location, parse_s3_uri
 from attune_packs.services.locations import join_location, open_local, open_location
 from attune_packs.services.registry_indices import (
     IndexFailure,

@@ -1,0 +1,34 @@
+"""What every step of a registration shares: the retention and size policy, the clock, ids."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class RegistryPolicy:
+    """How much history is kept and where large content goes."""
+
+    keep_versions: int = 5  # registrations whose component items are kept (the current one included)
+    # A registration still STAGED after this long is dead (a Lambda runs at most 15 minutes).
+    staged_grace: timedelta = timedelta(minutes=30)
+    # Component parameter / output schemas and attributes larger than this go to S3.
+    offload_bytes: int = 32 * 1024
+    max_item_bytes: int = 350 * 1024  # DynamoDB's limit is 400 KB, names included
+
+    def __post_init__(self) -> None:
+        if self.keep_versions < 1:
+            raise ValueError("keep_versions must be at least 1 (the current version)")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_registration_id() -> str:
+    return uuid.uuid4().hex[:16]

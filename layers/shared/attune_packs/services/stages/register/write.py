@@ -1,0 +1,88 @@
+"""Write: stage a registration's items (its STAGED marker, then one item per component, large
+schemas moved to S3) in batches of 25. Nothing points at them until the flip."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.data import packs as stored
+from attune_packs.data.operations import Key, PackTable, item_key
+from attune_packs.domain.components import Component
+from attune_packs.errors import ManifestError
+from attune_packs.services.catalog import public_json_size
+from attune_packs.services.stages.register.policy import RegistryPolicy
+
+SCHEMA_PREFIX = "components/"
+_BULK_FIELDS = ("parameters", "output_schema", "attributes")
+
+
+def _offload(
+    component: dict[str, Any], store: ObjectStore, policy: RegistryPolicy, uploaded: set[str]
+) -> dict[str, Any]:
+    """Move a component's large schemas to S3 (content-addressed) and reference them."""
+    bulk = {k: component[k] for k in _BULK_FIELDS if component.get(k)}
+    if not bulk:
+        return component
+    body = json.dumps(bulk, sort_keys=True, separators=(",", ":"), default=str).encode()
+    if len(body) <= policy.offload_bytes:
+        return component
+    digest = hashlib.sha256(body).hexdigest()
+    key = f"{SCHEMA_PREFIX}{digest}.json"
+    if key not in uploaded:
+        store.put_bytes(key, body, "application/json")
+        uploaded.add(key)
+    slim = {k: v for k, v in component.items() if k not in _BULK_FIELDS}
+    return {
+        **slim,
+        "parameter_names": sorted(component.get("parameters") or {})[:500],
+        "schema_ref": f"s3://{store.bucket}/{key}",
+        "schema_sha256": digest,
+        "schema_bytes": len(body),
+    }
+
+
+def _too_large(component: Component, fields: dict[str, Any], size: int) -> ManifestError:
+    largest = max(fields, key=lambda k: public_json_size({k: fields[k]}))
+    return ManifestError(
+        f"{component.source_file}: {largest}: the component's metadata is too large to register "
+        f"({size} bytes after moving its schemas to S3)",
+        error_code="COMPONENT_TOO_LARGE",
+        details=[{"file": component.source_file, "field": largest, "problem": "too large"}],
+    )
+
+
+def stage_registration(
+    table: PackTable,
+    store: ObjectStore,
+    ref: str,
+    version: str,
+    registration_id: str,
+    components: list[Component],
+    policy: RegistryPolicy,
+    now: datetime,
+    uploaded: set[str] | None = None,
+    installation_id: str | None = None,
+) -> list[Key]:
+    """Write a registration's items (its STAGED marker first, then one item per component and the
+    listing of them all) in batches. Nothing points at them until the flip. Returns their keys,
+    the marker's first."""
+    uploaded = uploaded if uploaded is not None else set()
+    items: list[dict[str, Any]] = [stored.staged_marker(ref, version, registration_id, installation_id, now)]
+    staged: list[dict[str, Any]] = []
+    for component in components:
+        fields = _offload(component.model_dump(mode="json"), store, policy, uploaded)
+        item = stored.component_item(
+            ref, version, registration_id, component.type, component.name, component.ref, fields
+        )
+        size = public_json_size(item)
+        if size > policy.max_item_bytes:
+            raise _too_large(component, fields, size)
+        staged.append(item)
+    items.extend(staged)
+    items.extend(stored.listing_items(ref, version, registration_id, staged))
+    table.batch_put(items)
+    return [item_key(item) for item in items]
