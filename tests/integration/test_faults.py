@@ -1,0 +1,199 @@
+"""Fault injection on the local stack: each fault ends in the state docs/faults.md documents,
+nothing is registered twice or half, nothing is left outside ``staging/`` that nothing refers to,
+and a re-run completes the installation.
+
+Faults are injected from here only: botocore event hooks on the clients the handlers use
+(``attune_packs.adapters.clients.client``) and patches of the hosted handler modules of the local
+stack. Production code is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Harness
+
+from attune_cli.local_stack import HostedFunction
+from attune_cli.render import install_report
+from attune_packs.adapters.clients import client
+from testkit.pack_archives import pack_files, write_pack
+
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
+
+SERVICES = ("s3", "dynamodb", "codebuild", "stepfunctions", "logs")
+STAGE_FUNCTIONS = {
+    "download": "DownloadPacksFunction",
+    "dependencies": "GetPackDependenciesFunction",
+    "build": "BuildPackEnvsFunction",
+    "register": "RegisterPacksFunction",
+}
+# Where installations may leave objects: archives and environments (content-addressed, referenced
+# by the registry), reports (the record of every run, failed ones included), component schemas.
+KEPT_PREFIXES = ("archives/", "envs/", "reports/", "components/", "staging/", "uploads/")
+
+
+class ProcessCrashed(Exception):
+    """Stands for the Lambda process dying (out of memory, timeout): not a retried error type."""
+
+
+# --- the batch and the checks every scenario ends with ---------------------------------------------
+
+
+def batch(tmp_path: Path) -> list[str]:
+    """Three packs: one depends on another, one needs a (Python) environment built."""
+    return [
+        str(write_pack(tmp_path, "base")),
+        str(write_pack(tmp_path, "app", files=pack_files("app", dependencies="dependencies:\n  - base\n"))),
+        str(write_pack(tmp_path, "env", files=pack_files("env", requirements=""))),
+    ]
+
+
+REFS = ["app", "base", "env"]
+
+
+def assert_whole(harness: Harness) -> None:
+    """Every pack registered once, whole; no object outside the kept prefixes; no orphan archive."""
+    shown = {ref: harness.backend.show_pack(ref) for ref in REFS}
+    for ref, pack in shown.items():
+        assert pack["version"] == "1.0.0", ref
+        actions = pack["components"]["actions"]
+        assert [c["name"] for c in actions] == ["hello"], (ref, actions)  # not twice, not half
+        assert [h["version"] for h in pack["history"]] == ["1.0.0"], ref  # one registration
+    keys = harness.keys("")
+    assert [k for k in keys if not k.startswith(KEPT_PREFIXES)] == []
+    archives = {k for k in keys if k.startswith("archives/")}
+    referenced = {p["archive"].split("/", 3)[3] for p in shown.values()}
+    assert archives == referenced, "an archive nothing registered refers to"
+
+
+def install(harness: Harness, archives: list[str]) -> dict[str, Any]:
+    result = harness.install(*archives)
+    return {"result": result, "report": install_report("fault", result)}
+
+
+def hosted(harness: Harness, stage: str) -> HostedFunction:
+    logical_id = STAGE_FUNCTIONS[stage]
+    return next(f for f in harness.stack.functions.values() if f.spec.logical_id == logical_id)
+
+
+# --- botocore hooks ---------------------------------------------------------------------------------
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def _throttled(service: str, url: str) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    if service == "s3":
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        return AWSResponse(url, 503, {"Content-Type": "application/xml"}, _Raw(body))
+    body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": "ThrottlingException"}
+    return AWSResponse(url, 400, headers, _Raw(body))
+
+
+@pytest.fixture
+def throttle_every_first_attempt() -> Iterator[Counter[str]]:
+    """Every call a handler makes is throttled on its first attempt (botocore retries it)."""
+    throttled: Counter[str] = Counter()
+    hooks: list[tuple[Any, str, Callable[..., Any]]] = []
+    for service in SERVICES:
+
+        def hook(request: Any, model: Any = None, _service: str = service, **_: Any) -> Any:
+            if (request.context.get("retries") or {}).get("attempt", 1) > 1:
+                return None
+            throttled[f"{_service}:{model.name if model else '?'}"] += 1
+            return _throttled(_service, request.url)
+
+        events = client(service).meta.events
+        event = f"before-send.{client(service).meta.service_model.service_id.hyphenize()}"
+        events.register(event, hook)
+        hooks.append((events, event, hook))
+    yield throttled
+    for events, event, hook in hooks:
+        events.unregister(event, hook)
+
+
+# --- scenarios --------------------------------------------------------------------------------------
+
+
+def test_throttling_on_every_aws_call_is_retried_and_the_installation_completes(
+    harness: Harness, tmp_path: Path, throttle_every_first_attempt: Counter[str]
+) -> None:
+    outcome = install(harness, batch(tmp_path))
+
+    assert outcome["result"].status == "SUCCEEDED", (outcome["result"].error, outcome["result"].cause)
+    assert outcome["report"]["outcome"] == "ok", outcome["report"]["failures"]
+    assert_whole(harness)
+    # and the calls of every stage were throttled: S3 reads and writes, DynamoDB, CodeBuild
+    services = {name.split(":")[0] for name in throttle_every_first_attempt}
+    assert {"s3", "dynamodb", "codebuild"} <= services, throttle_every_first_attempt
+
+
+@pytest.mark.parametrize("stage", ["download", "dependencies", "register"])
+def test_a_lambda_that_crashes_between_its_s3_write_and_its_answer_fails_and_a_rerun_completes(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    function = hosted(harness, stage)
+    real_answer = function.module.answer
+    crashes: list[str] = []
+
+    def write_then_crash(response: Any, request: Any, store: Any) -> Any:
+        answered = real_answer(response, request, store)  # the report is in S3 (and registered packs in DynamoDB)
+        if not crashes:
+            crashes.append(request.report_key or "")
+            raise ProcessCrashed("the process died after writing its report")
+        return answered
+
+    monkeypatch.setattr(function.module, "answer", write_then_crash)
+    archives = batch(tmp_path)
+
+    first = install(harness, archives)
+    # The execution fails: a crash is not an error the state machine retries
+    assert first["result"].status == "FAILED"
+    assert first["result"].error == "InstallationFailed" and "ProcessCrashed" in str(first["result"].cause)
+    assert crashes and crashes[0].startswith("reports/")
+
+    # A re-run completes it; what the crashed run wrote is reused or replaced, never doubled
+    second = install(harness, archives)
+    assert second["result"].status == "SUCCEEDED", (second["result"].error, second["result"].cause)
+    assert second["report"]["outcome"] == "ok", second["report"]["failures"]
+    assert_whole(harness)
+
+
+@pytest.mark.parametrize("stage", list(STAGE_FUNCTIONS))
+def test_the_same_stage_event_delivered_twice_changes_nothing(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    function = hosted(harness, stage)
+    real_handler = function.handler
+    deliveries: Counter[str] = Counter()
+
+    def twice(event: Any, context: Any) -> Any:
+        deliveries[stage] += 1
+        real_handler(json.loads(json.dumps(event)), context)
+        return real_handler(event, context)
+
+    monkeypatch.setattr(function, "handler", twice)
+
+    outcome = install(harness, batch(tmp_path))
+
+    assert deliveries[stage] >= 1
+    assert outcome["result"].status == "SUCCEEDED", (outcome["result"].error, outcome["result"].cause)
+    assert outcome["report"]["outcome"] == "ok", outcome["report"]["failures"]
+    assert_whole(harness)
+    # and a re-run is a no-op that succeeds
+    again = install(harness, batch(tmp_path))
+    assert again["result"].status == "SUCCEEDED"
+    assert_whole(harness)
