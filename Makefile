@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist worker processes for the test targets: `auto` is one per CPU; WORKERS=0 runs in one process.
 WORKERS ?= auto
 
-.PHONY: run test test-fast lint bench build deploy clean reset-local
+.PHONY: run test test-fast lint bench build deploy clean reset-local stop-local
 
 $(STAMP): requirements-dev.lock pyproject.toml layers/shared/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -15,7 +15,8 @@ $(STAMP): requirements-dev.lock pyproject.toml layers/shared/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
-## run: install the example packs end to end on the embedded local AWS stack
+## run: install the example packs end to end on the embedded local AWS stack (a local service on
+## 127.0.0.1 that the first command starts and that keeps running; `make stop-local` stops it)
 run: $(STAMP)
 	$(BIN)/attune-packs install --registry examples/index.json notify_slack http_tools
 	$(BIN)/attune-packs list
@@ -34,8 +35,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH)
 
+## reset-local: stop the local stack and forget everything it stored
 reset-local: $(STAMP)
 	$(BIN)/attune-packs local reset
+
+## stop-local: stop the local stack (its state is kept for the next command)
+stop-local: $(STAMP)
+	$(BIN)/attune-packs local stop
 
 build:
 	sam build

@@ -18,6 +18,7 @@ gzip without a timestamp or file name.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import stat
 import tarfile
@@ -258,3 +259,8 @@ def write_pack(
     path = folder / (file_name or f"{ref}-{version}.{archive_type}")
     path.write_bytes(archive_bytes(content, archive_type, root=f"{ref}/" if root is None else root))
     return path
+
+
+def stored_archive_key(body: bytes) -> str:
+    """Where the download stage stores an archive: under the sha256 of its bytes (readers verify it)."""
+    return f"archives/sha256/{hashlib.sha256(body).hexdigest()}.tar.gz"

@@ -37,6 +37,9 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    # CLI commands run the local stack inside the test process, not as a service left running
+    # (tests/integration/test_local_service.py starts the service on purpose)
+    monkeypatch.setenv("ATTUNE_LOCAL_IN_PROCESS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -2,25 +2,31 @@
 
 Same operations as the boto3 backend, through the API's routes with a bearer token. Progress is
 rebuilt from the installation's stage transitions, so the CLI shows the same lines either way.
+
+Calls go through the standard library's HTTP client (importing ``requests`` would cost a read-only
+command more than its whole round trip to the local stack); redirects are never followed, so the
+token only goes where it was told to; proxies from the environment apply to remote APIs only.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
+import json as _json
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
-
-import requests
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 from attune_cli.backends import Execution, ExecutionResult
 from attune_packs.errors import AttuneError, NotFoundError
-from attune_packs.models import InstallRequest
+
+if TYPE_CHECKING:  # pydantic's import costs a read-only command more than its whole request
+    from attune_packs.models import InstallRequest
 
 CONFIG_PATH = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "attune-packs" / "config.json"
 
@@ -35,15 +41,18 @@ def _loopback(url: str) -> bool:
         return False
 
 
-class BearerAuth(requests.auth.AuthBase):
-    """Sets the token on every request (and keeps requests from using ~/.netrc instead)."""
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as the error it is for an API client (the token must not follow it)."""
 
-    def __init__(self, token: str) -> None:
-        self.token = token
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self.token}"
-        return request
+
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    handlers: list[Any] = [_NoRedirects()]
+    if _loopback(url):
+        handlers.append(urllib.request.ProxyHandler({}))  # proxies apply to real stacks only
+    return urllib.request.build_opener(*handlers)
 
 
 class ApiError(AttuneError):
@@ -54,36 +63,59 @@ def api_settings(api_url: str | None, token: str | None) -> tuple[str | None, st
     """--api-url/--token, else ATTUNE_API_URL/ATTUNE_TOKEN, else the config file."""
     config: dict[str, Any] = {}
     if CONFIG_PATH.is_file():
-        config = json.loads(CONFIG_PATH.read_text())
+        config = _json.loads(CONFIG_PATH.read_text())
     url = api_url or os.environ.get("ATTUNE_API_URL") or config.get("api_url")
     secret = token or os.environ.get("ATTUNE_TOKEN") or config.get("token")
     return (url.rstrip("/") if url else None), secret
 
 
 class ApiBackend:
-    def __init__(self, base_url: str, token: str | None, *, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        poll_seconds: float = 1.0,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.session = session or requests.Session()
+        self.poll_seconds = poll_seconds  # how often follow() asks how an installation goes
         if urlsplit(self.base_url).scheme != "https" and not _loopback(self.base_url):
             raise ApiError(
                 f"{self.base_url}: the API must be reached over https (the token would travel in clear)",
                 error_code="API_URL_INSECURE",
             )
-        self.session.trust_env = not _loopback(self.base_url)  # proxies apply to real stacks only
-        if token:
-            self.session.auth = BearerAuth(token)
+        self._opener = _opener(self.base_url)
+        self._token = token
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.session.request(method, f"{self.base_url}/api/v1{path}", timeout=60, **kwargs)
+    def _send(self, method: str, url: str, data: bytes | None) -> tuple[int, str, bytes]:
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - http(s) only
         try:
-            body = response.json()
+            with self._opener.open(request, timeout=60) as response:
+                return response.status, response.reason, response.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, str(error.reason), error.read()
+
+    def _call(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> Any:
+        url = f"{self.base_url}/api/v1{path}" + (f"?{urlencode(params)}" if params else "")
+        data = None if json is None else _json.dumps(json).encode()
+        status, reason, raw = self._send(method, url, data)
+        try:
+            body = _json.loads(raw)
         except ValueError:
-            body = {"error": response.text[:300] or response.reason, "code": f"HTTP_{response.status_code}"}
-        if response.status_code == 404:
+            body = {"error": raw[:300].decode(errors="replace") or reason, "code": f"HTTP_{status}"}
+        if status == 404:
             raise NotFoundError(body.get("error", "not found"), error_code=body.get("code", "NOT_FOUND"))
-        if response.status_code >= 400:
+        if status >= 400:
             raise ApiError(
-                f"{response.status_code}: {body.get('error')}",
+                f"{status}: {body.get('error')}",
                 error_code=body.get("code", "HTTP_ERROR"),
                 details=body.get("details"),
             )
@@ -103,9 +135,10 @@ class ApiBackend:
         installation_id: str,
         on_event: Callable[[dict[str, Any]], None],
         *,
-        poll_seconds: float = 1.0,
+        poll_seconds: float | None = None,
         timeout: float = 7200,
     ) -> ExecutionResult:
+        poll_seconds = self.poll_seconds if poll_seconds is None else poll_seconds
         announced: set[tuple[str, str]] = set()
         deadline = time.monotonic() + timeout
         while True:
@@ -152,6 +185,8 @@ class ApiBackend:
         content_type = "application/zip" if archive.name.endswith(".zip") else "application/gzip"
         grant = self._call("POST", "/packs/uploads", json={"filename": archive.name, "content_type": content_type})
         form = grant["data"]["upload"]
+        import requests  # multipart form posts only
+
         uploader = requests.Session()  # no bearer token: the form's signature is the credential
         uploader.trust_env = not _loopback(form["url"])
         with archive.open("rb") as handle, uploader:

@@ -13,13 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from attune_packs.adapters.dynamodb import DynamoPackTable
-from attune_packs.adapters.s3 import S3ObjectStore
-from attune_packs.models import InstallRequest
-from attune_packs.services import catalog
-from attune_packs.services.reports import expand_installation_output, unfinished_installation_output
+if TYPE_CHECKING:  # imported where used: a CLI command that talks to an API needs none of them
+    from attune_packs.adapters.dynamodb import DynamoPackTable
+    from attune_packs.models import InstallRequest
 
 
 @dataclass
@@ -98,6 +96,9 @@ class Backend:
             seen = len(events)
             status = description["status"]
             if status != "RUNNING":
+                from attune_packs.adapters.s3 import S3ObjectStore
+                from attune_packs.services.reports import expand_installation_output, unfinished_installation_output
+
                 output = json.loads(description["output"]) if description.get("output") else None
                 store = S3ObjectStore(self.s3, self.bucket)
                 if output is not None:
@@ -120,9 +121,13 @@ class Backend:
             kwargs["nextToken"] = page["nextToken"]
 
     def list_packs(self) -> list[dict[str, Any]]:
+        from attune_packs.services import catalog
+
         return catalog.list_packs(self.table)
 
     def show_pack(self, ref: str) -> dict[str, Any]:
+        from attune_packs.services import catalog
+
         return catalog.show_pack(self.table, ref)
 
     def remove_pack(self, ref: str, *, force: bool = False) -> dict[str, Any]:
@@ -138,6 +143,8 @@ class Backend:
         return result.model_dump(mode="json")
 
     def list_components(self, component_type: str, *, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        from attune_packs.services import catalog
+
         return catalog.list_components(self.table, component_type, limit=limit, cursor=cursor)
 
     def _pack_store(self, ref: str) -> Any:
@@ -147,6 +154,7 @@ class Backend:
         from attune_packs.adapters.s3 import S3ObjectStore, parse_s3_uri
         from attune_packs.data.packs import read_pointer
         from attune_packs.errors import NotFoundError
+        from attune_packs.services import catalog
 
         current = read_pointer(self.table, catalog.check_pack_ref(ref))
         if current is None:
@@ -157,6 +165,7 @@ class Backend:
 @contextmanager
 def local_backend(state_dir: Path | None) -> Iterator[Backend]:
     from attune_cli.local_stack import LocalStack
+    from attune_packs.adapters.dynamodb import DynamoPackTable
 
     with LocalStack(state_dir) as stack:
         table = DynamoPackTable(stack.client("dynamodb"), stack.table)
@@ -168,6 +177,8 @@ def local_backend(state_dir: Path | None) -> Iterator[Backend]:
 @contextmanager
 def aws_backend(stack_name: str) -> Iterator[Backend]:
     import boto3
+
+    from attune_packs.adapters.dynamodb import DynamoPackTable
 
     outputs = {
         o["OutputKey"]: o["OutputValue"]

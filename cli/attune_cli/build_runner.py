@@ -225,25 +225,13 @@ class LocalBuildRunner:
 
     def _execute(self, record: BuildRecord) -> None:
         spec = yaml.safe_load(record.buildspec) or {}
-        spec_env = {k: str(v) for k, v in ((spec.get("env") or {}).get("variables") or {}).items()}
         mark = f"{_MARK}-{secrets.token_hex(8)}"
-        marker = re.compile(rf"^{re.escape(mark)} (\w+) (START|SUCCEEDED|FAILED)$")
         with tempfile.TemporaryDirectory(prefix="attune-build-") as workdir:
             work = Path(workdir)
             (work / "commands").mkdir()
             (work / "src").mkdir()
             script = work / "build.sh"
             script.write_text(render_script(spec, work / "commands", mark))
-            environment = {
-                **self.environment,
-                **spec_env,
-                **record.environment,
-                "CODEBUILD_BUILD_ID": record.metadata["id"],
-                "CODEBUILD_BUILD_ARN": record.metadata.get("arn", ""),
-                "CODEBUILD_SRC_DIR": str(work / "src"),
-                "CODEBUILD_INITIATOR": "attune-local",
-                "TMPDIR": str(work),
-            }
             record.metadata.update(currentPhase="INSTALL")
             phases: list[dict[str, Any]] = []
             stream = self.log_sink.open(log_stream_name(record.metadata["id"])) if self.log_sink else None
@@ -258,7 +246,7 @@ class LocalBuildRunner:
                 process = subprocess.Popen(
                     ["bash", str(script)],
                     cwd=work / "src",
-                    env=environment,
+                    env=self._build_environment(record, spec, work),
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     text=True,
@@ -269,23 +257,8 @@ class LocalBuildRunner:
                 timer = threading.Timer(record.timeout_minutes * 60, _kill_group, args=(process, killed))
                 timer.start()
                 try:
-                    assert process.stdout is not None
-                    for line in process.stdout:
-                        found = marker.match(line.rstrip("\n"))
-                        if found is None:
-                            emit(line)
-                            continue
-                        phase, status = found.group(1).upper(), found.group(2)
-                        if status == "START":
-                            record.metadata["currentPhase"] = phase
-                            phases.append({"phaseType": phase, "startTime": _now()})
-                            emit(f"[Container] {_now()} Entering phase {phase}\n")
-                        else:
-                            phases[-1].update(phaseStatus=status, endTime=_now())
-                            emit(f"[Container] {_now()} Phase complete: {phase} State: {status}\n")
-                    process.wait()
-                    timed_out = killed.is_set()
-                    if timed_out:
+                    _follow(process, mark, record, phases, emit)
+                    if killed.is_set():
                         emit(f"[Container] {_now()} Build timed out after {record.timeout_minutes} minutes\n")
                 finally:
                     timer.cancel()
@@ -293,21 +266,61 @@ class LocalBuildRunner:
                         stream.close()
                         if stream.problem:
                             log.write(f"local build runner: {stream.problem}\n")
-            failed = [p for p in phases if p.get("phaseStatus") == "FAILED"]
-            for phase in failed:
-                phase["contexts"] = [
-                    {
-                        "statusCode": "COMMAND_EXECUTION_ERROR",
-                        "message": f"a command of {phase['phaseType']} failed; see {record.log_path}",
-                    }
-                ]
-            status = "TIMED_OUT" if timed_out else ("SUCCEEDED" if process.returncode == 0 else "FAILED")
-            record.metadata.update(
-                buildStatus=status,
-                currentPhase="COMPLETED",
-                phases=phases,
-                endTime=_now(),
-            )
+            _finish(record, phases, timed_out=killed.is_set(), returncode=process.returncode)
+
+    def _build_environment(self, record: BuildRecord, spec: dict[str, Any], work: Path) -> dict[str, str]:
+        """The variables a build sees, as on CodeBuild: the buildspec's, the overrides, CodeBuild's own."""
+        spec_env = {k: str(v) for k, v in ((spec.get("env") or {}).get("variables") or {}).items()}
+        return {
+            **self.environment,
+            **spec_env,
+            **record.environment,
+            "CODEBUILD_BUILD_ID": record.metadata["id"],
+            "CODEBUILD_BUILD_ARN": record.metadata.get("arn", ""),
+            "CODEBUILD_SRC_DIR": str(work / "src"),
+            "CODEBUILD_INITIATOR": "attune-local",
+            "TMPDIR": str(work),
+        }
+
+
+def _follow(
+    process: subprocess.Popen[str],
+    mark: str,
+    record: BuildRecord,
+    phases: list[dict[str, Any]],
+    emit: Callable[[str], None],
+) -> None:
+    """Copy the build's output to its log, turning the phase markers into CodeBuild's lines."""
+    marker = re.compile(rf"^{re.escape(mark)} (\w+) (START|SUCCEEDED|FAILED)$")
+    assert process.stdout is not None
+    for line in process.stdout:
+        found = marker.match(line.rstrip("\n"))
+        if found is None:
+            emit(line)
+            continue
+        phase, status = found.group(1).upper(), found.group(2)
+        if status == "START":
+            record.metadata["currentPhase"] = phase
+            phases.append({"phaseType": phase, "startTime": _now()})
+            emit(f"[Container] {_now()} Entering phase {phase}\n")
+        else:
+            phases[-1].update(phaseStatus=status, endTime=_now())
+            emit(f"[Container] {_now()} Phase complete: {phase} State: {status}\n")
+    process.wait()
+
+
+def _finish(record: BuildRecord, phases: list[dict[str, Any]], *, timed_out: bool, returncode: int | None) -> None:
+    """Record the outcome on moto's build record, as batch_get_builds reports it."""
+    for phase in phases:
+        if phase.get("phaseStatus") == "FAILED":
+            phase["contexts"] = [
+                {
+                    "statusCode": "COMMAND_EXECUTION_ERROR",
+                    "message": f"a command of {phase['phaseType']} failed; see {record.log_path}",
+                }
+            ]
+    status = "TIMED_OUT" if timed_out else ("SUCCEEDED" if returncode == 0 else "FAILED")
+    record.metadata.update(buildStatus=status, currentPhase="COMPLETED", phases=phases, endTime=_now())
 
 
 def _kill_group(process: subprocess.Popen[str], killed: threading.Event) -> None:

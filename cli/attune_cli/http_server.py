@@ -4,12 +4,16 @@ API function the template wires, with the template's gateway responses.
 A request becomes an API Gateway REST proxy event; the TOKEN authorizer runs first (its answer is
 cached per token for the template's ReauthorizeEvery seconds, as API Gateway does); a refusal is
 the template's UNAUTHORIZED gateway response; otherwise the API function answers.
+
+One route is the local stack's own: ``GET /_local/health`` (no token) says which service answers
+(its pid and state dir), so the CLI never mistakes another process on a recycled port for it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 import uuid
@@ -74,6 +78,9 @@ class LocalApiGateway:
 
     def handle(self, request: Request) -> Response:
         path = request.path
+        if path == "/_local/health" and request.method == "GET":
+            health = {"service": "attune-local", "pid": os.getpid(), "state_dir": str(self.stack.state_dir)}
+            return Response(json.dumps(health), content_type="application/json")
         method_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:local/{self.stage}/{request.method}{path}"
         answer = self._authorize(request.headers.get(self.header), method_arn)
         if answer is None:

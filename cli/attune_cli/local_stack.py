@@ -9,7 +9,9 @@
 * CodeBuild builds run the real buildspec on this machine (:mod:`attune_cli.build_runner`);
   builds that end badly are delivered, as CodeBuild's state-change event, to the functions the
   template subscribes to it.
-* S3 objects and DynamoDB items are kept in a project-local folder between runs.
+* S3 objects and DynamoDB items are kept in a project-local folder between runs, incrementally
+  (:mod:`attune_cli.persistence`: bodies by digest, a journal of changes, a snapshot on stop);
+  DynamoDB requests are serialised as AWS serialises them (:mod:`attune_cli.moto_state`).
 * Where moto differs from AWS in a way the pipeline depends on, it is patched to behave as AWS
   does: SendTaskFailure keeps its cause; a task token answers once (a second SendTaskSuccess or
   SendTaskFailure is TaskTimedOut); EventBridge rules invoke Lambda targets.
@@ -36,13 +38,14 @@ from types import ModuleType
 from typing import Any
 
 from attune_cli.build_runner import BuildRecord, CloudWatchLogSink, LocalBuildRunner, state_change_event
+from attune_cli.moto_state import MotoState
+from attune_cli.persistence import StateStore
 from attune_cli.template import FunctionSpec, Resolver, StackResources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 PREFIX = "attune-local"
-_SKIP_PERSIST = ("staging/",)
 
 
 @dataclass
@@ -107,6 +110,8 @@ class LocalStack:
         self.arns: dict[str, str] = {}
         self.endpoint = ""
         self.runner: LocalBuildRunner | None = None
+        self.store: StateStore | None = None
+        self.moto_state: MotoState | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -164,14 +169,23 @@ class LocalStack:
         wiring.reset()
         self._install_patches()
         self._create_resources()
-        self._restore()
+        self.store = StateStore(self.state_dir) if self.persist else None
+        self.moto_state = MotoState(ACCOUNT, REGION, self.table, self.bucket, self.store)
+        self.moto_state.install(self._patch)
+        if self.store is not None:
+            stored = self.store.load()
+            self.moto_state.restore(stored)
+            self.store.snapshot(stored)  # the journal starts empty: it holds this run's changes only
+            self.store.open()
 
     def stop(self) -> None:
         try:
             if self.runner is not None:
                 self.runner.wait_all(timeout=1800)
-            if self.persist and self._server is not None:
-                self._save()
+            if self.store is not None:
+                self.store.close()
+                self.store.snapshot(self.store.load())
+                self.store = None
         finally:
             for owner, name, original in reversed(self._patches):
                 setattr(owner, name, original)
@@ -348,9 +362,15 @@ class LocalStack:
             return hosted.handler(event, LocalContext(hosted.name))
 
     def _install_patches(self) -> None:
+        """Where moto behaves unlike AWS, make it behave as AWS does (each patch says how)."""
+        self._patch_lambda_invoke()
+        self._patch_codebuild()
+        self._patch_task_tokens()
+        self._patch_event_targets()
+
+    def _patch_lambda_invoke(self) -> None:
+        """Lambda invocations of hosted functions call the real handler in-process (moto would use Docker)."""
         from moto.awslambda_simple.models import LambdaSimpleBackend
-        from moto.codebuild.models import CodeBuildBackend
-        from moto.codebuild.responses import CodeBuildResponse
 
         stack = self
         original_invoke = LambdaSimpleBackend.invoke
@@ -374,14 +394,22 @@ class LocalStack:
                 ).encode()
             return json.dumps(result).encode()
 
+        self._patch(LambdaSimpleBackend, "invoke", invoke)
+
+    def _patch_codebuild(self) -> None:
+        """StartBuild runs the buildspec on the local runner (moto never runs a build); an idempotency
+        token starts one build; BatchGetBuilds answers from every project's history."""
+        from moto.codebuild.models import CodeBuildBackend
+        from moto.codebuild.responses import CodeBuildResponse
+        from moto.core.responses import ActionResult
+
+        stack = self
         original_start = CodeBuildResponse.start_build
         tokens: dict[str, dict[str, Any]] = {}
 
         def start_build(response: Any) -> Any:
             token = response._get_param("idempotencyToken")
             if token and token in tokens:
-                from moto.core.responses import ActionResult
-
                 return ActionResult({"build": tokens[token]})
             result = original_start(response)
             project = response._get_param("projectName")
@@ -400,11 +428,17 @@ class LocalStack:
         def batch_get_builds(backend: Any, ids: list[str]) -> list[dict[str, Any]]:
             return [b for history in backend.build_metadata_history.values() for b in history if b["id"] in ids]
 
+        self._patch(CodeBuildResponse, "start_build", start_build)
+        self._patch(CodeBuildBackend, "batch_get_builds", batch_get_builds)
+
+    def _patch_task_tokens(self) -> None:
+        """A task token answers once (moto accepts a second answer; AWS raises TaskTimedOut), and
+        SendTaskFailure keeps its ``cause`` (moto 5.2 drops it; it carries build logs)."""
         from moto.core.responses import EmptyResult
         from moto.stepfunctions.parser.api import TaskTimedOut
         from moto.stepfunctions.responses import StepFunctionResponse
 
-        answered: set[str] = set()  # moto accepts a second answer to a task token; AWS refuses it
+        answered: set[str] = set()
         answering = threading.Lock()
 
         def answer_once(token: str, deliver: Callable[[], Any]) -> Any:
@@ -416,7 +450,6 @@ class LocalStack:
                 return result
 
         def send_task_failure(response: Any) -> Any:
-            # moto 5.2 drops the ``cause`` of SendTaskFailure; AWS keeps it (it carries build logs).
             token = response._get_param("taskToken")
             answer_once(
                 token,
@@ -431,13 +464,18 @@ class LocalStack:
         def send_task_success(response: Any) -> Any:
             return answer_once(response._get_param("taskToken"), lambda: original_success(response))
 
+        self._patch(StepFunctionResponse, "send_task_failure", send_task_failure)
+        self._patch(StepFunctionResponse, "send_task_success", send_task_success)
+
+    def _patch_event_targets(self) -> None:
+        """Rule matches reach hosted Lambda targets asynchronously, as on AWS (moto delivers to queues
+        and logs only)."""
         from moto.events.models import Rule
 
+        stack = self
         original_send = Rule.send_to_targets
 
         def send_to_targets(rule: Any, event: Any, transform_input: bool = True) -> None:
-            # moto delivers rule matches to queues and logs only; AWS also invokes Lambda targets
-            # (asynchronously). Deliver to hosted functions the same way.
             hosted = [str(t.get("Arn", "")).rsplit(":function:", 1)[-1] for t in rule.targets]
             if not all(name in stack.functions for name in hosted):
                 original_send(rule, event, transform_input)
@@ -447,11 +485,6 @@ class LocalStack:
                     threading.Thread(target=stack._invoke_quietly, args=(name, dict(event)), daemon=True).start()
 
         self._patch(Rule, "send_to_targets", send_to_targets)
-        self._patch(LambdaSimpleBackend, "invoke", invoke)
-        self._patch(StepFunctionResponse, "send_task_failure", send_task_failure)
-        self._patch(StepFunctionResponse, "send_task_success", send_task_success)
-        self._patch(CodeBuildResponse, "start_build", start_build)
-        self._patch(CodeBuildBackend, "batch_get_builds", batch_get_builds)
 
     def _patch(self, owner: Any, name: str, replacement: Any) -> None:
         self._patches.append((owner, name, getattr(owner, name)))
@@ -475,55 +508,6 @@ class LocalStack:
                 )
                 if matches(pattern, event):
                     self._invoke_quietly(hosted.name, event)
-
-    # -- persistence -----------------------------------------------------------------------------
-    def _save(self) -> None:
-        s3_dir = self.state_dir / "s3"
-        tmp = self.state_dir / "s3.new"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        s3 = self.client("s3")
-        index: dict[str, Any] = {}
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-            for entry in page.get("Contents", []):
-                key = entry["Key"]
-                if key.startswith(_SKIP_PERSIST) or "/tmp/" in key:
-                    continue
-                obj = s3.get_object(Bucket=self.bucket, Key=key)
-                name = f"{len(index):06d}"
-                (tmp / name).write_bytes(obj["Body"].read())
-                index[key] = {
-                    "file": name,
-                    "metadata": obj.get("Metadata", {}),
-                    "content_type": obj.get("ContentType", "binary/octet-stream"),
-                }
-        (tmp / "index.json").write_text(json.dumps(index, indent=1))
-        shutil.rmtree(s3_dir, ignore_errors=True)
-        tmp.rename(s3_dir)
-        items = []
-        for page in self.client("dynamodb").get_paginator("scan").paginate(TableName=self.table):
-            items.extend(page.get("Items", []))
-        (self.state_dir / "dynamodb.json").write_text(json.dumps(items))
-
-    def _restore(self) -> None:
-        index_path = self.state_dir / "s3" / "index.json"
-        if index_path.exists():
-            s3 = self.client("s3")
-            for key, entry in json.loads(index_path.read_text()).items():
-                s3.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=(self.state_dir / "s3" / entry["file"]).read_bytes(),
-                    Metadata=entry["metadata"],
-                    ContentType=entry["content_type"],
-                )
-        items_path = self.state_dir / "dynamodb.json"
-        if items_path.exists():
-            dynamodb = self.client("dynamodb")
-            items = json.loads(items_path.read_text())
-            for start in range(0, len(items), 25):
-                batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
-                dynamodb.batch_write_item(RequestItems={self.table: batch})
 
 
 def reset_state(state_dir: Path) -> None:

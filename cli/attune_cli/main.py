@@ -1,6 +1,7 @@
 """attune-packs: install Attune / StackStorm packs and read the pack registry.
 
-Runs on the embedded local AWS stack by default (state kept in .attune/local); against a deployed
+Runs on the embedded local AWS stack by default: a local service on 127.0.0.1 that the first
+command starts (state kept in .attune/local; `attune-packs local stop` stops it); against a deployed
 stack's HTTP API with --api-url and --token (or ATTUNE_API_URL / ATTUNE_TOKEN, or
 ~/.config/attune-packs/config.json); or directly against a deployed stack with your AWS
 credentials with --stack-name.
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from attune_cli import render
-from attune_cli.backends import open_backend
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 64
 
@@ -26,17 +26,38 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return Path(args.state_dir or os.environ.get("ATTUNE_LOCAL_STATE") or ".attune/local").resolve()
 
 
+def in_process() -> bool:
+    """ATTUNE_LOCAL_IN_PROCESS=1 runs the local stack inside the command (tests), not as a service."""
+    return os.environ.get("ATTUNE_LOCAL_IN_PROCESS", "").lower() in {"1", "true", "yes"}
+
+
+def open_backend(*, stack_name: str | None, state_dir: Path) -> AbstractContextManager[Any]:
+    from attune_cli.backends import open_backend as boto3_backend
+
+    return boto3_backend(stack_name=stack_name, state_dir=state_dir)
+
+
+def _local_api(args: argparse.Namespace) -> Any:
+    """The local service's API (started if it is not running), as the deployed stack's API is used."""
+    from attune_cli.api_client import ApiBackend
+    from attune_cli.service import ensure_service
+
+    info = ensure_service(_state_dir(args))
+    return ApiBackend(info.url, info.token, poll_seconds=0.2)
+
+
 def _backend(args: argparse.Namespace) -> AbstractContextManager[Any]:
     """The API when an API URL is configured, else the deployed stack by name, else the local stack."""
     from attune_cli.api_client import ApiBackend, api_settings
 
-    if getattr(args, "api_url", None) is None and (args.stack_name or args.state_dir):
-        # an explicit --stack-name or --state-dir wins over ATTUNE_API_URL and the config file
+    explicit = getattr(args, "api_url", None) is None and (args.stack_name or args.state_dir)
+    if not explicit:  # an explicit --stack-name or --state-dir wins over ATTUNE_API_URL and the config file
+        url, token = api_settings(getattr(args, "api_url", None), getattr(args, "token", None))
+        if url:
+            return nullcontext(ApiBackend(url, token))
+    if args.stack_name or in_process():
         return open_backend(stack_name=args.stack_name, state_dir=_state_dir(args))
-    url, token = api_settings(getattr(args, "api_url", None), getattr(args, "token", None))
-    if url:
-        return nullcontext(ApiBackend(url, token))
-    return open_backend(stack_name=args.stack_name, state_dir=_state_dir(args))
+    return nullcontext(_local_api(args))
 
 
 def _source(text: str) -> str:
@@ -120,7 +141,8 @@ def _registry_error(exc: Exception) -> int:
 
     assert isinstance(exc, AttuneError)
     print(f"attune-packs: {exc.error_code}: {exc.message}", file=sys.stderr)
-    return EXIT_USAGE if isinstance(exc, InvalidRequestError) else EXIT_FAILED
+    invalid = isinstance(exc, InvalidRequestError) or exc.error_code == InvalidRequestError.default_code
+    return EXIT_USAGE if invalid else EXIT_FAILED
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -213,8 +235,10 @@ def cmd_token(args: argparse.Namespace) -> int:
     direct = args.api_url is None and (args.stack_name or args.state_dir)
     url, token = (None, None) if direct else api_settings(args.api_url, args.token)
     try:
-        if url:
-            api = ApiBackend(url, token)
+        api = ApiBackend(url, token) if url else None
+        if api is None and not args.stack_name and not in_process():
+            api = _local_api(args)  # the local service: its own admin token
+        if api is not None:
             if args.action == "create":
                 result: Any = api.tokens(
                     "POST", json={"name": args.name, "scopes": args.scopes, "ttl_days": args.ttl_days}
@@ -248,35 +272,69 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_local_serve(args: argparse.Namespace) -> int:
-    import signal
-    import threading
+    """The local service in the foreground (Ctrl-C stops it); CLI commands use it while it runs."""
+    from attune_cli.service import serve, service_info
 
-    from attune_cli.http_server import LocalApiServer
-    from attune_cli.local_stack import LocalStack
-    from attune_packs.adapters.dynamodb import DynamoPackTable
-    from attune_packs.services.tokens import create_token
+    state = _state_dir(args)
+    running = service_info(state)
+    if running is not None:
+        where = f"pid {running.pid}, {running.url}"
+        print(f"attune-packs: the local stack already runs for {state} ({where})", file=sys.stderr)
+        return EXIT_FAILED
 
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with LocalStack(_state_dir(args)) as stack, LocalApiServer(stack, port=args.port) as server:
-        print(f"Attune Pack Installer API on {server.url}/api/v1 (Ctrl-C to stop)", flush=True)
+    def announce(url: str, stack: Any) -> None:
+        print(f"Attune Pack Installer API on {url}/api/v1 (Ctrl-C to stop)", flush=True)
         if args.admin_token:
-            created = create_token(
-                DynamoPackTable(stack.client("dynamodb"), stack.table), name="local-admin", scopes=["admin"], ttl_days=1
-            )
+            from attune_packs.adapters.dynamodb import DynamoPackTable
+            from attune_packs.services.tokens import create_token
+
+            table = DynamoPackTable(stack.client("dynamodb"), stack.table)
+            created = create_token(table, name="local-admin", scopes=["admin"], ttl_days=1)
             print(f"admin token (1 day): {created.token}", flush=True)
-        try:
-            while not stopped.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+
+    serve(state, args.port, announce=announce)
     return EXIT_OK
+
+
+def cmd_local_start(args: argparse.Namespace) -> int:
+    from attune_cli.service import ensure_service
+
+    info = ensure_service(_state_dir(args), port=args.port)
+    print(f"local stack running: {info.url}/api/v1 (pid {info.pid}, state {info.state_dir})")
+    return EXIT_OK
+
+
+def cmd_local_stop(args: argparse.Namespace) -> int:
+    from attune_cli.service import stop_service
+
+    info = stop_service(_state_dir(args))
+    print(f"local stack stopped (pid {info.pid}); state kept in {info.state_dir}" if info else "not running")
+    return EXIT_OK
+
+
+def cmd_local_status(args: argparse.Namespace) -> int:
+    from attune_cli.service import service_info
+
+    state = _state_dir(args)
+    info = service_info(state)
+    status = {"running": info is not None, "state_dir": str(state)}
+    if info is not None:
+        status.update(pid=info.pid, url=f"{info.url}/api/v1")
+    if args.json:
+        print(json.dumps(status, indent=2))
+    elif info is not None:
+        print(f"local stack running: {info.url}/api/v1 (pid {info.pid}, state {state})")
+    else:
+        print(f"local stack not running (state {state})")
+    return EXIT_OK if info is not None else EXIT_PARTIAL
 
 
 def cmd_local_reset(args: argparse.Namespace) -> int:
     from attune_cli.local_stack import reset_state
+    from attune_cli.service import stop_service
 
     state = _state_dir(args)
+    stop_service(state)
     reset_state(state)
     print(f"local stack state removed ({state})")
     return EXIT_OK
@@ -365,12 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--force", action="store_true", help="even if dependencies or dependents disagree")
     rollback.set_defaults(func=cmd_rollback)
 
-    from attune_packs.models import COMPONENT_TYPES
-
     components = sub.add_parser(
         "components", parents=[common], help="list the installed components of one type across packs"
     )
-    components.add_argument("type", choices=COMPONENT_TYPES, metavar="TYPE", help=", ".join(COMPONENT_TYPES))
+    # the stack checks the type (INVALID_REQUEST): importing the models here would cost every command
+    components.add_argument("type", metavar="TYPE", help="a component type: actions, sensors, triggers, rules, ...")
     components.add_argument("--limit", type=int, default=100, help="about this many per page (default 100)")
     components.add_argument("--cursor", metavar="PACK", help="continue after this pack (from a previous page)")
     components.set_defaults(func=cmd_components)
@@ -396,18 +453,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = sub.add_parser("local", help="manage the embedded local stack")
     local_sub = local.add_subparsers(dest="local_command", required=True)
-    serve = local_sub.add_parser("serve", parents=[common], help="serve the HTTP API on 127.0.0.1")
+    serve = local_sub.add_parser("serve", parents=[common], help="run the local stack in the foreground")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--admin-token", action="store_true", help="create and print a one-day admin token")
     serve.set_defaults(func=cmd_local_serve)
-    reset = local_sub.add_parser("reset", parents=[common], help="forget every installed pack and built environment")
+    start = local_sub.add_parser("start", parents=[common], help="start the local stack in the background")
+    start.add_argument("--port", type=int, default=0, help="its port on 127.0.0.1 (default: any free port)")
+    start.set_defaults(func=cmd_local_start)
+    stop = local_sub.add_parser("stop", parents=[common], help="stop the local stack (its state is kept)")
+    stop.set_defaults(func=cmd_local_stop)
+    local_status = local_sub.add_parser("status", parents=[common], help="is the local stack running, and where")
+    local_status.set_defaults(func=cmd_local_status)
+    reset = local_sub.add_parser(
+        "reset", parents=[common], help="stop the local stack and forget every installed pack and environment"
+    )
     reset.set_defaults(func=cmd_local_reset)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    import requests
-
     from attune_packs.errors import AttuneError
 
     args = build_parser().parse_args(argv)
@@ -418,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     except AttuneError as exc:  # the API refused (401, 403, 4xx) or the registry did
         print(f"attune-packs: {exc.message} [{exc.error_code}]", file=sys.stderr)
         return EXIT_FAILED
-    except requests.RequestException as exc:
+    except OSError as exc:  # urllib's URLError, requests' RequestException, a refused connection
         print(f"attune-packs: cannot reach the API: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except RuntimeError as exc:

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 from pydantic import BaseModel, model_validator
 
 from attune_cli.template import StackResources
-from attune_packs.models import BuildTask
+from attune_packs.models import BuildPackEnvsEvent
 from attune_packs.services.authorizer import TokenAuthorizerEvent
 from attune_packs.services.build_reports import BuildStateDetail
 from testkit.events import event_names, load_event
@@ -46,9 +46,12 @@ class RestRequestWithTokenAuthorizer(APIGatewayProxyEventModel):
 EVENTS: dict[str, tuple[str, type[BaseModel]]] = {
     "api_rest_request": ("ServeApiFunction", RestRequestWithTokenAuthorizer),
     "api_token_authorizer": ("AuthorizeRequestFunction", TokenAuthorizerEvent),
-    "build_task_map_item": ("BuildPackEnvsFunction", BuildTask),
+    "build_pack_envs_map_item": ("BuildPackEnvsFunction", BuildPackEnvsEvent),
+    "build_pack_envs_direct": ("BuildPackEnvsFunction", BuildPackEnvsEvent),
+    "build_pack_envs_async": ("BuildPackEnvsFunction", BuildPackEnvsEvent),
     "codebuild_build_state_change_failed": ("ReportBuildResultFunction", EventBridgeModel),
     "s3_object_created_eventbridge": ("StartUploadInstallFunction", S3EventNotificationEventBridgeModel),
+    "s3_object_created_eventbridge_unversioned": ("StartUploadInstallFunction", S3EventNotificationEventBridgeModel),
 }
 
 
@@ -89,7 +92,14 @@ def test_each_event_parses_with_its_handlers_model(name: str, stack: StackResour
     model.model_validate(load_event(name))
 
 
-@pytest.mark.parametrize("name", ["codebuild_build_state_change_failed", "s3_object_created_eventbridge"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "codebuild_build_state_change_failed",
+        "s3_object_created_eventbridge",
+        "s3_object_created_eventbridge_unversioned",
+    ],
+)
 def test_eventbridge_events_match_the_rule_that_routes_them(name: str, stack: StackResources) -> None:
     [pattern] = rule_patterns(stack, EVENTS[name][0])
     event = load_event(name)
@@ -113,7 +123,7 @@ def test_the_map_item_has_exactly_the_payload_the_state_machine_sends() -> None:
     asl = json.loads((ROOT / "statemachine" / "install_packs.asl.json").read_text())
     build_map = asl["States"]["BuildEnvironments"]
     payload = build_map["ItemProcessor"]["States"]["BuildPackEnvironment"]["Parameters"]["Payload"]
-    item = load_event("build_task_map_item")
+    item = load_event("build_pack_envs_map_item")
     assert set(item) == {key.removesuffix(".$") for key in payload}
     assert set(item["options"]) == {key.removesuffix(".$") for key in build_map["ItemSelector"]["options"]}
 

@@ -439,14 +439,13 @@ def test_an_https_archive_is_verified_against_trusted_roots_and_stored(
     stage.network.tls_client = tls.trusting_client
     response = stage.run(secure_web.url("/dl/webpack.tar.gz"))
     [pack] = response.downloaded_packs
-    digest = hashlib.sha256(body).hexdigest()
-    assert (pack.source_type, pack.pack_ref, pack.checksum, pack.warnings) == (
+    assert (pack.source_type, pack.pack_ref, pack.source_checksum, pack.warnings) == (
         "archive",
         "webpack",
-        f"sha256:{digest}",
+        f"sha256:{hashlib.sha256(body).hexdigest()}",
         [],
     )
-    assert stage.keys() == [f"archives/sha256/{digest}.tar.gz"]
+    assert stage.keys() == [f"archives/sha256/{pack.checksum.removeprefix('sha256:')}.tar.gz"], "the canonical archive"
     assert stage.network.connections == [("127.0.0.1", secure_web.port)]
 
 
@@ -703,7 +702,7 @@ def test_registry_entries_install_from_git_pinned_by_commit_or_checksum(
             "ref": "gitpack",
             "version": "1.0.0",
             "install_sources": [
-                {"type": "git", "url": git.url("pack.git"), "ref": "v1.0.0", "checksum": first.checksum}
+                {"type": "git", "url": git.url("pack.git"), "ref": "v1.0.0", "checksum": first.source_checksum}
             ],
         },
         {
@@ -720,11 +719,12 @@ def test_registry_entries_install_from_git_pinned_by_commit_or_checksum(
 
     pinned = stage.run("gitpack@1.0.0", "gitpack@1.1.0", "webpack", registry_url=index)
     assert [(p.pack_version, p.git_commit) for p in pinned.downloaded_packs] == [
-        ("1.0.0", commits["v1.0.0"].decode()),  # already stored: answered from S3 without contacting the server
+        ("1.0.0", commits["v1.0.0"].decode()),  # fetched again: what is stored is never trusted by its key
         ("1.1.0", commits["1.1.0"].decode()),
     ]
+    assert pinned.downloaded_packs[0].archive == first.archive and pinned.downloaded_packs[0].stored is False
     assert failure(pinned) == ("INDEX_ENTRY_UNVERIFIED", False)
-    assert git.requests == ["/pack.git/info/refs", "/pack.git/git-upload-pack"], "only 1.1.0 was fetched"
+    assert git.requests == ["/pack.git/info/refs", "/pack.git/git-upload-pack"] * 2
 
     unpinned = stage.run("webpack", registry_url=index, allow_unpinned=True)
     assert "content not verified" in unpinned.downloaded_packs[0].warnings[-1]

@@ -162,8 +162,7 @@ def test_the_upload_event_names_its_installation_after_the_object() -> None:
     from aws_lambda_powertools.utilities.parser import parse
     from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 
-    from attune_packs.services.installations import upload_installation_name
-    from attune_packs.services.uploads import handle_object_created
+    from attune_packs.services.uploads import handle_object_created, upload_installation_name
 
     class Executions:
         state_machine_arn = "arn:aws:states:us-east-1:123456789012:stateMachine:m"
@@ -185,8 +184,9 @@ def test_the_upload_event_names_its_installation_after_the_object() -> None:
     again = handle_object_created(event, executions)
     assert first["started"] is True and again["started"] is False and len(executions.started) == 1
     [payload] = executions.started.values()
-    assert payload["packs"] == ["s3://attune-packs-bucket/uploads/4f1c/my pack+v1.tar.gz"]
-    assert payload["started_by"] == payload["packs"][0]
+    version = "?versionId=3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+    assert payload["packs"] == ["s3://attune-packs-bucket/uploads/4f1c/my pack+v1.tar.gz" + version]
+    assert payload["started_by"] == "s3://attune-packs-bucket/uploads/4f1c/my pack+v1.tar.gz"
     assert first["installation_id"] == upload_installation_name("attune-packs-bucket", "uploads/4f1c/my pack+v1.tar.gz")
 
 

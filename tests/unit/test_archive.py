@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from attune_packs.domain import archive as archive_module
 from attune_packs.domain.archive import (
     ArchiveLimits,
     PackArchive,
@@ -34,6 +33,7 @@ from attune_packs.domain.archive import (
     extract_archive,
     scan_archive,
 )
+from attune_packs.domain.archive import extract as archive_extract
 from attune_packs.errors import ArchiveError
 
 MANIFEST = b"ref: demo\nname: demo\nversion: 1.0.0\n"
@@ -43,6 +43,7 @@ MEMBER_CODES = {
     "ARCHIVE_LINK_FORBIDDEN",
     "ARCHIVE_SPECIAL_FILE",
     "ARCHIVE_DUPLICATE_ENTRY",
+    "ARCHIVE_DUPLICATE_MEMBER",
     "ARCHIVE_BAD_FILENAME",
     "ARCHIVE_FILE_TOO_LARGE",
 }
@@ -179,6 +180,14 @@ def listing(root: Path) -> list[str]:
 # --- the hostile archive suite (SECURITY.md catalogue items 1-8) ----------------------------------
 
 Build = Callable[[], bytes]
+
+
+def _directory_with_data(name: str, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
+    """A directory header that declares the size of ``data`` (tarfile reads the next header right after
+    it; a reader that skips the declared size would read ``data`` instead)."""
+    info, _ = directory(name)
+    info.size = len(data)
+    return [(info, b"")]
 
 
 def _lying_zip() -> bytes:
@@ -514,6 +523,56 @@ HOSTILE = [
         lambda: patch_central_directory(zip_pack(("pack/a.txt", b"hello")), "pack/a.txt", flags=0x1),
         None,
     ),
+    # 28. names equal for a person or a file system (Unicode NFC/NFD, case)
+    (
+        "tar-manifest-twice-by-case",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: tgz_pack(member("pack/Pack.yaml", MANIFEST)),
+        None,
+    ),
+    (
+        "tar-nfc-and-nfd",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: tgz_pack(member("pack/caf\u00e9.yaml", b"a: 1\n"), member("pack/cafe\u0301.yaml", b"a: 2\n")),
+        None,
+    ),
+    (
+        "tar-actions-by-case",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: tgz_pack(member("pack/actions/Run.yaml", b"a"), member("pack/actions/run.yaml", b"b")),
+        None,
+    ),
+    (
+        "tar-folders-by-case",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: tgz_pack(member("pack/Actions/a.yaml", b"a"), member("pack/actions/b.yaml", b"b")),
+        None,
+    ),
+    (
+        "zip-nfd-folder-and-nfc-file",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: zip_pack(("pack/re\u0301sume\u0301/a.txt", b"a"), ("pack/r\u00e9sum\u00e9", b"b")),
+        None,
+    ),
+    (
+        "zip-manifest-twice-by-case",
+        "ARCHIVE_DUPLICATE_MEMBER",
+        lambda: zip_pack(("pack/PACK.YAML", MANIFEST)),
+        None,
+    ),
+    # 27. entries two readers see differently
+    (
+        "zip-folder-flag-carrying-data",
+        "ARCHIVE_CORRUPT",
+        lambda: zip_pack((zinfo("pack/requirements.txt", mode=stat.S_IFDIR | 0o755), b"-e git+https://x/y\n")),
+        None,
+    ),
+    (
+        "tar-folder-carrying-data",
+        "ARCHIVE_CORRUPT",
+        lambda: tgz_pack(*_directory_with_data("pack/requirements.txt", b"--index-url https://evil/\n")),
+        None,
+    ),
     # 8. no pack root, or several
     ("tar-no-manifest", "PACK_MANIFEST_MISSING", lambda: tgz(member("pack/README.md", b"hi")), None),
     ("tar-manifest-too-deep", "PACK_MANIFEST_MISSING", lambda: tgz(member("a/b/pack.yaml", MANIFEST)), None),
@@ -593,6 +652,7 @@ def test_the_hostile_suite_covers_every_catalogue_code() -> None:
         "ARCHIVE_TOO_MANY_FILES",
         "ARCHIVE_FILE_TOO_LARGE",
         "ARCHIVE_DUPLICATE_ENTRY",
+        "ARCHIVE_DUPLICATE_MEMBER",
         "ARCHIVE_BAD_FILENAME",
         "ARCHIVE_CORRUPT",
         "ARCHIVE_UNSUPPORTED_FORMAT",
@@ -901,6 +961,23 @@ def test_utf8_names_are_accepted() -> None:
     assert "docs/caf\u00e9-\u65e5\u672c.md" in scan_archive(io.BytesIO(raw)).file_list
 
 
+def test_names_are_reported_and_extracted_in_nfc(tmp_path: Path) -> None:
+    raw = tgz_pack(member("pack/docs/cafe\u0301.md", b"x"), directory("pack/re\u0301sume\u0301/"))
+
+    assert scan_archive(io.BytesIO(raw)).file_list == ["docs/caf\u00e9.md", "pack.yaml"]
+    extract_archive(io.BytesIO(raw), tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["docs", "pack.yaml", "r\u00e9sum\u00e9"]
+    assert os.listdir(tmp_path / "docs") == ["caf\u00e9.md"]
+
+
+def test_names_differing_only_in_case_are_one_name_but_exact_duplicates_keep_their_code() -> None:
+    by_case = refused(tgz_pack(member("pack/README.md", b"a"), member("pack/readme.md", b"b")))
+    exact = refused(tgz_pack(member("pack/README.md", b"a"), member("pack/README.md", b"b")))
+
+    assert (by_case.error_code, exact.error_code) == ("ARCHIVE_DUPLICATE_MEMBER", "ARCHIVE_DUPLICATE_ENTRY")
+    assert "'pack/readme.md' and 'pack/README.md'" in by_case.message
+
+
 def test_errors_from_the_callers_stream_pass_through_unchanged() -> None:
     class Failing(ReadOnly):
         def read(self, size: int = -1) -> bytes:
@@ -974,7 +1051,7 @@ def test_extract_handles_an_entry_named_like_its_staging_directory(
         staging.mkdir()
         return str(staging)
 
-    monkeypatch.setattr(archive_module.tempfile, "mkdtemp", predictable_mkdtemp)
+    monkeypatch.setattr(archive_extract.tempfile, "mkdtemp", predictable_mkdtemp)
     raw = tgz(member("pack.yaml", MANIFEST), member(".attune-extract-x/a.txt", b"a"))
 
     extract_archive(io.BytesIO(raw), tmp_path)

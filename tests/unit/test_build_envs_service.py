@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import pytest
 from fakes import FakeObjectStore
-from packs import pack_files, tar_gz
 
 from attune_packs.errors import BuildError, RequirementsError
 from attune_packs.models import BuildEnvsRequest, BuildOptions, BuildTask
@@ -20,6 +20,7 @@ from attune_packs.services.stages.build_envs import (
     plan_tests,
 )
 from attune_packs.services.stored_packs import StoredPack, load_pack
+from testkit.pack_archives import pack_files, stored_archive_key, tar_gz
 
 TESTING = (
     "testing:\n  runners:\n    unit: {type: pytest, entry_point: tests}\n  min_pass_rate: 0.8\n  on_failure: warn\n"
@@ -72,13 +73,20 @@ class FakeLogs:
 
 
 def add_pack(store: FakeObjectStore, ref: str = "a", **kwargs: Any) -> str:
-    return store.add(f"archives/sha256/{ref}.tar.gz", tar_gz(pack_files(ref, **kwargs), root=f"{ref}/"))
+    body = tar_gz(pack_files(ref, **kwargs), root=f"{ref}/")
+    return store.add(stored_archive_key(body), body)
 
 
-def store_env(store: FakeObjectStore, plan: build_envs.EnvPlan, distributions: list[dict[str, str]]) -> None:
-    store.add(plan.artifact_key, b"tarball")
+def store_env(
+    store: FakeObjectStore, plan: build_envs.EnvPlan, distributions: list[dict[str, str]], artifact: bytes = b"tarball"
+) -> None:
+    """What a build leaves under envs/<hash>/: the artifact, and its manifest with the artifact's sha256."""
+    store.add(plan.artifact_key, artifact)
     manifest = {"kind": plan.kind, "env_hash": plan.env_hash, "python_version": "3.12", "size_bytes": 10}
-    store.add(plan.manifest_key, json.dumps({**manifest, "distributions": distributions}).encode())
+    digest = hashlib.sha256(artifact).hexdigest()
+    store.add(
+        plan.manifest_key, json.dumps({**manifest, "distributions": distributions, "artifact_sha256": digest}).encode()
+    )
 
 
 def a_test_result(**changes: Any) -> dict[str, Any]:
@@ -86,12 +94,14 @@ def a_test_result(**changes: Any) -> dict[str, Any]:
     result = {
         "status": "passed",
         "total_tests": 2,
+        "ran": 2,
         "passed": 2,
         "failed": 0,
         "skipped": 0,
         "pass_rate": 1.0,
+        "failed_tests": [],
         "duration_ms": 12,
-        "suites": [{**suite, "skipped": 0, "failures": []}],
+        "suites": [{**suite, "skipped": 0, "failed_tests": [], "failures": []}],
         "policy": {"min_pass_rate": 0.8, "on_failure": "warn"},
         "report": "s3://packs/reports/builds/tests/x.json",
         "interpreter": "CPython 3.12.1 (/usr/bin/python3.12)",
@@ -231,7 +241,7 @@ def test_packs_locking_the_same_dependencies_share_a_node_environment_whatever_t
         (node_files(deps={"x": "someone/x"}), "REQUIREMENTS_FORBIDDEN"),
         (
             node_files({**LOCK, "packages": {"node_modules/x": {"version": "1", "resolved": "http://evil/x.tgz"}}}),
-            "REQUIREMENTS_FORBIDDEN",
+            "NPM_LOCK_INVALID",
         ),
         (
             node_files({**LOCK, "packages": {"node_modules/x": {"link": True, "resolved": "../x"}}}),
@@ -318,7 +328,8 @@ def test_the_test_key_changes_with_whatever_could_change_the_outcome() -> None:
     pack = load_pack(pack_with_tests(store), store)
     other = load_pack(pack_with_tests(store, "b"), store)
     files = pack_files("a", requirements="six==1.17.0\n", dependencies=TESTING, extra={"tests/test_a.py": "x = 2\n"})
-    changed = load_pack(store.add("archives/sha256/a-changed.tar.gz", tar_gz(files, root="a/")), store)
+    changed_body = tar_gz(files, root="a/")
+    changed = load_pack(store.add(stored_archive_key(changed_body), changed_body), store)
     envs = plan_environments(pack, BuildOptions(), "arm64")
 
     def key(p: StoredPack = pack, options: BuildOptions | None = None, e: Any = envs, arch: str = "arm64") -> str:
@@ -415,3 +426,177 @@ def test_the_direct_stage_reports_a_failed_build_with_the_lines_of_its_log_and_g
     assert "phase BUILD" in failure.error and "nope was not found" in failure.error
     assert failure.details["log_excerpt"] == "error: No solution found\n  nope was not found"
     assert logs.asked == [("/aws/codebuild/envs", "uuid-1")]
+
+
+# --- skip_validation, artifact digests, lockfile addresses, events ------------------------------------
+
+GHOST_ACTION = {"actions/ghost.yaml": "name: ghost\nrunner_type: python-script\nentry_point: ghost.py\n"}
+
+
+def test_skip_validation_reads_components_leniently_in_the_build_stage_as_in_the_others() -> None:
+    store = FakeObjectStore()
+    path = add_pack(store, requirements="six==1.17.0\n", extra=GHOST_ACTION)  # an entry point that is not there
+    request = BuildEnvsRequest(pack_paths=[path])
+    strict = build_pack_envs(request, store=store, starter=FakeStarter(), architecture="arm64")
+    assert [f.error_code for f in strict.failed_environments] != [], "validated strictly by default"
+    assert "BUILD_FAILED" not in [f.error_code for f in strict.failed_environments]
+
+    result, starter, _ = run_task(store, path, skip_validation=True)
+    assert result["status"] == "building" and len(starter.started) == 1
+    [plan] = plan_environments(load_pack(path, store, strict=False), BuildOptions(), "arm64")
+    store_env(store, plan, [{"name": "six", "version": "1.17.0"}])
+    request = BuildEnvsRequest(pack_paths=[path], skip_validation=True)
+    lenient = build_pack_envs(request, store=store, starter=FakeStarter(), architecture="arm64")
+    assert lenient.failed_environments == [] and lenient.summary.success_count == 1
+
+
+def test_a_replaced_artifact_is_a_miss_with_a_warning_and_is_never_served() -> None:
+    store = FakeObjectStore()
+    path = add_pack(store, requirements="six==1.17.0\n")
+    [plan] = plan_environments(load_pack(path, store), BuildOptions(), "arm64")
+    store_env(store, plan, [{"name": "six", "version": "1.17.0"}])
+    hit, _, tokens = run_task(store, path)
+    digest = hashlib.sha256(b"tarball").hexdigest()
+    assert hit["status"] == "cached" and tokens.succeeded[0][1]["environments"]["python"]["artifact_sha256"] == digest
+
+    store.add(plan.artifact_key, b"another build's install scripts wrote this")
+    result, starter, tokens = run_task(store, path)
+    assert result["status"] == "building" and tokens.succeeded == [], "not served: built again"
+    assert starter.started[0]["environment"]["BUILD_PYTHON"] == "1"
+    assert "does not match the sha256 recorded when it was built" in result["warnings"][0]
+
+
+def test_a_manifest_that_records_no_artifact_digest_is_not_a_hit() -> None:
+    store = FakeObjectStore()
+    path = add_pack(store, requirements="six==1.17.0\n")
+    [plan] = plan_environments(load_pack(path, store), BuildOptions(), "arm64")
+    store.add(plan.artifact_key, b"tarball")
+    manifest = {"kind": "python", "env_hash": plan.env_hash, "distributions": []}
+    store.add(plan.manifest_key, json.dumps(manifest).encode())
+    assert run_task(store, path)[0]["status"] == "building"
+
+
+def test_the_direct_stage_reports_the_digest_of_what_it_built_and_the_replaced_artifact() -> None:
+    store = FakeObjectStore()
+    path = add_pack(store, requirements="six==1.17.0\n")
+    [plan] = plan_environments(load_pack(path, store), BuildOptions(), "arm64")
+    store_env(store, plan, [], artifact=b"old")
+    store.add(plan.artifact_key, b"replaced")
+    starter = FakeStarter()
+    original_start = starter.start
+
+    def start_and_store(**kwargs: Any) -> str:
+        store_env(store, plan, [{"name": "six", "version": "1.17.0"}], artifact=b"rebuilt")
+        return original_start(**kwargs)
+
+    starter.start = start_and_store  # type: ignore[method-assign]
+    response = build_pack_envs(BuildEnvsRequest(pack_paths=[path]), store=store, starter=starter, architecture="arm64")
+    [built] = response.built_environments
+    python = built.environments["python"]
+    assert python.cached is False and python.artifact_sha256 == hashlib.sha256(b"rebuilt").hexdigest()
+    assert any("was replaced after its build" in w for w in python.warnings)
+
+
+def locked(resolved: str) -> dict[str, str]:
+    packages = {**LOCK["packages"], "node_modules/is-number": {"version": "7.0.0", "resolved": resolved}}
+    return node_files({**LOCK, "packages": packages})
+
+
+@pytest.mark.parametrize(
+    ("resolved", "reason"),
+    [
+        ("https://169.254.170.2/v2/credentials/x.tgz", "a link-local"),
+        ("https://127.0.0.1/x.tgz", "loopback"),
+        ("https://[::ffff:169.254.170.2]/x.tgz", "link-local"),
+        ("https://10.0.0.8/x.tgz", ""),
+        ("https://evil.example/is-number/-/is-number-7.0.0.tgz", "not a configured npm registry host"),
+        ("https://user:pw@registry.npmjs.org/is-number/-/is-number-7.0.0.tgz", "credentials"),
+        ("https://registry.npmjs.org:8443/is-number/-/is-number-7.0.0.tgz", "port 8443"),
+        ("http://registry.npmjs.org/is-number/-/is-number-7.0.0.tgz", "only https"),
+    ],
+)
+def test_lockfile_resolved_urls_follow_the_download_address_rules(resolved: str, reason: str) -> None:
+    store = FakeObjectStore()
+    path = add_pack(store, "n", extra=locked(resolved))
+    with pytest.raises(RequirementsError) as caught:
+        run_task(store, path)
+    assert caught.value.error_code == "NPM_LOCK_INVALID"
+    assert caught.value.message.startswith("NPM_LOCK_INVALID: "), "the state machine's Catch keeps only the message"
+    assert reason in caught.value.details["reason"] and caught.value.details["resolved"] == resolved
+
+
+def test_the_npm_registry_and_hosts_the_operator_adds_are_accepted() -> None:
+    from attune_packs.services.stages.npm_sources import NpmSourcePolicy
+
+    store = FakeObjectStore()
+    official = add_pack(store, "o", extra=locked("https://registry.npmjs.org/x/-/x-7.0.0.tgz"))
+    assert run_task(store, official)[0]["status"] == "building"
+    mirror = add_pack(store, "m", extra=locked("https://npm.corp.example/x/-/x-7.0.0.tgz"))
+    with pytest.raises(RequirementsError):
+        run_task(store, mirror)
+    widened = NpmSourcePolicy.configured(("registry.npmjs.org", "npm.corp.example"))
+    started = handle_build_task(
+        task(mirror), store=store, starter=FakeStarter(), tokens=FakeTokens(), architecture="arm64", npm=widened
+    )
+    assert started["status"] == "building"
+
+
+def test_the_build_installs_exactly_the_checked_requirements_from_every_source() -> None:
+    store = FakeObjectStore()
+    meta = 'meta:\n  python_dependencies: ["requests>=2.28"]\n'
+    body = tar_gz(pack_files("m", dependencies=meta, requirements=f"Six==1.17.0 --hash=sha256:{'a' * 64}\n"), root="m/")
+    path = store.add(stored_archive_key(body), body)
+    _, starter, _ = run_task(store, path)
+    variables = starter.started[0]["environment"]
+    assert variables["PYTHON_REQUIREMENTS"].splitlines() == [f"six==1.17.0 --hash=sha256:{'a' * 64}", "requests>=2.28"]
+
+
+def test_one_entry_answers_each_kind_of_event() -> None:
+    from attune_packs.models import BuildPackEnvsEvent
+    from attune_packs.services.stages.build_envs import BuildServices, handle_build_event
+
+    store = FakeObjectStore()
+    path = add_pack(store, requirements="six==1.17.0\n")
+    [plan] = plan_environments(load_pack(path, store), BuildOptions(), "arm64")
+    store_env(store, plan, [{"name": "six", "version": "1.17.0"}])
+    tokens = FakeTokens()
+    services = BuildServices(store=store, starter=FakeStarter(), tokens=tokens)
+
+    def answer(event: dict[str, Any]) -> dict[str, Any]:
+        return handle_build_event(BuildPackEnvsEvent.model_validate(event), services)
+
+    assert answer({"task_token": "t", "pack_path": path, "options": {}}) == {"status": "cached", "pack_ref": "a"}
+    assert tokens.succeeded[0][0] == "t"
+    direct = answer({"pack_paths": [path]})
+    assert direct["summary"]["cache_hits"] == 1 and direct["built_environments"][0]["pack_ref"] == "a"
+    queued = answer({"async_build": {"pack_paths": [path]}, "installation_id": "build-1"})
+    assert queued == {"installation_id": "build-1", "status": "SUCCEEDED"}
+    stored = json.loads(store.objects["reports/async-builds/build-1.json"][0])
+    assert stored["status"] == "SUCCEEDED" and stored["result"]["summary"]["cache_hits"] == 1
+
+
+@pytest.mark.parametrize(
+    ("event_file", "kind"),
+    [
+        ("build_pack_envs_map_item.json", "BuildTask"),
+        ("build_pack_envs_direct.json", "BuildEnvsRequest"),
+        ("build_pack_envs_async.json", "AsyncBuildRequest"),
+    ],
+)
+def test_the_handlers_three_events_are_told_apart_by_their_model(event_file: str, kind: str) -> None:
+    from pathlib import Path
+
+    from attune_packs.models import BuildPackEnvsEvent
+
+    event = json.loads((Path(__file__).parents[1] / "events" / event_file).read_text())
+    assert type(BuildPackEnvsEvent.model_validate(event).root).__name__ == kind
+
+
+def test_an_event_of_no_kind_is_refused_with_the_fields_that_are_wrong() -> None:
+    from pydantic import ValidationError
+
+    from attune_packs.models import BuildPackEnvsEvent
+
+    with pytest.raises(ValidationError) as caught:
+        BuildPackEnvsEvent.model_validate({"async_build": {"pack_paths": ["x"]}, "installation_id": "../../etc"})
+    assert [e["loc"][-1] for e in caught.value.errors()] == ["installation_id"]

@@ -167,12 +167,14 @@ def valid_result() -> dict[str, Any]:
     return {
         "status": "failed",
         "total_tests": 1,
+        "ran": 1,
         "passed": 0,
         "failed": 1,
         "skipped": 0,
         "pass_rate": 0.0,
+        "failed_tests": ["u: t"],
         "duration_ms": 3,
-        "suites": [{**suite, "failures": [{"name": "t", "message": "m"}]}],
+        "suites": [{**suite, "failed_tests": ["t"], "failures": [{"name": "t", "message": "m"}]}],
         "policy": {"min_pass_rate": 1.0, "on_failure": "block"},
         "report": "s3://b/k",
         "interpreter": "CPython 3.12.1 (/x)",
@@ -187,8 +189,11 @@ def valid_result() -> dict[str, Any]:
         {"policy": {"min_pass_rate": 1.0, "on_failure": "explode"}},
         {"extra": True},
         {"suites": [{"name": "u"}]},
+        {"ran": 2},
+        {"pass_rate": 1.0},
+        {"total_tests": 9},
     ],
 )
-def test_only_results_of_the_exact_shape_are_accepted(change: dict[str, Any]) -> None:
+def test_only_results_of_the_exact_shape_and_consistent_counts_are_accepted(change: dict[str, Any]) -> None:
     assert build_reports.valid_test_result(valid_result()) == valid_result()
     assert build_reports.valid_test_result({**valid_result(), **change}) is None

@@ -17,7 +17,9 @@ from attune_packs.buildspec import build_tools as tools
 SUMMARY_KEYS = {
     "status",
     "total_tests",
+    "ran",
     "passed",
+    "failed_tests",
     "failed",
     "skipped",
     "pass_rate",
@@ -27,7 +29,7 @@ SUMMARY_KEYS = {
     "report",
     "interpreter",
 }
-SUITE_KEYS = {"name", "type", "status", "total", "passed", "failed", "skipped", "failures"}
+SUITE_KEYS = {"name", "type", "status", "total", "passed", "failed", "skipped", "failed_tests", "failures"}
 POLICY = {"min_pass_rate": 0.5, "on_failure": "warn"}
 
 
@@ -92,7 +94,13 @@ def test_passing_failing_and_skipped_tests_of_every_runner_type_give_the_exact_r
         "unit": ("partial", 1, 1, 1),
     }
     assert (summary["status"], summary["total_tests"], summary["passed"], summary["failed"]) == ("partial", 6, 2, 3)
-    assert summary["pass_rate"] == 0.4 and summary["policy"] == POLICY
+    assert summary["ran"] == 5 and summary["pass_rate"] == 0.4, "the pass rate counts the tests that ran: 2 of 5"
+    assert summary["failed_tests"] == [
+        "legacy: test_old.T.test_bad",
+        "smoke",
+        "unit: tests.test_unit.test_broken",
+    ]
+    assert summary["policy"] == POLICY
     assert summary["report"] == "s3://b/reports/builds/tests/k.json" and "CPython" in summary["interpreter"]
     assert suites["unit"]["failures"] == [
         {"name": "tests.test_unit.test_broken", "message": "AssertionError: one is not two\nassert 1 == 2"}
@@ -151,6 +159,79 @@ def test_runners_that_cannot_run_are_errors_that_count_as_failures(tmp_path: Pat
     assert next(d for d in details if d["name"] == "slow")["timed_out"] is True
 
 
+def test_attune_testing_sections_run_as_declared_with_discovery_result_path_and_format(tmp_path: Path) -> None:
+    """The shape of Attune's packs/core: runners keyed by runtime, a unittest runner with no entry
+    point found through ``discovery.path``, a script writing JUnit XML under ``result_path``."""
+    writer = (
+        "import os\nos.makedirs('checks/results', exist_ok=True)\n"
+        "open('checks/results/shell.xml', 'w').write(\"<testsuite><testcase name='echo: basic'/>"
+        "<testcase name='noop: exit code'><failure message='exit 3'/></testcase></testsuite>\")\n"
+    )
+    pack = write(
+        tmp_path / "pack",
+        {
+            "checks/test_actions.py": (
+                "import unittest\nclass Echo(unittest.TestCase):\n"
+                "    def test_ok(self):\n        pass\n"
+                "    @unittest.skip('later')\n    def test_later(self):\n        pass\n"
+            ),
+            "checks/run_tests.py": writer,
+            # results shipped in the archive prove nothing: only what the run wrote is read
+            "checks/results/stale.xml": "<testsuite><testcase name='forged'/></testsuite>",
+        },
+    )
+    config = {
+        "enabled": True,
+        "discovery": {"method": "directory", "path": "checks"},
+        "runners": {
+            "python": {"type": "unittest"},
+            "shell": {"type": "script", "entry_point": "checks/run_tests.py"},
+        },
+        "result_format": "junit-xml",
+        "result_path": "checks/results/",
+        **POLICY,
+    }
+    summary, _ = tools.run_tests(config, context(tmp_path, pack), report_uri="")
+    suites = {s["name"]: s for s in summary["suites"]}
+    assert (suites["python"]["passed"], suites["python"]["skipped"]) == (1, 1)
+    assert (suites["shell"]["passed"], suites["shell"]["failed"]) == (1, 1), "the stale results file is not read"
+    assert (summary["ran"], summary["passed"], summary["skipped"], summary["pass_rate"]) == (3, 2, 1, 0.6667)
+    assert summary["failed_tests"] == ["shell: noop: exit code"]
+
+
+def test_an_unknown_result_format_is_the_runners_error(tmp_path: Path) -> None:
+    pack = write(tmp_path / "pack", {"t.sh": "exit 0\n"})
+    summary, _ = run({"s": {"type": "script", "entry_point": "t.sh", "result_format": "tap"}}, context(tmp_path, pack))
+    assert summary["status"] == "error"
+    assert "unknown result_format 'tap'" in summary["suites"][0]["failures"][0]["message"]
+
+
+def test_the_pass_rate_counts_only_the_tests_that_ran(tmp_path: Path) -> None:
+    """28 ran, 9 passed, 11 skipped: 9 of 28, never 9 of 39."""
+    cases = [tools.make_case(f"p{n}", "passed") for n in range(9)]
+    cases += [tools.make_case(f"f{n}", "failed", "boom") for n in range(19)]
+    cases += [tools.make_case(f"s{n}", "skipped") for n in range(11)]
+    suite = tools.suite_result("unit", "pytest", cases)
+    summary = tools.summarise([suite], policy=POLICY, duration_ms=1, report="", interpreter="")
+    assert (summary["total_tests"], summary["ran"], summary["passed"]) == (39, 28, 9)
+    assert summary["pass_rate"] == round(9 / 28, 4)
+    assert summary["failed_tests"] == [f"unit: f{n}" for n in range(19)], "every failed test by name"
+    assert len(suite["failures"]) == 19 and suite["failed_tests"] == [f"f{n}" for n in range(19)]
+
+
+def test_an_artifact_sealed_at_build_time_verifies_until_it_is_replaced(tmp_path: Path) -> None:
+    manifest, artifact = tmp_path / "python.manifest.json", tmp_path / "python.tar.gz"
+    manifest.write_text(json.dumps({"kind": "python", "env_hash": "h"}))
+    artifact.write_bytes(b"site-packages")
+    sealed = tools.seal_manifest(str(manifest), str(artifact))
+    assert json.loads(manifest.read_text())["artifact_sha256"] == sealed["artifact_sha256"]
+    assert sealed["artifact_bytes"] == len(b"site-packages")
+    assert tools.artifact_matches(str(manifest), str(artifact))
+    artifact.write_bytes(b"something else")
+    assert not tools.artifact_matches(str(manifest), str(artifact))
+    assert tools.main(["verify", str(manifest), str(artifact)]) == 1
+
+
 def test_tests_see_no_credentials_token_or_build_variables(tmp_path: Path) -> None:
     probe = (
         "import os, sys\n"
@@ -184,7 +265,9 @@ def test_no_runner_or_disabled_tests_are_skipped(tmp_path: Path) -> None:
 )
 def test_suite_status_follows_the_counts(counts: tuple[int, int, int], status: str) -> None:
     cases = [
-        tools._case(f"t{n}", s) for s, c in zip(("passed", "failed", "skipped"), counts, strict=True) for n in range(c)
+        tools.make_case(f"t{n}", s)
+        for s, c in zip(("passed", "failed", "skipped"), counts, strict=True)
+        for n in range(c)
     ]
     assert tools.suite_result("s", "pytest", cases)["status"] == status
 
@@ -284,22 +367,24 @@ def test_the_failure_cause_keeps_the_last_meaningful_lines() -> None:
 
 
 def test_the_buildspec_sent_fits_codebuilds_limit_and_carries_working_tools(tmp_path: Path) -> None:
-    import base64
-    import gzip
-    import re
     import subprocess
 
     import yaml
 
-    from attune_packs.services.stages.build_envs import MAX_BUILDSPEC_CHARS, buildspec_text
+    from attune_packs.buildspec.bundle import MAX_BUILDSPEC_CHARS, buildspec_text
 
     text = buildspec_text()
-    assert len(text) <= MAX_BUILDSPEC_CHARS - 2000, "keep room below CodeBuild's 25,600 characters"
+    assert len(text) <= MAX_BUILDSPEC_CHARS - 800, "keep room below CodeBuild's 25,600 characters"
     spec = yaml.safe_load(text)
     assert list(spec["phases"]) == ["install", "pre_build", "build", "post_build"]
-    [blob] = re.findall(r'echo "([A-Za-z0-9+/=]{1000,})" \| base64 -d \| gunzip', text)
-    shipped = tmp_path / "build_tools.py"
-    shipped.write_bytes(gzip.decompress(base64.b64decode(blob)))
+    [unpack] = [c for c in spec["phases"]["install"]["commands"] if "@@BUILD_TOOLS@@" not in c and "<<'TOOLS'" in c]
+    script = tmp_path / "unpack.sh"
+    script.write_text(unpack)
+    shipped = tmp_path / "build_tools.pyz"
+    unpacked = subprocess.run(
+        ["bash", str(script)], env={"TOOLS": str(shipped), "PATH": os.environ["PATH"]}, capture_output=True, timeout=60
+    )
+    assert unpacked.returncode == 0, unpacked.stderr
     log = tmp_path / "build.log"
     log.write_text("Building Python 3.12 environment\nerror: No solution found\n")
     answer = subprocess.run(
@@ -312,6 +397,22 @@ def test_the_buildspec_sent_fits_codebuilds_limit_and_carries_working_tools(tmp_
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.startswith("BUILD_FAILED: the environment build of broken failed in phase BUILD")
     assert answer.stdout.rstrip().endswith("error: No solution found")
+
+    unit = "import unittest\nclass T(unittest.TestCase):\n  def test_a(self): pass\n"
+    pack = write(tmp_path / "pack", {"tests/test_a.py": unit})
+    config = json.dumps({"runners": {"python": {"type": "unittest"}}, "min_pass_rate": 1.0, "on_failure": "block"})
+    summary = tmp_path / "summary.json"
+    arguments = ["--pack-dir", str(pack), "--python-version", "3.11", "--work", str(tmp_path / "w")]
+    arguments += ["--report", str(tmp_path / "report.json"), "--summary", str(summary), "--report-uri", "s3://b/k"]
+    tested = subprocess.run(
+        [sys.executable, str(shipped), "run-tests", *arguments],
+        env={"TEST_CONFIG": config, "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tested.returncode == 0, tested.stderr
+    assert json.loads(summary.read_text())["passed"] == 1, "the unittest worker runs out of the zip application"
 
 
 def test_build_commands_stop_at_the_requests_timeout_and_say_so_in_the_build_log(tmp_path: Path) -> None:

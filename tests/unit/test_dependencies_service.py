@@ -13,7 +13,7 @@ from attune_packs.errors import DownloadError
 from attune_packs.models import DependenciesRequest, DependenciesResponse
 from attune_packs.services.stages.dependencies import analyze_dependencies, install_order
 from attune_packs.settings import Settings
-from testkit.pack_archives import pack_files, tar_gz
+from testkit.pack_archives import pack_files, stored_archive_key, tar_gz
 
 INDEX_KEY = "registry/index.json"
 CHECKSUM = "sha256:" + "0" * 64
@@ -27,10 +27,8 @@ def stored(
     requirements: str | None = None,
     extra: dict[str, str] | None = None,
 ) -> str:
-    return store.add(
-        f"archives/sha256/{ref}{version.replace('.', '')}.tar.gz",
-        tar_gz(pack_files(ref, version, dependencies=deps, requirements=requirements, extra=extra)),
-    )
+    body = tar_gz(pack_files(ref, version, dependencies=deps, requirements=requirements, extra=extra))
+    return store.add(stored_archive_key(body), body)
 
 
 def installed(table: FakePackTable, ref: str, version: str, deps: dict[str, str] | None = None) -> None:
@@ -265,13 +263,11 @@ def test_runtime_requirements_and_build_items() -> None:
         extra={"requirements-base.txt": "attrs==23.1.0\n"},
     )
     plain = stored(store, "plain", "1.0.0")
-    nested = store.add(
-        "archives/sha256/nested.tar.gz",
-        tar_gz(
-            pack_files("nested", "1.0.0", requirements="-r reqs/base.txt\n", extra={"reqs/base.txt": "idna==3.7\n"}),
-            root="nested-1.0.0/",
-        ),
+    nested_body = tar_gz(
+        pack_files("nested", "1.0.0", requirements="-r reqs/base.txt\n", extra={"reqs/base.txt": "idna==3.7\n"}),
+        root="nested-1.0.0/",
     )
+    nested = store.add(stored_archive_key(nested_body), nested_body)
     response = analyze(store, table, py, plain, nested)
     assert response.errors == []
     nested_python = response.runtime_requirements["nested"].python
@@ -294,7 +290,8 @@ def test_forbidden_requirements_make_the_pack_an_error_before_any_build() -> Non
 def test_a_broken_pack_is_an_error_entry_not_a_failed_batch() -> None:
     store, table = FakeObjectStore(), FakePackTable()
     good = stored(store, "good", "1.0.0")
-    bad = store.add("archives/sha256/bad.tar.gz", tar_gz({"pack.yaml": "ref: [unclosed\n"}))
+    bad_body = tar_gz({"pack.yaml": "ref: [unclosed\n"})
+    bad = store.add(stored_archive_key(bad_body), bad_body)
     response = analyze(store, table, good, bad)
     assert response.install_order == ["good"]
     assert response.errors[0].source == bad and response.errors[0].error_code.startswith("MANIFEST")

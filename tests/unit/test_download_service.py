@@ -74,18 +74,40 @@ def test_registry_name_resolves_to_the_highest_allowed_version_and_is_stored_con
     digest = pack.checksum.removeprefix("sha256:")
     assert pack.archive == f"s3://packs/archives/sha256/{digest}.tar.gz"
     assert set(store.objects) == {f"archives/sha256/{digest}.tar.gz"}, "staging object removed"
-    assert store.objects[f"archives/sha256/{digest}.tar.gz"][1] == {"pack-ref": "alpha", "pack-version": "1.5.0"}
+    body, metadata = store.objects[f"archives/sha256/{digest}.tar.gz"]
+    assert hashlib.sha256(body).hexdigest() == digest, "the key names the stored bytes"
+    original = hashlib.sha256((registry.parent / "archives" / "alpha-1.5.0.tar.gz").read_bytes()).hexdigest()
+    assert pack.source_checksum == f"sha256:{original}" != pack.checksum
+    assert metadata == {"pack-ref": "alpha", "pack-version": "1.5.0", "source-sha256": original}
     assert response.pack_paths == [pack.archive]
 
 
-def test_a_pinned_pack_already_stored_costs_no_second_upload(registry: Path) -> None:
+def test_a_pack_already_stored_is_written_again_not_trusted_by_its_key(registry: Path) -> None:
     store = FakeObjectStore()
     first = run(store, "alpha", registry=registry)
-    uploads = store.calls["upload"]
+    key = first.downloaded_packs[0].archive.removeprefix("s3://packs/")
+    store.objects[key] = (b"replaced by someone else", store.objects[key][1])
+
     second = run(store, "alpha", registry=registry)
-    assert store.calls["upload"] == uploads
+
     assert second.downloaded_packs[0].archive == first.downloaded_packs[0].archive
     assert second.downloaded_packs[0].stored is False
+    restored = hashlib.sha256(store.objects[key][0]).hexdigest()
+    assert f"sha256:{restored}" == second.downloaded_packs[0].checksum
+
+
+def test_the_same_pack_in_both_formats_and_any_member_order_is_stored_once(tmp_path: Path) -> None:
+    store = FakeObjectStore()
+    files = pack_files("demo", "1.0.0", extra={"b.txt": "b", "a.txt": "a"})
+    as_zip = store.add("uploads/demo.zip", zip_bytes(dict(reversed(list(files.items()))), root="demo/"))
+    local = tmp_path / "demo.tar.gz"
+    local.write_bytes(tar_gz(files, root="pack/"))
+
+    response = run(store, as_zip, str(local))
+
+    first, second = response.downloaded_packs
+    assert first.archive == second.archive and first.archive.endswith(".tar.gz")
+    assert first.source_checksum != second.source_checksum
 
 
 def test_checksum_mismatch_fails_the_pack_and_stores_nothing(registry: Path) -> None:
@@ -113,7 +135,7 @@ def test_s3_and_local_archives_in_both_formats(tmp_path: Path) -> None:
     local.write_bytes(tar_gz(pack_files("other", "2.0.0"), root="pack/"))
     response = run(store, uri, str(local))
     assert [(p.pack_ref, p.source_type) for p in response.downloaded_packs] == [("demo", "s3"), ("other", "local")]
-    assert response.downloaded_packs[0].archive.endswith(".zip")
+    assert all(p.archive.endswith(".tar.gz") for p in response.downloaded_packs), "stored in the canonical format"
 
 
 def test_local_paths_are_refused_outside_the_local_stack(tmp_path: Path) -> None:
@@ -245,14 +267,16 @@ def test_an_archive_url_is_downloaded_verified_and_stored_content_addressed() ->
     store = FakeObjectStore()
     response = fetch_with(net, store, "http://packs.example/dl/webpack-1.2.3.tar.gz")
     [pack] = response.downloaded_packs
-    digest = hashlib.sha256(body).hexdigest()
+    assert pack.source_checksum == f"sha256:{hashlib.sha256(body).hexdigest()}"
+    digest = pack.checksum.removeprefix("sha256:")
+    stored = store.objects[f"archives/sha256/{digest}.tar.gz"][0]
     assert (pack.source_type, pack.pack_ref, pack.pack_version, pack.size_bytes) == (
         "archive",
         "webpack",
         "1.2.3",
-        len(body),
+        len(stored),
     )
-    assert pack.checksum == f"sha256:{digest}" and pack.git_commit is None and pack.warnings == []
+    assert hashlib.sha256(stored).hexdigest() == digest and pack.git_commit is None and pack.warnings == []
     assert set(store.objects) == {f"archives/sha256/{digest}.tar.gz"}
 
 

@@ -343,10 +343,24 @@ def test_meta_python_dependencies_is_a_typed_requirement_list() -> None:
     manifest = parse_manifest((ATTUNE / "test_pack" / "pack.yaml").read_bytes())
     assert manifest.python_dependencies == ["six>=1.16"]
     assert manifest.runtimes == ["python"]
+    # Entries must be text; what a line may say is checked like requirements.txt (test_runtime.py).
     _, problems = problems_of(
         b'ref: x\nversion: "1.0.0"\nmeta:\n  python_dependencies: ["requests>=2", "--index-url https://evil", 3]\n'
     )
-    assert set(problems) == {"meta.python_dependencies.1", "meta.python_dependencies.2"}
+    assert set(problems) == {"meta.python_dependencies.2"}
+
+
+def test_meta_python_dependencies_in_attunes_mapping_form() -> None:
+    listed = parse_manifest(
+        b'ref: x\nversion: "1.0.0"\nmeta:\n  python_dependencies:\n    runtime: python\n'
+        b'    dependencies: ["requests==2.31.0", "six"]\n    min_version: "3.8"\n'
+    )
+    assert listed.python_dependencies == ["requests==2.31.0", "six"]
+    content = parse_manifest(
+        b'ref: x\nversion: "1.0.0"\nmeta:\n  python_dependencies:\n'
+        b'    requirements_file_content: "requests==2.31.0\\n\\nsix\\n"\n'
+    )
+    assert content.python_dependencies == ["requests==2.31.0", "six"]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from fakes import FakeObjectStore, FakePackTable
-from packs import pack_files, tar_gz
 
 from attune_packs.data.packs import component_fields
 from attune_packs.errors import DependencyError, NotFoundError, SourceGoneError, ThrottledError
@@ -24,13 +23,12 @@ from attune_packs.models import (
 from attune_packs.services import catalog, lifecycle
 from attune_packs.services.catalog import get_component, list_components, list_packs, show_pack
 from attune_packs.services.stages.register import RegistryPolicy, register_packs
+from testkit.pack_archives import pack_files, stored_archive_key, tar_gz
 
 
-def put(store: FakeObjectStore, ref: str, version: str, deps: str = "", key: str | None = None, **kw: Any) -> str:
-    return store.add(
-        key or f"archives/sha256/{ref}{version.replace('.', '')}.tar.gz",
-        tar_gz(pack_files(ref, version, dependencies=deps, **kw)),
-    )
+def put(store: FakeObjectStore, ref: str, version: str, deps: str = "", **kw: Any) -> str:
+    body = tar_gz(pack_files(ref, version, dependencies=deps, **kw))
+    return store.add(stored_archive_key(body), body)
 
 
 def register(store: FakeObjectStore, table: FakePackTable, *paths: str, **options: Any) -> RegisterResponse:
@@ -85,10 +83,11 @@ def test_pack_and_components_are_registered_dependencies_first() -> None:
 
 def test_the_version_record_says_what_who_when_and_which_installation() -> None:
     store, table = FakeObjectStore(), FakePackTable()
-    register(store, table, put(store, "app", "1.0.0"), installation_id="install-1", requested_by="token-42")
+    path = put(store, "app", "1.0.0")
+    register(store, table, path, installation_id="install-1", requested_by="token-42")
     record = table.items[("PACK#app", "VERSION#1.0.0")]
-    assert record["archive"] == "s3://packs/archives/sha256/app100.tar.gz"
-    assert record["checksum"] == "sha256:app100"
+    assert record["archive"] == path
+    assert record["checksum"] == "sha256:" + path.rsplit("/", 1)[-1].removesuffix(".tar.gz")
     assert record["installation_id"] == "install-1" and record["registered_by"] == "token-42"
     assert record["registered_at"] and record["component_counts"]["actions"] == 1
     installation = catalog.installation_record(table, "install-1")
@@ -120,13 +119,13 @@ def test_other_content_under_the_same_version_needs_force_and_replaces_every_com
     store, table = FakeObjectStore(), FakePackTable()
     register(store, table, put(store, "app", "1.0.0", extra={"actions/gone.yaml": "name: gone\nrunner_type: x\n"}))
     old = component_keys(table, "app")
-    changed = put(store, "app", "1.0.0", key="archives/sha256/other.tar.gz", extra={"README.md": "changed"})
+    changed = put(store, "app", "1.0.0", extra={"README.md": "changed"})
     refused = register(store, table, changed)
     assert refused.failed_packs[0].error_code == "VERSION_CONTENT_MISMATCH"
     assert component_keys(table, "app") == old
     assert register(store, table, changed, force=True).registered_packs[0].status == "registered"
     shown = show_pack(table, "app")
-    assert shown["checksum"] == "sha256:other"
+    assert shown["checksum"] == "sha256:" + changed.rsplit("/", 1)[-1].removesuffix(".tar.gz")
     assert [c["name"] for c in shown["components"]["actions"]] == ["hello"]
     assert not component_keys(table, "app") & old, "the replaced registration's items are deleted"
 
@@ -667,12 +666,8 @@ def test_rollback_to_a_cleaned_up_version_registers_it_again_from_its_archive() 
 def test_rollback_needs_the_archive_and_environments_still_stored() -> None:
     store, table = FakeObjectStore(), FakePackTable()
     store.add("envs/h/python.tar.gz", b"env")
-    register(
-        store,
-        table,
-        put(store, "app", "1.0.0", requirements="six\n"),
-        build_results=[env_build("app", "s3://packs/envs/h/python.tar.gz")],
-    )
+    first = put(store, "app", "1.0.0", requirements="six\n")
+    register(store, table, first, build_results=[env_build("app", "s3://packs/envs/h/python.tar.gz")])
     register(store, table, put(store, "app", "1.1.0"))
     store.delete("envs/h/python.tar.gz")
     with pytest.raises(SourceGoneError) as caught:
@@ -680,7 +675,7 @@ def test_rollback_needs_the_archive_and_environments_still_stored() -> None:
     assert caught.value.error_code == "ROLLBACK_UNAVAILABLE"
     assert caught.value.details == {"missing": ["s3://packs/envs/h/python.tar.gz"]}
     store.add("envs/h/python.tar.gz", b"env")
-    store.delete("archives/sha256/app100.tar.gz")
+    store.delete(first.removeprefix("s3://packs/"))
     with pytest.raises(SourceGoneError):
         lifecycle.rollback_pack(table, store, "app")
     assert show_pack(table, "app")["version"] == "1.1.0"

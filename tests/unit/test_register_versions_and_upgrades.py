@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from fakes import FakeObjectStore, FakePackTable
-from packs import pack_files, tar_gz
 
 from attune_packs.errors import NotFoundError
 from attune_packs.models import BuiltEnvironment, EnvironmentArtifact, RegisterRequest, RegisterResponse
 from attune_packs.services import catalog, lifecycle
 from attune_packs.services.stages.register import register_packs, same_version
+from testkit.pack_archives import pack_files, tar_gz
 
 BIG_PACK_ACTIONS = 3581  # StackStorm's aws pack
 

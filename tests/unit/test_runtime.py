@@ -6,8 +6,14 @@ import pytest
 
 from attune_packs.domain.archive import PackArchive
 from attune_packs.domain.manifest import read_pack
-from attune_packs.domain.runtime import nodejs_env_hash, parse_requirements, python_env_hash, runtime_requirements
-from attune_packs.errors import RequirementsError
+from attune_packs.domain.runtime import (
+    nodejs_env_hash,
+    pack_requirements,
+    parse_requirements,
+    python_env_hash,
+    runtime_requirements,
+)
+from attune_packs.errors import ManifestError, RequirementsError
 
 H1 = "a" * 64
 H2 = "b" * 64
@@ -252,3 +258,69 @@ def test_invalid_npm_files_are_refused(name: str, content: str, code: str) -> No
     with pytest.raises(RequirementsError) as caught:
         runtime_requirements(pack_with(files))
     assert caught.value.error_code == code
+
+
+META_FORMS = [
+    '  python_dependencies: ["Six==1.17.0", "requests>=2.28"]\n',
+    '  python_dependencies:\n    runtime: python\n    dependencies: ["requests>=2.28", "six==1.17.0"]\n',
+    '  python_dependencies:\n    requirements_file_content: "requests >= 2.28\\nsix==1.17.0\\n"\n',
+]
+
+
+@pytest.mark.parametrize("meta", META_FORMS)
+def test_meta_python_dependencies_is_a_requirement_source_with_the_same_hash_as_requirements_txt(meta: str) -> None:
+    declared = pack_with({"pack.yaml": f'ref: py\nversion: "1.0.0"\nmeta:\n{meta}'})
+    from_file = pack_with(
+        {"pack.yaml": 'ref: py\nversion: "1.0.0"\n', "requirements.txt": "requests>=2.28\nsix==1.17.0\n"}
+    )
+    runtime = runtime_requirements(declared)
+    assert runtime.python is not None
+    assert sorted(runtime.python.packages) == ["requests>=2.28", "six==1.17.0"]
+    assert runtime.python.requirements_file == "pack.yaml meta.python_dependencies"
+
+    def env_hash(pack: object) -> str:
+        found = pack_requirements(pack)
+        assert found is not None
+        return python_env_hash(found.requirements, python_version="3.12", architecture="arm64")
+
+    assert env_hash(declared) == env_hash(from_file), "one environment whichever way the pack declares them"
+
+
+def test_meta_python_dependencies_merge_with_requirements_txt() -> None:
+    pack = pack_with(
+        {
+            "pack.yaml": 'ref: py\nversion: "1.0.0"\nmeta:\n  python_dependencies: ["six==1.17.0", "attrs==23.1.0"]\n',
+            "requirements.txt": "six==1.17.0\nrequests>=2\n",
+        }
+    )
+    found = pack_requirements(pack)
+    assert found is not None and sorted(r.line for r in found.requirements) == [
+        "attrs==23.1.0",
+        "requests>=2",
+        "six==1.17.0",
+    ]
+    assert found.sources == ("requirements.txt", "pack.yaml meta.python_dependencies")
+
+
+@pytest.mark.parametrize(
+    ("dependencies", "code"),
+    [
+        ('["six", "--index-url https://evil.example/simple"]', "REQUIREMENTS_FORBIDDEN"),
+        ('["pkg @ https://evil.example/pkg.whl"]', "REQUIREMENTS_FORBIDDEN"),
+        ('["-r /etc/passwd"]', "REQUIREMENTS_FORBIDDEN"),
+        ('["not a requirement!"]', "REQUIREMENTS_INVALID"),
+    ],
+)
+def test_meta_python_dependencies_are_checked_like_requirements_txt(dependencies: str, code: str) -> None:
+    pack = pack_with({"pack.yaml": f'ref: py\nversion: "1.0.0"\nmeta:\n  python_dependencies: {dependencies}\n'})
+    with pytest.raises(RequirementsError) as caught:
+        runtime_requirements(pack)
+    assert caught.value.error_code == code
+    assert "meta.python_dependencies" in caught.value.message
+
+
+@pytest.mark.parametrize("dependencies", ['"six==1.17.0"', "[1, 2]"])
+def test_meta_python_dependencies_of_the_wrong_type_is_a_manifest_error_with_its_field_path(dependencies: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        pack_with({"pack.yaml": f'ref: py\nversion: "1.0.0"\nmeta:\n  python_dependencies: {dependencies}\n'})
+    assert "meta.python_dependencies" in caught.value.message

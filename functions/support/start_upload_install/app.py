@@ -1,5 +1,5 @@
-"""EventBridge target for S3 "Object Created" under uploads/: install the uploaded archive.
-Duplicate deliveries start one installation (the execution is named after the object)."""
+"""EventBridge target for S3 "Object Created" under uploads/: install the uploaded archive, one
+installation per object version (duplicate deliveries start one; see services/uploads.py)."""
 
 from typing import Any
 

@@ -65,6 +65,12 @@ class ArchiveError(TerminalError):
     default_code = "ARCHIVE_CORRUPT"
 
 
+class ArchiveDigestMismatchError(ArchiveError):
+    """A stored archive's bytes are not the ones its content-addressed key names: never installed."""
+
+    default_code = "ARCHIVE_DIGEST_MISMATCH"
+
+
 class ManifestError(TerminalError):
     """pack.yaml or a component file is invalid (MANIFEST_*, PACK_REF_INVALID, ...)."""
 

@@ -8,9 +8,9 @@ stages as they are.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 COMPONENT_TYPES: tuple[str, ...] = (
@@ -126,9 +126,12 @@ class DownloadedPack(Response):
     pack_ref: str
     pack_version: str
     archive: str
-    checksum: str
+    checksum: str = Field(description="sha256 of the stored (canonical) archive, the one its key names")
+    source_checksum: str | None = Field(
+        default=None, description="sha256 of the downloaded or uploaded bytes, before canonicalisation"
+    )
     git_commit: str | None = Field(default=None, description="full commit id, for packs fetched from Git")
-    size_bytes: int
+    size_bytes: int = Field(description="size of the stored (canonical) archive")
     stored: bool = Field(description="False when identical content was already stored")
     warnings: list[str] = Field(default_factory=list)
 
@@ -254,6 +257,9 @@ class BuildOptions(Request):
     skip_nodejs: bool = False
     force_rebuild: bool = False
     skip_tests: bool = False
+    skip_validation: bool = Field(
+        default=False, description="read component files leniently, as the other stages do with skip_validation"
+    )
     timeout: int = Field(default=600, ge=60, le=28_800)
 
     @field_validator("python_version")
@@ -285,6 +291,11 @@ class EnvironmentArtifact(Response):
     size_bytes: int = 0
     cached: bool
     warnings: list[str] = Field(default_factory=list)
+    artifact_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the artifact's bytes, recorded when it was built: readers check it before use",
+    )
 
 
 class BuiltEnvironment(Response):
@@ -297,8 +308,9 @@ class BuiltEnvironment(Response):
         default=None,
         description=(
             "None when the pack declares no tests; else {status: passed|failed|partial|skipped|error, total_tests, "
-            "passed, failed, skipped, pass_rate (passed / (passed + failed), 0.0 when none ran), duration_ms, "
-            "suites[{name, type, status, total, passed, failed, skipped, failures[{name, message}]}], "
+            "ran (passed + failed), passed, failed, skipped, pass_rate (passed / ran, 0.0 when none ran), "
+            "failed_tests (names, '<runner>: <test>'), duration_ms, "
+            "suites[{name, type, status, total, passed, failed, skipped, failed_tests, failures[{name, message}]}], "
             "policy{min_pass_rate, on_failure}, report (s3:// URI of the full report, '' when not run), "
             "interpreter} -- see services.build_reports.TestResult"
         ),
@@ -332,6 +344,36 @@ class BuildTask(Request):
         pattern=REPORT_KEY_PATTERN,
         description="store the whole result here; the token is answered with a BuildReference",
     )
+
+
+class AsyncBuildRequest(Request):
+    """The build-envs stage sent asynchronously by the HTTP API: the report goes to S3."""
+
+    async_build: BuildEnvsRequest
+    installation_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+def _build_event_kind(event: Any) -> str:
+    if isinstance(event, BaseModel):
+        fields = set(type(event).model_fields)
+    else:
+        fields = set(event) if isinstance(event, dict) else set()
+    if "task_token" in fields:
+        return "map_item"
+    return "async" if "async_build" in fields else "direct"
+
+
+BuildEvent = Annotated[
+    Annotated[BuildTask, Tag("map_item")]
+    | Annotated[AsyncBuildRequest, Tag("async")]
+    | Annotated[BuildEnvsRequest, Tag("direct")],
+    Discriminator(_build_event_kind),
+]
+
+
+class BuildPackEnvsEvent(RootModel[BuildEvent]):
+    """What the build-envs function receives: a Map item of the state machine (``task_token``), an
+    asynchronous request of the HTTP API (``async_build``), or a direct stage request (``pack_paths``)."""
 
 
 class BuildReference(Response):

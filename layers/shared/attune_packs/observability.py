@@ -227,3 +227,19 @@ def count_environment_lookups(hits: int, misses: int) -> None:
     """``EnvCacheHits`` (an environment already stored: no build) and ``EnvCacheMisses`` (a build)."""
     count("EnvCacheHits", hits)
     count("EnvCacheMisses", misses)
+
+
+def count_build_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """Counts what the build stage answered (environment cache hits and builds, failures by code) and
+    returns it unchanged: a Map item answers ``status`` (``cached`` or a started build) with its
+    ``pack_ref``; a direct request answers its summary and failure list (an asynchronous one only
+    acknowledges, and its build is counted when it runs)."""
+    summary = answer.get("summary")
+    if isinstance(summary, Mapping):
+        built = int(summary.get("python_envs_built", 0)) + int(summary.get("nodejs_envs_built", 0))
+        count_environment_lookups(int(summary.get("cache_hits", 0)), built)
+        count_pack_failures("build", answer.get("failed_environments") or [])
+    elif "pack_ref" in answer and "status" in answer:
+        cached = answer.get("status") == "cached"
+        count_environment_lookups(int(cached), int(not cached))
+    return answer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from attune_packs.errors import SourceError
 
@@ -12,6 +12,7 @@ from attune_packs.errors import SourceError
 class S3Location:
     bucket: str
     key: str
+    version_id: str | None = None  # one version of the object (``?versionId=`` in its URI)
 
     @property
     def uri(self) -> str:
@@ -23,4 +24,5 @@ def parse_s3_uri(uri: str) -> S3Location:
     key = parsed.path.lstrip("/")
     if parsed.scheme != "s3" or not parsed.netloc or not key:
         raise SourceError(f"{uri!r} is not an s3://bucket/key URI", error_code="SOURCE_URL_INVALID")
-    return S3Location(parsed.netloc, key)
+    version_id = parse_qs(parsed.query).get("versionId", [None])[0]
+    return S3Location(parsed.netloc, key, version_id)

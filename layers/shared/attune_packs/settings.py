@@ -43,13 +43,15 @@ class Settings(BaseModel):
     download_connect_timeout: float = Field(default=10.0, alias="DOWNLOAD_CONNECT_TIMEOUT")
     download_read_timeout: float = Field(default=30.0, alias="DOWNLOAD_READ_TIMEOUT")
     download_max_redirects: int = Field(default=5, alias="DOWNLOAD_MAX_REDIRECTS")
+    # npm registry hosts a lockfile's resolved URLs may point to (issue 12).
+    npm_registry_hosts: tuple[str, ...] = Field(default=("registry.npmjs.org",), alias="NPM_REGISTRY_HOSTS")
     # Platform checks (issue 4): the Attune / StackStorm version packs are installed into.
     platform_version: str = Field(default="3.9.0", alias="PLATFORM_VERSION")
     # Registry (issue 6): how many registrations of a pack keep their component items (the
     # current one included); older ones keep only their version record, for audit.
     keep_versions: int = Field(default=5, ge=1, le=40, alias="KEEP_VERSIONS")
 
-    @field_validator("registry_index_urls", "download_allow_networks", mode="before")
+    @field_validator("registry_index_urls", "download_allow_networks", "npm_registry_hosts", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):

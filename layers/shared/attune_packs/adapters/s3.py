@@ -120,7 +120,8 @@ class S3ObjectStore:
         from botocore.exceptions import ClientError
 
         try:
-            return self._s3.get_object(Bucket=location.bucket, Key=location.key)["Body"]
+            version = {"VersionId": location.version_id} if location.version_id else {}
+            return self._s3.get_object(Bucket=location.bucket, Key=location.key, **version)["Body"]
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in {"NoSuchKey", "404", "NotFound"}:

@@ -24,6 +24,11 @@ def item_key(item: dict[str, Any]) -> Key:
     return (str(item["PK"]), str(item["SK"]))
 
 
+def key_attributes(item: dict[str, Any]) -> dict[str, Any]:
+    """The primary key attributes of an item, as DynamoDB names them in a request's ``Key``."""
+    return {"PK": item.get("PK"), "SK": item.get("SK")}
+
+
 @dataclass(frozen=True)
 class Condition:
     """What must hold for the stored item before a write: ``exists`` True (present) or False (absent),

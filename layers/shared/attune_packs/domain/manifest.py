@@ -338,7 +338,10 @@ class PackManifest(BaseModel):
     @property
     def python_dependencies(self) -> list[str]:
         """``meta.python_dependencies``: a Python requirement source like ``requirements.txt``."""
-        return list(self.meta.python_dependencies)
+        declared = self.meta.python_dependencies
+        if declared is None:
+            return []
+        return declared if isinstance(declared, list) else declared.lines()
 
     @property
     def runtimes(self) -> list[str]:

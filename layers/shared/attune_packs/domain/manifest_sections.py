@@ -12,8 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from attune_packs.domain.pack_fields import _entries_error
 
-# A Python requirement written in meta.python_dependencies: one requirement, no pip options.
-_REQUIREMENT_LINE = re.compile(r"^[A-Za-z0-9][^\s;#]*")
 _URL = re.compile(r"^https?://[^\s]+$")
 
 
@@ -33,6 +31,25 @@ class Testing(BaseModel):
     on_failure: str = Field(default="block", pattern=r"^(block|warn|ignore)$")
 
 
+class PythonDependencies(BaseModel):
+    """Attune's mapping form of ``meta.python_dependencies`` (``runtime``, ``dependencies`` or
+    ``requirements_file_content``, ``min_version`` / ``max_version``). The lines are checked like
+    ``requirements.txt`` when the environment is planned (:mod:`attune_packs.domain.runtime`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    runtime: str | None = None
+    dependencies: list[str] | None = None
+    requirements_file_content: str | None = None
+    min_version: str | None = None
+    max_version: str | None = None
+
+    def lines(self) -> list[str]:
+        if self.requirements_file_content is not None:
+            return [line.strip() for line in self.requirements_file_content.splitlines() if line.strip()]
+        return list(self.dependencies or [])
+
+
 class PackMeta(BaseModel):
     """pack.yaml ``meta``: Attune's catalogue fields. Unknown fields are kept (``extra``)."""
 
@@ -40,8 +57,10 @@ class PackMeta(BaseModel):
 
     category: str | None = None
     keywords: list[str] = Field(default_factory=list)
-    python_dependencies: list[str] = Field(
-        default_factory=list, description="Python requirements, one per entry, like lines of requirements.txt"
+    python_dependencies: list[str] | PythonDependencies | None = Field(
+        default=None,
+        description="Python requirements: a list of requirement lines, or Attune's mapping form; checked like "
+        "requirements.txt (REQUIREMENTS_FORBIDDEN / REQUIREMENTS_INVALID) when the environment is planned",
     )
     documentation_url: str | None = None
     repository_url: str | None = None
@@ -54,17 +73,18 @@ class PackMeta(BaseModel):
     @field_validator("python_dependencies", mode="before")
     @classmethod
     def _python_dependencies(cls, value: Any) -> Any:
+        """Entries must be text; what a line may say is runtime.py's check, the same as for
+        requirements.txt, so the same line gets the same refusal whichever file declares it."""
         if not isinstance(value, list):
             return value
-        problems: list[tuple[str, str]] = []
-        for index, line in enumerate(value):
-            if not isinstance(line, str) or not _REQUIREMENT_LINE.match(line.strip()) or "\n" in line:
-                problems.append(
-                    (str(index), f"{line!r} is not a requirement like 'requests>=2.28' (pip options belong nowhere)")
-                )
+        problems = [
+            (str(i), f"{line!r} is not a requirement line (text)")
+            for i, line in enumerate(value)
+            if not isinstance(line, str)
+        ]
         if problems:
             raise _entries_error(problems)
-        return [line.strip() for line in value]
+        return value
 
     @field_validator("documentation_url", "repository_url")
     @classmethod

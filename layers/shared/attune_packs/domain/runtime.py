@@ -1,5 +1,11 @@
 """Runtime requirements of a pack (Python, Node.js) and the content hash of its environments.
 
+A pack's Python requirements come from ``requirements.txt`` (with its ``-r`` includes) and from
+pack.yaml's ``meta.python_dependencies`` (Attune's form: a list of requirement lines, or a mapping
+with ``dependencies`` (that list) or ``requirements_file_content`` (a requirements file's text)).
+Both are checked by the same rules and merged into one set, so the same requirements give the same
+environment hash whichever way a pack declares them.
+
 ``requirements.txt`` is a command language; only PEP 508 requirement lines (with ``--hash``
 options) and ``-r`` includes of other requirement files *inside the pack* are accepted, so nothing
 in a pack can point the build at another index, a URL or a path outside the pack:
@@ -22,6 +28,7 @@ import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -32,11 +39,12 @@ from attune_packs.errors import ManifestError, RequirementsError
 from attune_packs.models import NodeRequirements, PythonRequirements, RuntimeRequirements
 
 # Bump when the buildspec changes what it produces: every environment is then rebuilt.
-BUILD_RECIPE_VERSION = "2"
+BUILD_RECIPE_VERSION = "3"
 MAX_REQUIREMENTS = 500
 MAX_INCLUDE_DEPTH = 8
 MAX_INCLUDED_FILES = 32
 REQUIREMENTS_FILE = "requirements.txt"
+META_DEPENDENCIES = "pack.yaml meta.python_dependencies"
 HASH_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 _COMMENT = re.compile(r"(^|\s)#.*$")
@@ -83,6 +91,7 @@ class PythonRequirementSet:
 
     requirements: list[ParsedRequirement]
     included_files: list[str]
+    sources: tuple[str, ...] = (REQUIREMENTS_FILE,)
 
     @property
     def hashed(self) -> bool:
@@ -184,99 +193,170 @@ def parse_requirements(
     return _parse_set(content, source=source, files=files).requirements
 
 
-def _parse_set(
-    content: bytes, *, source: str, files: Mapping[str, bytes] | None, listed: frozenset[str] = frozenset()
-) -> PythonRequirementSet:
-    result: list[ParsedRequirement] = []
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    included: list[str] = []
+def _requirement(line: str, name: str, number: int) -> ParsedRequirement:
+    """One requirement line of the file ``name``: checked and normalised."""
+    if line.startswith("-"):
+        option = line.split()[0].split("=", 1)[0]
+        why = _FORBIDDEN_HINTS.get(option, "only requirements, --hash and -r are allowed")
+        raise _forbidden(name, number, line, f"option {option!r} is not allowed ({why})")
+    if _URL_OR_PATH.match(line):
+        raise _forbidden(name, number, line, "URLs and paths are not allowed as requirements")
+    text, hashes = _split_options(line, name, number)
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as exc:
+        raise _invalid(name, number, line, f"{text!r} is not a valid requirement ({exc})") from exc
+    if _ARCHIVE_NAME.search(requirement.name):
+        raise _forbidden(name, number, line, f"{requirement.name!r} names a local archive file, not a project")
+    if requirement.url:
+        raise _forbidden(
+            name, number, line, f"direct URL requirements ({requirement.name} @ ...) are not allowed; pin "
+            "a version from the package index instead"
+        )
+    normalised, project = _normalised(requirement)
+    return ParsedRequirement(normalised, project, tuple(sorted(hashes)), name, number)
 
-    def walk(data: bytes, name: str, stack: tuple[str, ...]) -> None:
+
+@dataclass
+class _SetReader:
+    """Reads a requirements file and its includes into one list (duplicates dropped)."""
+
+    source: str
+    files: Mapping[str, bytes] | None
+    listed: frozenset[str]
+    result: list[ParsedRequirement] = field(default_factory=list)
+    seen: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
+    included: list[str] = field(default_factory=list)
+
+    def include(self, path: str, name: str, number: int, line: str, stack: tuple[str, ...]) -> None:
+        target = _include_target(path, name, name, number, line)
+        if self.files is None:
+            raise _invalid(name, number, line, "-r includes can only be read together with the pack's files")
+        if target in stack:
+            raise _invalid(name, number, line, f"-r {target} includes itself (via {' -> '.join(stack)})")
+        if len(stack) >= MAX_INCLUDE_DEPTH:
+            raise _invalid(name, number, line, f"-r includes nest deeper than {MAX_INCLUDE_DEPTH} files")
+        body = self.files.get(target)
+        if body is None and target in self.listed:
+            raise _Unread(target)
+        if body is None:
+            raise _invalid(name, number, line, f"-r {target}: no such file in the pack")
+        if target not in self.included:
+            self.included.append(target)
+            if len(self.included) > MAX_INCLUDED_FILES:
+                raise _invalid(name, number, line, f"more than {MAX_INCLUDED_FILES} included files")
+        self.walk(body, target, (*stack, target))
+
+    def walk(self, data: bytes, name: str, stack: tuple[str, ...]) -> None:
         for number, line in _logical_lines(data, name):
             include = _INCLUDE.match(line)
             if include is not None:
-                target = _include_target(include["path"], name, name, number, line)
-                if files is None:
-                    raise _invalid(name, number, line, "-r includes can only be read together with the pack's files")
-                if target in stack:
-                    raise _invalid(name, number, line, f"-r {target} includes itself (via {' -> '.join(stack)})")
-                if len(stack) >= MAX_INCLUDE_DEPTH:
-                    raise _invalid(name, number, line, f"-r includes nest deeper than {MAX_INCLUDE_DEPTH} files")
-                body = files.get(target)
-                if body is None and target in listed:
-                    raise _Unread(target)
-                if body is None:
-                    raise _invalid(name, number, line, f"-r {target}: no such file in the pack")
-                if target not in included:
-                    included.append(target)
-                    if len(included) > MAX_INCLUDED_FILES:
-                        raise _invalid(name, number, line, f"more than {MAX_INCLUDED_FILES} included files")
-                walk(body, target, (*stack, target))
+                self.include(include["path"], name, number, line, stack)
                 continue
-            if line.startswith("-"):
-                option = line.split()[0].split("=", 1)[0]
-                why = _FORBIDDEN_HINTS.get(option, "only requirements, --hash and -r are allowed")
-                raise _forbidden(name, number, line, f"option {option!r} is not allowed ({why})")
-            if _URL_OR_PATH.match(line):
-                raise _forbidden(name, number, line, "URLs and paths are not allowed as requirements")
-            text, hashes = _split_options(line, name, number)
-            try:
-                requirement = Requirement(text)
-            except InvalidRequirement as exc:
-                raise _invalid(name, number, line, f"{text!r} is not a valid requirement ({exc})") from exc
-            if _ARCHIVE_NAME.search(requirement.name):
-                raise _forbidden(name, number, line, f"{requirement.name!r} names a local archive file, not a project")
-            if requirement.url:
-                raise _forbidden(
-                    name, number, line, f"direct URL requirements ({requirement.name} @ ...) are not allowed; pin "
-                    "a version from the package index instead"
-                )
-            normalised, project = _normalised(requirement)
-            key = (normalised, tuple(sorted(hashes)))
-            if key in seen:
+            requirement = _requirement(line, name, number)
+            key = (requirement.line, requirement.hashes)
+            if key in self.seen:
                 continue
-            seen.add(key)
-            result.append(ParsedRequirement(normalised, project, key[1], name, number))
-            if len(result) > MAX_REQUIREMENTS:
+            self.seen.add(key)
+            self.result.append(requirement)
+            if len(self.result) > MAX_REQUIREMENTS:
                 raise RequirementsError(
-                    f"{source} lists more than {MAX_REQUIREMENTS} requirements", error_code="REQUIREMENTS_INVALID"
+                    f"{self.source} lists more than {MAX_REQUIREMENTS} requirements", error_code="REQUIREMENTS_INVALID"
                 )
 
-    walk(content, source, (source,))
-    return PythonRequirementSet(result, included)
+
+def _parse_set(
+    content: bytes, *, source: str, files: Mapping[str, bytes] | None, listed: frozenset[str] = frozenset()
+) -> PythonRequirementSet:
+    reader = _SetReader(source, files, listed)
+    reader.walk(content, source, (source,))
+    return PythonRequirementSet(reader.result, reader.included, (source,))
 
 
 ReadFiles = Callable[[set[str]], Mapping[str, bytes]]
 
 
-def pack_requirements(pack: PackContents, read_files: ReadFiles | None = None) -> PythonRequirementSet | None:
-    """The pack's Python requirements (``requirements.txt`` and its includes), or None.
+def meta_python_dependencies(manifest: Any) -> bytes | None:
+    """pack.yaml's ``meta.python_dependencies`` as the text of a requirements file, or None.
 
-    The archive scanner keeps only well-known files in memory; an included file it did not keep
-    is asked for with ``read_files`` (paths from the pack root -> contents), as often as the
-    includes nest."""
-    content = pack.requirements_txt
-    if content is None:
+    Read from the typed ``meta`` field when the manifest model has one, else from the raw
+    mapping the model keeps (``model_extra``)."""
+    meta = getattr(manifest, "meta", None)
+    if meta is None:
+        meta = (getattr(manifest, "model_extra", None) or {}).get("meta")
+    if isinstance(meta, Mapping):
+        declared = meta.get("python_dependencies")
+    else:
+        declared = getattr(meta, "python_dependencies", None)
+    if hasattr(declared, "model_dump"):
+        declared = declared.model_dump(exclude_none=True)
+    if declared is None:
         return None
+    if isinstance(declared, Mapping):
+        if isinstance(declared.get("requirements_file_content"), str):
+            return str(declared["requirements_file_content"]).encode()
+        declared = declared.get("dependencies")
+    if not isinstance(declared, list) or not all(isinstance(line, str) for line in declared):
+        raise RequirementsError(
+            f"{META_DEPENDENCIES} must be a list of requirements like ['requests>=2.28'] (or a mapping with "
+            "dependencies or requirements_file_content)",
+            error_code="REQUIREMENTS_INVALID",
+            details={"field": "meta.python_dependencies"},
+        )
+    if any("\n" in line or "\r" in line for line in declared):
+        raise RequirementsError(
+            f"{META_DEPENDENCIES}: each entry is one requirement line", error_code="REQUIREMENTS_INVALID"
+        )
+    return "\n".join(declared).encode()
+
+
+def pack_requirements(pack: PackContents, read_files: ReadFiles | None = None) -> PythonRequirementSet | None:
+    """The pack's Python requirements (``requirements.txt`` and its includes, and pack.yaml's
+    ``meta.python_dependencies``, merged), or None when it declares none."""
+    sets = []
+    if pack.requirements_txt is not None:
+        sets.append(_file_requirements(pack, pack.requirements_txt, REQUIREMENTS_FILE, read_files))
+    meta = meta_python_dependencies(pack.manifest)
+    if meta is not None:
+        sets.append(_file_requirements(pack, meta, META_DEPENDENCIES, read_files))
+    if not sets:
+        return None
+    merged: dict[tuple[str, tuple[str, ...]], ParsedRequirement] = {}
+    for found in sets:
+        for requirement in found.requirements:
+            merged.setdefault((requirement.line, requirement.hashes), requirement)
+    if len(merged) > MAX_REQUIREMENTS:
+        raise RequirementsError(f"more than {MAX_REQUIREMENTS} Python requirements", error_code="REQUIREMENTS_INVALID")
+    included = list(dict.fromkeys(f for found in sets for f in found.included_files))
+    return PythonRequirementSet(list(merged.values()), included, tuple(s for found in sets for s in found.sources))
+
+
+def _file_requirements(
+    pack: PackContents, content: bytes, source: str, read_files: ReadFiles | None
+) -> PythonRequirementSet:
+    """One requirement source of the pack. The archive scanner keeps only well-known files in
+    memory; an included file it did not keep is asked for with ``read_files`` (paths from the
+    pack root -> contents), as often as the includes nest."""
     files = dict(pack.archive.files)
     listed = frozenset(pack.archive.file_list)
     for _ in range(MAX_INCLUDE_DEPTH + 1):
         try:
-            return _parse_set(content, source=REQUIREMENTS_FILE, files=files, listed=listed)
+            parsed = _parse_set(content, source=source, files=files, listed=listed)
+            return PythonRequirementSet(parsed.requirements, parsed.included_files, (source,))
         except _Unread as unread:
             if read_files is None:
                 raise RequirementsError(
-                    f"{REQUIREMENTS_FILE} includes {unread.path}, which was not read out of the archive",
+                    f"{source} includes {unread.path}, which was not read out of the archive",
                     error_code="REQUIREMENTS_INVALID",
                 ) from None
             more = read_files({unread.path})
             if unread.path not in more:
                 raise RequirementsError(
-                    f"{REQUIREMENTS_FILE} includes {unread.path}, which could not be read from the pack",
+                    f"{source} includes {unread.path}, which could not be read from the pack",
                     error_code="REQUIREMENTS_INVALID",
                 ) from None
             files.update(more)
-    raise RequirementsError(f"{REQUIREMENTS_FILE}: includes nest too deeply", error_code="REQUIREMENTS_INVALID")
+    raise RequirementsError(f"{source}: includes nest too deeply", error_code="REQUIREMENTS_INVALID")
 
 
 def runtime_requirements(pack: PackContents, read_files: ReadFiles | None = None) -> RuntimeRequirements:
@@ -286,7 +366,7 @@ def runtime_requirements(pack: PackContents, read_files: ReadFiles | None = None
     if parsed is not None:
         python = PythonRequirements(
             version=pack.manifest.python_constraint,
-            requirements_file=REQUIREMENTS_FILE,
+            requirements_file=" + ".join(parsed.sources),
             packages=[r.line for r in parsed.requirements],
             included_files=parsed.included_files,
             hashed=parsed.hashed,

@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from attune_packs.adapters.logs import LogReader
 from attune_packs.adapters.s3 import ObjectStore
@@ -135,6 +135,7 @@ class TestSuite(_Strict):
     passed: int = Field(ge=0)
     failed: int = Field(ge=0)
     skipped: int = Field(ge=0)
+    failed_tests: list[str]
     failures: list[TestFailure]
 
 
@@ -148,15 +149,26 @@ class TestResult(_Strict):
 
     status: Status
     total_tests: int = Field(ge=0)
+    ran: int = Field(ge=0, description="passed + failed: the tests that ran (skipped ones did not)")
     passed: int = Field(ge=0)
     failed: int = Field(ge=0)
     skipped: int = Field(ge=0)
-    pass_rate: float = Field(ge=0, le=1)
+    pass_rate: float = Field(ge=0, le=1, description="passed / ran; 0.0 when no test ran")
+    failed_tests: list[str] = Field(description="the failed tests by name, '<runner>: <test>'")
     duration_ms: int = Field(ge=0)
     suites: list[TestSuite]
     policy: TestPolicy
     report: str
     interpreter: str
+
+    @model_validator(mode="after")
+    def _counts_agree(self) -> TestResult:
+        if self.ran != self.passed + self.failed or self.total_tests != self.ran + self.skipped:
+            raise ValueError("ran is passed + failed and total_tests is ran + skipped")
+        expected = round(self.passed / self.ran, 4) if self.ran else 0.0
+        if abs(self.pass_rate - expected) > 1e-4:
+            raise ValueError(f"pass_rate {self.pass_rate} is not passed / ran ({expected})")
+        return self
 
 
 def valid_test_result(document: Any) -> dict[str, Any] | None:

@@ -1,18 +1,30 @@
-"""Reading stored pack archives back, shared by the stages after download."""
+"""Reading stored pack archives back, shared by the stages after download.
+
+Every archive under ``archives/sha256/`` is named by the sha256 of its bytes (the download stage
+stores the canonical archive of the members it checked). Nothing is trusted by its key: every read
+hashes the bytes it parses and refuses them (``ARCHIVE_DIGEST_MISMATCH``) when they are not the
+ones the key names, before anything read from them is used.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.data import packs as stored
 from attune_packs.data.operations import PackTable
-from attune_packs.domain.archive import scan_archive
+from attune_packs.domain.archive import PackArchive, default_want, scan_archive
 from attune_packs.domain.manifest import PackContents, read_pack
-from attune_packs.errors import SourceError, SourceGoneError
+from attune_packs.errors import ArchiveDigestMismatchError, ArchiveError, SourceError, SourceGoneError
 from attune_packs.s3_uri import S3Location, parse_s3_uri
 
 ARCHIVE_PREFIX = "archives/sha256/"
+_CHUNK = 64 * 1024
+_DIGEST_KEY = re.compile(r"[0-9a-f]{64}\.(tar\.gz|zip)")
 
 
 @dataclass
@@ -56,8 +68,54 @@ def resolve_pack_path(pack_path: str, store: ObjectStore, table: PackTable | Non
     return parse_s3_uri(str(item["archive"]))
 
 
+class _HashingReader:
+    """The object's body, hashed as it is read."""
+
+    def __init__(self, body: BinaryIO) -> None:
+        self._body = body
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._body.read(size)
+        self.digest.update(chunk)
+        return chunk
+
+    def drain(self) -> str:
+        while self.read(_CHUNK):
+            pass
+        return self.digest.hexdigest()
+
+
+def scan_stored(
+    location: S3Location, store: ObjectStore, *, want: Callable[[str], bool] = default_want
+) -> PackArchive:
+    """Scan a stored archive, verified against the sha256 its key names (``ARCHIVE_DIGEST_MISMATCH``
+    otherwise: what a mismatched archive seemed to hold, or why it could not be read, is not used)."""
+    name = location.key.rsplit("/", 1)[-1]
+    if not location.key.startswith(ARCHIVE_PREFIX) or not _DIGEST_KEY.fullmatch(name):
+        raise ArchiveDigestMismatchError(f"{location.uri} is not named by the sha256 of its content")
+    expected = name.split(".", 1)[0]
+    with store.open(location) as body:
+        reader = _HashingReader(body)
+        try:
+            archive = scan_archive(reader, want=want)  # type: ignore[arg-type]
+        except ArchiveError as exc:
+            failure: ArchiveError | None = exc
+        else:
+            failure = None
+        actual = reader.drain()
+    if actual != expected:
+        raise ArchiveDigestMismatchError(
+            f"{location.uri} holds content with sha256 {actual}, not the {expected} its key names: the stored "
+            "archive was replaced or damaged; it is not used (download the pack again)",
+            details={"archive": location.uri, "expected": f"sha256:{expected}", "actual": f"sha256:{actual}"},
+        )
+    if failure is not None:
+        raise failure
+    return archive
+
+
 def load_pack(pack_path: str, store: ObjectStore, table: PackTable | None = None, *, strict: bool = True) -> StoredPack:
     location = resolve_pack_path(pack_path, store, table)
-    with store.open(location) as body:
-        archive = scan_archive(body)
+    archive = scan_stored(location, store)
     return StoredPack(location.uri, checksum_from_key(location.key), read_pack(archive, strict=strict))

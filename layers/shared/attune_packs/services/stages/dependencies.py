@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.data.operations import PackTable
 from attune_packs.data.packs import read_pointer
-from attune_packs.domain.archive import scan_archive
 from attune_packs.domain.registry_index import RegistryCatalog
 from attune_packs.domain.resolver import (
     InstalledPack,
@@ -45,7 +44,7 @@ from attune_packs.s3_uri import parse_s3_uri
 from attune_packs.services.managed_indices import enabled_index_urls
 from attune_packs.services.registry_indices import IndexFailure, index_urls, load_indices
 from attune_packs.services.stages.per_pack import PackFailures
-from attune_packs.services.stored_packs import StoredPack, load_pack
+from attune_packs.services.stored_packs import StoredPack, load_pack, scan_stored
 from attune_packs.settings import Settings
 
 
@@ -303,8 +302,7 @@ def stored_file_reader(stored: StoredPack, store: ObjectStore) -> Callable[[set[
     scanned again, safely, keeping just those."""
 
     def read(paths: set[str]) -> dict[str, bytes]:
-        with store.open(parse_s3_uri(stored.uri)) as body:
-            archive = scan_archive(body, want=lambda path: path in paths)
+        archive = scan_stored(parse_s3_uri(stored.uri), store, want=lambda path: path in paths)
         return {path: content for path, content in archive.files.items() if path in paths}
 
     return read

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
@@ -29,10 +30,17 @@ from typing import BinaryIO, cast
 from urllib.parse import urlparse, urlsplit
 
 from attune_packs.adapters.s3 import ObjectStore
-from attune_packs.domain.archive import ArchiveLimits, detect_format, scan_archive
-from attune_packs.domain.manifest import read_pack
+from attune_packs.domain.archive import (
+    CANONICAL_FORMAT,
+    ArchiveLimits,
+    CanonicalArchive,
+    detect_format,
+    scan_archive,
+    write_canonical,
+)
+from attune_packs.domain.manifest import PackManifest, read_pack
 from attune_packs.domain.registry_index import IndexEntry, InstallSource, RegistryIndex, find_entry, parse_registry_ref
-from attune_packs.errors import AttuneError, ChecksumMismatchError, SourceError, TransientError
+from attune_packs.errors import ArchiveError, AttuneError, ChecksumMismatchError, SourceError, TransientError
 from attune_packs.models import (
     MAX_PACKS_PER_INSTALLATION,
     DownloadedPack,
@@ -57,6 +65,7 @@ from attune_packs.sources.git import GitLimits, check_git_url, check_ref, open_g
 from attune_packs.sources.http import Deadline, HttpClient, NetworkPolicy, Transport
 
 STAGING_PREFIX = "staging/"
+_SPOOL_MEMORY = 8 * 2**20  # the canonical archive is kept in memory up to this size, then on disk
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 Opener = Callable[[], AbstractContextManager[BinaryIO]]
 
@@ -365,41 +374,31 @@ def _too_many(source: str) -> PackFailure:
 def _download_one(source: str, context: DownloadContext) -> DownloadedPack:
     resolved = classify(source, context)
     store = context.store
-    if resolved.expected_checksum:
-        known = _already_stored(resolved, store)
-        if known is not None:
-            return known
     staging = f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     try:
         with resolved.open() as stream:
             stored = store.upload_stream(staging, stream, max_bytes=context.settings.max_archive_bytes)
-        checksum = f"sha256:{stored.sha256}"
-        if resolved.expected_checksum and resolved.expected_checksum != checksum:
+        source_checksum = f"sha256:{stored.sha256}"
+        if resolved.expected_checksum and resolved.expected_checksum != source_checksum:
             raise ChecksumMismatchError(
-                f"{source}: the downloaded archive has checksum {checksum}, but the registry pins "
+                f"{source}: the downloaded archive has checksum {source_checksum}, but the registry pins "
                 f"{resolved.expected_checksum}; the archive was changed or corrupted"
             )
-        with store.open(stored.location) as body:
-            archive = scan_archive(body, limits=context.archive_limits)
-        manifest = read_pack(archive, strict=False).manifest
-        if resolved.expected_ref and manifest.ref != resolved.expected_ref:
-            raise SourceError(
-                f"{source}: the archive contains pack {manifest.ref!r}, not {resolved.expected_ref!r}",
-                error_code="PACK_REF_MISMATCH",
-            )
-        if resolved.expected_version and manifest.version != resolved.expected_version:
-            raise SourceError(
-                f"{source}: the archive contains version {manifest.version}, the index says "
-                f"{resolved.expected_version}",
-                error_code="PACK_VERSION_MISMATCH",
-            )
-        key = archive_key(stored.sha256, archive.format)
-        is_new = store.head(S3Location(store.bucket, key)) is None
-        if is_new:
-            metadata = {"pack-ref": manifest.ref, "pack-version": manifest.version}
+        with store.open(stored.location) as body, tempfile.SpooledTemporaryFile(_SPOOL_MEMORY) as spool:
+            canonical = write_canonical(body, cast(BinaryIO, spool), limits=context.archive_limits)
+            spool.seek(0)
+            manifest = _checked_manifest(source, resolved, canonical, cast(BinaryIO, spool), context)
+            key = archive_key(canonical.sha256, CANONICAL_FORMAT)
+            is_new = store.head(S3Location(store.bucket, key)) is None
+            metadata = {"pack-ref": manifest.ref, "pack-version": manifest.version, "source-sha256": stored.sha256}
             if resolved.git_commit:
                 metadata["git-commit"] = resolved.git_commit
-            store.copy(stored.location, key, metadata=metadata)
+            spool.seek(0)
+            # Written even when the key exists: content-addressed writes are idempotent, and an object
+            # already there is not trusted by its key.
+            written = store.upload_stream(key, cast(BinaryIO, spool), max_bytes=canonical.size, metadata=metadata)
+            if written.sha256 != canonical.sha256:
+                raise TransientError(f"{source}: the canonical archive changed while it was stored; retry")
     finally:
         store.delete(staging)
     return DownloadedPack(
@@ -408,47 +407,39 @@ def _download_one(source: str, context: DownloadContext) -> DownloadedPack:
         pack_ref=manifest.ref,
         pack_version=manifest.version,
         archive=f"s3://{store.bucket}/{key}",
-        checksum=checksum,
+        checksum=f"sha256:{canonical.sha256}",
+        source_checksum=source_checksum,
         git_commit=resolved.git_commit,
-        size_bytes=stored.size,
+        size_bytes=canonical.size,
         stored=is_new,
         warnings=resolved.warnings,
     )
 
 
-def _already_stored(resolved: ResolvedSource, store: ObjectStore) -> DownloadedPack | None:
-    """A pinned source whose content is already stored costs one HEAD, no download.
-
-    For a Git source the stored archive must also say which commit it was made from (an archive of a
-    commit carries its id), so the answer is the one a fresh fetch would give.
-    """
-    digest = (resolved.expected_checksum or "").removeprefix("sha256:")
-    for fmt in ("tar.gz", "zip"):
-        key = archive_key(digest, fmt)
-        head = store.head(S3Location(store.bucket, key))
-        if head is None:
-            continue
-        meta = head.get("Metadata", {})
-        ref, version, commit = meta.get("pack-ref"), meta.get("pack-version"), meta.get("git-commit")
-        if not ref or not version:
-            return None
-        if resolved.expected_ref not in (None, ref) or resolved.expected_version not in (None, version):
-            return None
-        if resolved.git and (not commit or resolved.expected_commit not in (None, commit)):
-            return None
-        return DownloadedPack(
-            source=resolved.source,
-            source_type=resolved.source_type,
-            pack_ref=ref,
-            pack_version=version,
-            archive=f"s3://{store.bucket}/{key}",
-            checksum=f"sha256:{digest}",
-            git_commit=commit if resolved.git else None,
-            size_bytes=int(head.get("ContentLength", 0)),
-            stored=False,
-            warnings=resolved.warnings,
+def _checked_manifest(
+    source: str, resolved: ResolvedSource, canonical: CanonicalArchive, spool: BinaryIO, context: DownloadContext
+) -> PackManifest:
+    """The pack.yaml of the canonical archive, read back as every later stage will read it (the
+    same members as the original's check, or the canonical writer is wrong), and matched against
+    what the registry entry promised."""
+    archive = scan_archive(spool, limits=context.archive_limits)
+    if archive.file_list != canonical.checked.file_list or archive.files != canonical.checked.files:
+        raise ArchiveError(
+            f"{source}: the canonical archive does not hold the members that were checked", error_code="ARCHIVE_CORRUPT"
         )
-    return None
+    manifest = read_pack(archive, strict=False).manifest
+    if resolved.expected_ref and manifest.ref != resolved.expected_ref:
+        raise SourceError(
+            f"{source}: the archive contains pack {manifest.ref!r}, not {resolved.expected_ref!r}",
+            error_code="PACK_REF_MISMATCH",
+        )
+    if resolved.expected_version and manifest.version != resolved.expected_version:
+        raise SourceError(
+            f"{source}: the archive contains version {manifest.version}, the index says "
+            f"{resolved.expected_version}",
+            error_code="PACK_VERSION_MISMATCH",
+        )
+    return manifest
 
 
 __all__ = ["ARCHIVE_PREFIX", "download_packs", "detect_format"]

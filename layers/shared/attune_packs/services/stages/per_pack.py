@@ -29,6 +29,7 @@ class Attempt:
     """What one guarded block did: ``failed`` is set when it ended in a recorded failure."""
 
     failed: bool = False
+    pack_ref: str | None = None  # set inside the block once the pack's ref is known
 
 
 def internal_error(exc: BaseException, stage: str) -> InternalError:
@@ -78,7 +79,7 @@ class PackFailures:
 
     def _record(self, attempt: Attempt, source: str, pack_ref: str | None, exc: AttuneError) -> None:
         attempt.failed = True
-        self.failed.append(pack_failure(source, pack_ref, exc))
+        self.failed.append(pack_failure(source, attempt.pack_ref or pack_ref, exc))
 
     def append(self, failure: PackFailure) -> None:
         self.failed.append(failure)
