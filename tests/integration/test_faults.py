@@ -9,6 +9,7 @@ stack. Production code is unchanged.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from conftest import Harness
 
+from attune_cli.build_runner import state_change_event
 from attune_cli.local_stack import HostedFunction
 from attune_cli.render import install_report
 from attune_packs.adapters.clients import client
@@ -56,8 +58,9 @@ def batch(tmp_path: Path) -> list[str]:
 REFS = ["app", "base", "env"]
 
 
-def assert_whole(harness: Harness) -> None:
-    """Every pack registered once, whole; no object outside the kept prefixes; no orphan archive."""
+def assert_whole(harness: Harness, kept_archives: frozenset[str] = frozenset()) -> None:
+    """Every pack registered once, whole; no object outside the kept prefixes; no orphan archive
+    (``kept_archives``: archives of packs that failed, named by their installation's report)."""
     shown = {ref: harness.backend.show_pack(ref) for ref in REFS}
     for ref, pack in shown.items():
         assert pack["version"] == "1.0.0", ref
@@ -68,7 +71,7 @@ def assert_whole(harness: Harness) -> None:
     assert [k for k in keys if not k.startswith(KEPT_PREFIXES)] == []
     archives = {k for k in keys if k.startswith("archives/")}
     referenced = {p["archive"].split("/", 3)[3] for p in shown.values()}
-    assert archives == referenced, "an archive nothing registered refers to"
+    assert archives == referenced | kept_archives, "an archive nothing registered refers to"
 
 
 def install(harness: Harness, archives: list[str]) -> dict[str, Any]:
@@ -196,4 +199,70 @@ def test_the_same_stage_event_delivered_twice_changes_nothing(
     # and a re-run is a no-op that succeeds
     again = install(harness, batch(tmp_path))
     assert again["result"].status == "SUCCEEDED"
+    assert_whole(harness)
+
+
+# --- builds -----------------------------------------------------------------------------------------
+
+
+def report_function(harness: Harness) -> HostedFunction:
+    return next(f for f in harness.stack.functions.values() if f.spec.logical_id == "ReportBuildResultFunction")
+
+
+def test_a_build_that_fails_fails_its_pack_even_when_its_state_event_arrives_twice(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    function = report_function(harness)
+    real_handler = function.handler
+    answers: list[Any] = []
+
+    def twice(event: Any, context: Any) -> Any:
+        answers.append(real_handler(json.loads(json.dumps(event)), context))
+        answers.append(real_handler(event, context))
+        return answers[-1]
+
+    monkeypatch.setattr(function, "handler", twice)
+    broken = pack_files("env", requirements="attune-no-such-package-zzz==9.9.9\n")
+    archives = [*batch(tmp_path)[:2], str(write_pack(tmp_path, "env", files=broken, file_name="env-broken.tar.gz"))]
+
+    first = install(harness, archives)
+
+    # The installation succeeds partially: the build's pack failed, the others are registered
+    assert first["result"].status == "SUCCEEDED", (first["result"].error, first["result"].cause)
+    assert first["report"]["outcome"] == "partial"
+    assert sorted(p["pack_ref"] for p in first["report"]["registered"]) == ["app", "base"]
+    assert {f["error_code"] for f in first["report"]["failures"]} == {"BUILD_FAILED"}
+    # and a second delivery of the build's state event answered nothing
+    assert all(a.get("answered") is False for a in answers[1::2]), answers
+
+    # A re-run with the requirement fixed completes the installation; the failed pack's archive
+    # stays, named by the first installation's download report (content-addressed, reused)
+    second = install(harness, batch(tmp_path))
+    assert second["result"].status == "SUCCEEDED", (second["result"].error, second["result"].cause)
+    assert second["report"]["outcome"] == "ok", second["report"]["failures"]
+    downloaded = first["report"]["downloaded"]
+    failed_archive = next(d["archive"] for d in downloaded if d["source"].endswith("env-broken.tar.gz"))
+    assert_whole(harness, frozenset({failed_archive.split("/", 3)[3]}))
+
+
+@pytest.mark.parametrize("status", ["STOPPED", "TIMED_OUT", "FAILED"])
+def test_a_build_that_ends_badly_after_it_answered_its_token_changes_nothing(
+    harness: Harness, tmp_path: Path, status: str
+) -> None:
+    # Given a completed installation whose environment was built
+    outcome = install(harness, batch(tmp_path))
+    assert outcome["result"].status == "SUCCEEDED", (outcome["result"].error, outcome["result"].cause)
+    assert harness.stack.runner is not None
+    [record] = harness.stack.runner.records.values()
+    keys_before = harness.keys("")
+
+    # When the build is then reported stopped, timed out or failed (late, and twice)
+    late = copy.copy(record)
+    late.metadata = {**record.metadata, "buildStatus": status}
+    event = state_change_event(late)
+    answers = [harness.stack.invoke(report_function(harness).name, json.loads(json.dumps(event))) for _ in range(2)]
+
+    # Then nothing is answered (the token was answered), nothing is written, all stays registered
+    assert [a["answered"] for a in answers] == [False, False], answers
+    assert harness.keys("") == keys_before
     assert_whole(harness)
