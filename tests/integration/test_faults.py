@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -265,4 +266,101 @@ def test_a_build_that_ends_badly_after_it_answered_its_token_changes_nothing(
     # Then nothing is answered (the token was answered), nothing is written, all stays registered
     assert [a["answered"] for a in answers] == [False, False], answers
     assert harness.keys("") == keys_before
+    assert_whole(harness)
+
+
+# --- S3: 5xx and connection resets in the middle of a transfer --------------------------------------
+
+
+class _ResetAfter:
+    """A response body that breaks after ``after`` bytes, as a reset connection does."""
+
+    def __init__(self, body: Any, after: int) -> None:
+        self._body, self._left = body, after
+
+    def read(self, amt: int | None = None) -> bytes:
+        from botocore.exceptions import ResponseStreamingError
+
+        if self._left <= 0:
+            raise ResponseStreamingError(error=ConnectionResetError(104, "Connection reset by peer"))
+        data = self._body.read(min(amt or self._left, self._left))
+        self._left -= len(data)
+        return data
+
+    def __enter__(self) -> _ResetAfter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._body.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._body, name)
+
+
+def test_s3_5xx_and_a_reset_in_the_middle_of_a_streamed_read_are_retried(harness: Harness, tmp_path: Path) -> None:
+    events = client("s3").meta.events
+    broken: Counter[str] = Counter()
+
+    def server_error(request: Any, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+
+        if "/archives/" in request.url and (request.context.get("retries") or {}).get("attempt", 1) == 1:
+            broken["5xx"] += 1
+            body = b"<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>"
+            return AWSResponse(request.url, 500, {"Content-Type": "application/xml"}, _Raw(body))
+        return None
+
+    def reset_midway(parsed: dict[str, Any], **_: Any) -> None:
+        if "Body" in parsed and broken["reset"] < 2:  # the first two archive reads break after 100 bytes
+            broken["reset"] += 1
+            parsed["Body"] = _ResetAfter(parsed["Body"], 100)
+
+    events.register("before-send.s3.GetObject", server_error)
+    events.register("after-call.s3.GetObject", reset_midway)
+    try:
+        outcome = install(harness, batch(tmp_path))
+    finally:
+        events.unregister("before-send.s3.GetObject", server_error)
+        events.unregister("after-call.s3.GetObject", reset_midway)
+
+    # 5xx answers are retried by botocore; a read that breaks off is a TransientError: retried with
+    # the stage by the state machine, or (download stage) that pack's retriable failure
+    assert broken["5xx"] > 0 and broken["reset"] == 2
+    assert outcome["result"].status == "SUCCEEDED", (outcome["result"].error, outcome["result"].cause)
+    failures = outcome["report"]["failures"]
+    assert all(f["retriable"] and f["error_code"] == "TRANSIENT" and "broke off" in f["error"] for f in failures)
+    # and a re-run completes the installation
+    again = install(harness, batch(tmp_path))
+    assert again["report"]["outcome"] == "ok", again["report"]["failures"]
+    assert_whole(harness)
+
+
+def test_s3_5xx_and_a_reset_during_a_multipart_upload_are_retried(harness: Harness, tmp_path: Path) -> None:
+    from botocore.awsrequest import AWSResponse
+    from botocore.exceptions import ConnectionClosedError
+
+    events = client("s3").meta.events
+    broken: Counter[str] = Counter()
+
+    def break_parts(request: Any, **_: Any) -> Any:
+        if (request.context.get("retries") or {}).get("attempt", 1) > 1:
+            return None
+        if "partNumber=1" in request.url:
+            broken["reset"] += 1
+            raise ConnectionClosedError(endpoint_url=request.url)
+        broken["5xx"] += 1
+        body = b"<Error><Code>ServiceUnavailable</Code><Message>Please retry.</Message></Error>"
+        return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, _Raw(body))
+
+    big = pack_files("base", extra={"data.bin": os.urandom(9 * 2**20)})  # incompressible 9 MiB: two parts
+    archives = [str(write_pack(tmp_path, "base", files=big, file_name="base-big.tar.gz")), *batch(tmp_path)[1:]]
+    events.register("before-send.s3.UploadPart", break_parts)
+    try:
+        outcome = install(harness, archives)
+    finally:
+        events.unregister("before-send.s3.UploadPart", break_parts)
+
+    assert broken["reset"] >= 1 and broken["5xx"] >= 1, (broken, outcome["report"]["failures"])
+    assert outcome["result"].status == "SUCCEEDED", (outcome["result"].error, outcome["result"].cause)
+    assert outcome["report"]["outcome"] == "ok", outcome["report"]["failures"]
     assert_whole(harness)
