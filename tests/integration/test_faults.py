@@ -75,8 +75,8 @@ def assert_whole(harness: Harness, kept_archives: frozenset[str] = frozenset()) 
     assert archives == referenced | kept_archives, "an archive nothing registered refers to"
 
 
-def install(harness: Harness, archives: list[str]) -> dict[str, Any]:
-    result = harness.install(*archives)
+def install(harness: Harness, archives: list[str], **options: Any) -> dict[str, Any]:
+    result = harness.install(*archives, **options)
     return {"result": result, "report": install_report("fault", result)}
 
 
@@ -364,3 +364,63 @@ def test_s3_5xx_and_a_reset_during_a_multipart_upload_are_retried(harness: Harne
     assert outcome["result"].status == "SUCCEEDED", (outcome["result"].error, outcome["result"].cause)
     assert outcome["report"]["outcome"] == "ok", outcome["report"]["failures"]
     assert_whole(harness)
+
+
+# --- the dependency loop at its bound ---------------------------------------------------------------
+
+MAX_ROUNDS = 5  # the state machine's MissingDependencies choice
+
+
+def chain_index(folder: Path, length: int) -> Path:
+    """An index of ``chain0`` -> ``chain1`` -> ... -> ``chain<length-1>``, each needing the next; the
+    index does not list dependencies, so each round of the loop discovers one more pack."""
+    import hashlib
+
+    entries = []
+    for number in range(length):
+        ref = f"chain{number}"
+        needs = f"dependencies:\n  - chain{number + 1}\n" if number + 1 < length else ""
+        path = write_pack(folder, ref, files=pack_files(ref, dependencies=needs))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        source = {"type": "archive", "url": path.name, "checksum": f"sha256:{digest}"}
+        entries.append({"ref": ref, "version": "1.0.0", "description": ref, "install_sources": [source]})
+    index = folder / "index.json"
+    index.write_text(json.dumps({"name": "chain", "packs": entries}))
+    return index
+
+
+def test_a_chain_within_the_dependency_loop_bound_installs_whole(harness: Harness, tmp_path: Path) -> None:
+    index = chain_index(tmp_path, MAX_ROUNDS + 1)  # chain0 and five rounds of dependencies
+
+    outcome = install(harness, ["chain0"], registry_url=str(index))
+
+    assert outcome["result"].status == "SUCCEEDED", (outcome["result"].error, outcome["result"].cause)
+    assert outcome["result"].output["dependency_rounds"] == MAX_ROUNDS
+    assert outcome["report"]["outcome"] == "ok", outcome["report"]["failures"]
+    assert sorted(p["pack_ref"] for p in outcome["report"]["registered"]) == [f"chain{n}" for n in range(6)]
+
+
+def test_a_chain_beyond_the_dependency_loop_bound_registers_nothing_half_and_a_rerun_completes(
+    harness: Harness, tmp_path: Path
+) -> None:
+    index = chain_index(tmp_path, MAX_ROUNDS + 2)  # chain6 would need a sixth round
+
+    outcome = install(harness, ["chain0"], registry_url=str(index))
+
+    # The loop stops after its last round: the execution succeeds with outcome failed, nothing is
+    # registered (every pack of the chain needs the one after it), each pack says what it misses
+    result, report = outcome["result"], outcome["report"]
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert (result.output["dependency_rounds"], report["outcome"], report["registered"]) == (MAX_ROUNDS, "failed", [])
+    assert {f["pack_ref"]: f["error_code"] for f in report["failures"]} == {
+        f"chain{n}": "DEPENDENCY_NOT_FOUND" for n in range(6)
+    }
+    assert any("chain6" in f["error"] for f in report["failures"])
+
+    # A re-run completes it: the deep end first (within the bound), then the rest
+    deep = install(harness, ["chain5"], registry_url=str(index))
+    assert deep["report"]["outcome"] == "ok", deep["report"]["failures"]
+    rest = install(harness, ["chain0"], registry_url=str(index))
+    assert rest["report"]["outcome"] == "ok", rest["report"]["failures"]
+    for n in range(7):
+        assert [h["version"] for h in harness.backend.show_pack(f"chain{n}")["history"]] == ["1.0.0"]
