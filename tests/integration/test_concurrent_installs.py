@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_harness import write_pack_archive
 
 from attune_cli.backends import ExecutionResult
 from attune_packs.models import InstallRequest
+from testkit.pack_archives import write_pack
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def pack_outcome(result: ExecutionResult, ref: str) -> tuple[str, str | None]:
 
 def test_installs_of_one_pack_at_the_same_moment_end_as_on_aws(harness: Any, tmp_path: Path) -> None:
     # Given racer 1.0.0 installed (revision 1)
-    first = harness.install(str(write_pack_archive(tmp_path, "racer", "1.0.0")), skip_env_build=True)
+    first = harness.install(str(write_pack(tmp_path, "racer", "1.0.0")), skip_env_build=True)
     assert pack_outcome(first, "racer") == ("registered", None), first
     flips = 1
     for major in ("2", "3"):  # two rounds: a race that loses an update only sometimes is seen more often
@@ -62,7 +62,7 @@ def test_installs_of_one_pack_at_the_same_moment_end_as_on_aws(harness: Any, tmp
         for version in versions:
             folder = tmp_path / version
             folder.mkdir()
-            archives.append(write_pack_archive(folder, "racer", version))
+            archives.append(write_pack(folder, "racer", version))
         outcomes = [pack_outcome(r, "racer") for r in install_at_once(harness, archives)]
 
         # Then each either registered or failed with CONFLICT
@@ -86,7 +86,7 @@ def assert_registry_consistent(harness: Any, winners: list[str], flips: int, out
     # CURRENT names a version whose items all exist
     assert f"VERSION#{current['version']}" in by_sk
     own = [i for i in items if i.get("entity") == "component" and i["registration_id"] == current["registration_id"]]
-    assert sorted(i["name"] for i in own) == ["run"]
+    assert sorted(i["name"] for i in own) == ["hello"]  # the one action of testkit.pack_archives.pack_files
 
     # No component belongs to a registration nothing points at, and nothing stays staged
     referenced = {entry["registration_id"] for entry in current["retained"]} | {current["registration_id"]}

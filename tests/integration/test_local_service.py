@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_harness import write_pack_archive
 
 from attune_cli.api_client import ApiBackend
 from attune_cli.main import EXIT_OK, EXIT_PARTIAL, main
 from attune_cli.service import ensure_service, service_info, stop_service
 from attune_packs.models import InstallRequest
+from testkit.pack_archives import write_pack
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def test_the_first_command_starts_the_service_and_its_state_survives_stop_and_st
     assert code == EXIT_PARTIAL and "not running" in out
 
     # When a pack is installed, Then the command started the service, on loopback, and used it
-    archive = write_pack_archive(tmp_path, "svc_pack", "1.0.0")
+    archive = write_pack(tmp_path, "svc_pack", "1.0.0")
     code, out, err = cli(capsys, state, "install", str(archive), "--skip-env-build", "-q")
     assert code == EXIT_OK, out + err
     assert "starting the local stack" in err
@@ -103,7 +103,7 @@ def test_a_kill_9_during_an_installation_keeps_what_was_installed_before(
 ) -> None:
     # Given two packs installed through the service
     for ref in ("kept_a", "kept_b"):
-        archive = write_pack_archive(tmp_path, ref, "1.0.0")
+        archive = write_pack(tmp_path, ref, "1.0.0")
         code, out, err = cli(capsys, state, "install", str(archive), "--skip-env-build", "-q")
         assert code == EXIT_OK, out + err
     code, before, _ = cli(capsys, state, "show", "kept_a", "--json")
@@ -112,7 +112,7 @@ def test_a_kill_9_during_an_installation_keeps_what_was_installed_before(
     # When the service is killed (SIGKILL: no chance to save) while another installation runs
     info = ensure_service(state)
     api = ApiBackend(info.url, info.token)
-    busy = write_pack_archive(tmp_path, "in_flight", "1.0.0")
+    busy = write_pack(tmp_path, "in_flight", "1.0.0")
     started = api.start_install(InstallRequest(packs=[str(busy)], skip_env_build=True))
     if moment != "at once":
         first_stage_entered(api, started.arn)

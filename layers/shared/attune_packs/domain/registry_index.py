@@ -30,6 +30,13 @@ MAX_INDEX_BYTES = 16 * 2**20
 CHECKSUM_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
+def normalised_checksum(value: str | None) -> str | None:
+    """An index's ``checksum``: ``sha256:`` and 64 hex digits, in lower case."""
+    if value is not None and not CHECKSUM_PATTERN.fullmatch(value.lower()):
+        raise ValueError("checksum must be 'sha256:' followed by 64 hex digits")
+    return value.lower() if value else value
+
+
 class InstallSource(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: Literal["git", "archive"]
@@ -40,9 +47,7 @@ class InstallSource(BaseModel):
     @field_validator("checksum")
     @classmethod
     def _checksum(cls, value: str | None) -> str | None:
-        if value is not None and not CHECKSUM_PATTERN.fullmatch(value.lower()):
-            raise ValueError("checksum must be 'sha256:' followed by 64 hex digits")
-        return value.lower() if value else value
+        return normalised_checksum(value)
 
 
 _ATTUNE_DEPENDENCY_KEYS = frozenset({"attune_version", "python_version", "nodejs_version", "packs"})
@@ -112,9 +117,7 @@ class IndexEntry(BaseModel):
     @field_validator("checksum")
     @classmethod
     def _checksum(cls, value: str | None) -> str | None:
-        if value is not None and not CHECKSUM_PATTERN.fullmatch(value.lower()):
-            raise ValueError("checksum must be 'sha256:' followed by 64 hex digits")
-        return value.lower() if value else value
+        return normalised_checksum(value)
 
     @field_validator("contents")
     @classmethod

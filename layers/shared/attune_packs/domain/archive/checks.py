@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol
 
 from attune_packs.errors import ArchiveError
+from attune_packs.models import COMPONENT_TYPES
 
 ArchiveFormat = Literal["tar.gz", "zip"]
 _MemberKind = Literal["file", "dir", "link", "special"]
@@ -32,20 +33,7 @@ _WANTED_FILES = frozenset(
         "config.schema.yaml",
     }
 )
-_COMPONENT_DIRS = frozenset(
-    {
-        "actions",
-        "sensors",
-        "triggers",
-        "rules",
-        "workflows",
-        "policies",
-        "runtimes",
-        "permission_sets",
-        "queues",
-        "aliases",
-    }
-)
+_COMPONENT_DIRS = frozenset(COMPONENT_TYPES)  # one folder per component type, named as the type
 _COMPONENT_SUFFIXES = (".yaml", ".yml", ".json")
 
 _MemberKind = Literal["file", "dir", "link", "special"]
