@@ -21,16 +21,21 @@ run: $(STAMP)
 	$(BIN)/attune-packs install --registry examples/index.json notify_slack http_tools
 	$(BIN)/attune-packs list
 
-## test: the whole test suite (unit, contract, infrastructure, integration, e2e), on parallel workers
-test: $(STAMP)
+## test: lint, then the whole test suite (unit, contract, infrastructure, integration, e2e), on parallel workers
+test: lint
 	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal
 
 ## test-fast: the edit loop, under a minute on 2 cores: unit, contract and infrastructure tests minus the slow ones
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit tests/contract tests/infrastructure -m "not slow" -n $(WORKERS) --dist worksteal -q
 
+## lint: ruff (its rules, complexity at most 15: [tool.ruff.lint]), the formatting, the module and function
+## sizes (scripts/check_sizes.py) and mypy --strict on the shared layer ([tool.mypy])
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/check_sizes.py
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH)

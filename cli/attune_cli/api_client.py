@@ -55,6 +55,25 @@ def _opener(url: str) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(*handlers)
 
 
+def multipart_form(fields: dict[str, str], file: tuple[str, str, bytes, str]) -> tuple[bytes, str]:
+    """A multipart/form-data body (RFC 7578) of text ``fields`` and one file part
+    (field name, file name, content, content type); with its Content-Type header value."""
+    boundary = f"attune-{os.urandom(16).hex()}"
+    name, filename, content, content_type = file
+    quoted = filename.replace("\\", "_").replace('"', "_").replace("\r", "_").replace("\n", "_")
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+        for key, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{quoted}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+    )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
 class ApiError(AttuneError):
     """The API answered with an error body."""
 
@@ -87,10 +106,12 @@ class ApiBackend:
         self._opener = _opener(self.base_url)
         self._token = token
 
-    def _send(self, method: str, url: str, data: bytes | None) -> tuple[int, str, bytes]:
+    def _send(
+        self, method: str, url: str, data: bytes | None, content_type: str = "application/json"
+    ) -> tuple[int, str, bytes]:
         headers = {"Accept": "application/json"}
         if data is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - http(s) only
@@ -102,11 +123,20 @@ class ApiBackend:
                 return error.code, str(error.reason), error.read()
 
     def _call(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        form: tuple[bytes, str] | None = None,
     ) -> Any:
+        """``form``: a body already encoded, with its content type (multipart uploads)."""
         url = f"{self.base_url}/api/v1{path}" + (f"?{urlencode(params)}" if params else "")
-        data = None if json is None else _json.dumps(json).encode()
-        status, reason, raw = self._send(method, url, data)
+        if form is not None:
+            status, reason, raw = self._send(method, url, form[0], form[1])
+        else:
+            status, reason, raw = self._send(method, url, None if json is None else _json.dumps(json).encode())
         try:
             body = _json.loads(raw)
         except ValueError:
@@ -180,9 +210,27 @@ class ApiBackend:
         params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
         return dict(self._call("GET", f"/components/{component_type}", params=params)["data"])
 
-    def upload(self, archive: Path) -> str:
-        """Upload through a presigned POST; returns the installation the upload starts."""
+    def upload(self, archive: Path, *, force: bool = False, skip_tests: bool = False) -> str:
+        """Upload an archive; returns the installation it starts. Archives up to the API's
+        multipart limit go to POST /packs/upload (as Attune's web UI sends them); larger ones
+        through a presigned POST straight to S3 (POST /packs/uploads)."""
+        from attune_packs.api.bounds import MAX_MULTIPART_BYTES
+
         content_type = "application/zip" if archive.name.endswith(".zip") else "application/gzip"
+        # the form's own fields and boundaries take a few hundred bytes of the limit
+        if archive.stat().st_size <= MAX_MULTIPART_BYTES - 4096:
+            form = multipart_form(
+                {"force": str(force).lower(), "skip_tests": str(skip_tests).lower()},
+                ("pack", archive.name, archive.read_bytes(), content_type),
+            )
+            started = self._call("POST", "/packs/upload", form=form)
+            return str(started["data"]["installation_id"])
+        if force or skip_tests:
+            raise ApiError(
+                f"{archive.name} is over {MAX_MULTIPART_BYTES} bytes: it installs through a presigned upload, "
+                "which takes no options (--force, --skip-tests)",
+                error_code="UPLOAD_OPTIONS_UNSUPPORTED",
+            )
         grant = self._call("POST", "/packs/uploads", json={"filename": archive.name, "content_type": content_type})
         form = grant["data"]["upload"]
         import requests  # multipart form posts only
@@ -209,6 +257,16 @@ class ApiBackend:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
+
+    def test_pack(self, ref: str) -> dict[str, Any]:
+        """Run the installed version's tests again (POST /packs/{ref}/test); the running execution."""
+        return dict(self._call("POST", f"/packs/{ref}/test")["data"])
+
+    def test_execution(self, ref: str, execution_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/packs/{ref}/tests/{execution_id}")["data"])
+
+    def test_history(self, ref: str, *, page: int = 1, page_size: int = 20) -> dict[str, Any]:
+        return dict(self._call("GET", f"/packs/{ref}/tests", params={"page": page, "page_size": page_size})["data"])
 
     def tokens(self, method: str, path: str = "", **kwargs: Any) -> Any:
         return self._call(method, f"/tokens{path}", **kwargs)["data"]

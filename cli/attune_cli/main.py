@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,68 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return {"ok": EXIT_OK, "partial": EXIT_PARTIAL}.get(report["outcome"], EXIT_FAILED)
 
 
+def _api_only(args: argparse.Namespace) -> Any:
+    """The API backend (test runs are started and read through the API), or None after a message."""
+    from attune_cli.api_client import ApiBackend, api_settings
+
+    url, token = api_settings(getattr(args, "api_url", None), getattr(args, "token", None))
+    if not url:
+        print(
+            "attune-packs: pack tests go through the API: give --api-url (or ATTUNE_API_URL); "
+            "locally, run 'attune-packs local serve' first",
+            file=sys.stderr,
+        )
+        return None
+    return ApiBackend(url, token)
+
+
+def _tests_table(page: dict[str, Any]) -> str:
+    lines = [f"{'started':<26} {'version':<10} {'trigger':<8} {'status':<8} {'passed':>7} {'failed':>7}  id"]
+    for run in page["executions"]:
+        lines.append(
+            f"{(run.get('started_at') or '')[:25]:<26} {run['pack_version']:<10} {run['trigger']:<8} "
+            f"{run['status']:<8} {run['passed']:>7} {run['failed']:>7}  {run['id']}"
+        )
+    lines.append(f"{page['total']} execution(s) of {page['pack_ref']}'s tests")
+    return "\n".join(lines)
+
+
+def cmd_tests(args: argparse.Namespace) -> int:
+    from attune_packs.errors import AttuneError
+
+    backend = _api_only(args)
+    if backend is None:
+        return EXIT_USAGE
+    try:
+        page = backend.test_history(args.ref, page=args.page, page_size=args.page_size)
+    except AttuneError as exc:
+        return _registry_error(exc)
+    print(json.dumps(page, indent=2, default=str) if args.json else _tests_table(page))
+    return EXIT_OK
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from attune_packs.errors import AttuneError
+
+    backend = _api_only(args)
+    if backend is None:
+        return EXIT_USAGE
+    try:
+        execution = backend.test_pack(args.ref)["execution"]
+        deadline = time.monotonic() + args.timeout
+        while args.wait and execution["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(2)
+            execution = backend.test_execution(args.ref, execution["id"])
+    except AttuneError as exc:
+        return _registry_error(exc)
+    if args.json:
+        print(json.dumps(execution, indent=2, default=str))
+    else:
+        print(f"{args.ref} {execution['pack_version']}: tests {execution['status']} "
+              f"({execution['passed']} passed, {execution['failed']} failed) [{execution['id']}]")
+    return {"passed": EXIT_OK, "running": EXIT_OK}.get(execution["status"], EXIT_FAILED)
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     """Tokens through the API (admin token), or directly in the table for bootstrap."""
     from attune_cli.api_client import ApiBackend, api_settings
@@ -340,6 +403,20 @@ def cmd_local_reset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_test_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    tests = sub.add_parser("tests", parents=[common], help="list a pack's test executions, newest first (API)")
+    tests.add_argument("ref", metavar="REF", help="an installed pack")
+    tests.add_argument("--page", type=int, default=1)
+    tests.add_argument("--page-size", type=int, default=20)
+    tests.set_defaults(func=cmd_tests)
+
+    test = sub.add_parser("test", parents=[common], help="run an installed pack's tests again (API)")
+    test.add_argument("ref", metavar="REF", help="an installed pack")
+    test.add_argument("--no-wait", dest="wait", action="store_false", help="answer once the run has started")
+    test.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the result (default 1800)")
+    test.set_defaults(func=cmd_test)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
@@ -436,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("file", metavar="FILE", help="a pack archive (.tar.gz, .tgz, .zip)")
     upload.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     upload.set_defaults(func=cmd_upload)
+
+    _add_test_commands(sub, common)
 
     token = sub.add_parser("token", help="manage API tokens (admin)")
     token_sub = token.add_subparsers(dest="action", required=True)

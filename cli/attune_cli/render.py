@@ -153,9 +153,13 @@ def install_summary(report: dict[str, Any]) -> str:
 
 
 def test_line(result: dict[str, Any]) -> str:
-    """``passed: 4/4 (rate 1.00) in 1.2s`` and the first failure's message, if any."""
+    """``passed: 4/4 passed ... (rate 1.00) in 1.2s`` (passed of the tests that ran: skipped ones
+    did not) and the first failure's message, if any."""
+    ran = result.get("ran")
+    if not isinstance(ran, int):
+        ran = int(result.get("passed") or 0) + int(result.get("failed") or 0)
     line = (
-        f"{result.get('status')}: {result.get('passed', 0)}/{result.get('total_tests', 0)} passed"
+        f"{result.get('status')}: {result.get('passed', 0)}/{ran} passed"
         f", {result.get('failed', 0)} failed, {result.get('skipped', 0)} skipped"
         f" (rate {float(result.get('pass_rate') or 0):.2f}) in {int(result.get('duration_ms') or 0) / 1000:.1f}s"
     )
@@ -188,6 +192,7 @@ def pack_details(pack: dict[str, Any]) -> str:
         lines.append(f"  {kind} environment: {env['artifact']} ({env['package_count']} packages)")
     if pack.get("test_result"):
         lines.append(f"  tests: {test_line(pack['test_result'])}")
+    lines.extend(manifest_lines(pack))
     for kind, components in pack["components"].items():
         if components:
             lines.append(f"  {kind}:")
@@ -197,3 +202,42 @@ def pack_details(pack: dict[str, Any]) -> str:
         "  history: " + ", ".join(f"{h['version']} ({h.get('registered_at', '')[:19]})" for h in pack["history"])
     )
     return "\n".join(lines)
+
+
+# pack.yaml fields pack_details shows in its own lines, or that repeat another field.
+_SHOWN_ABOVE = {"ref", "name", "version", "label", "description", "dependencies", "config_schema"}
+_VALUE_CHARACTERS = 200
+
+
+def manifest_lines(pack: dict[str, Any]) -> list[str]:
+    """pack.yaml's kept fields (``manifest``): whether it is a system pack, whether it is enabled,
+    then every other field that is set, one a line (long values cut; ``--json`` has them whole)."""
+    manifest = pack.get("manifest") or {}
+    lines = []
+    if pack.get("system") or manifest.get("system"):
+        lines.append("  system pack: removing or replacing it needs --force")
+    if pack.get("enabled", manifest.get("enabled", True)) is False:
+        lines.append("  enabled: no")
+    fields = [
+        (key, value)
+        for key, value in sorted(manifest.items())
+        if key not in _SHOWN_ABOVE | {"system", "enabled"} and value not in (None, "", [], {})
+    ]
+    if fields:
+        lines.append("  pack.yaml:")
+        lines.extend(f"    {key}: {_value(value)}" for key, value in fields)
+    document = pack.get("manifest_document")
+    if isinstance(document, dict):
+        kept = ", ".join(document.get("fields") or [])
+        lines.append(f"    {kept}: kept in {document.get('ref')} ({document.get('bytes')} bytes)")
+    return lines
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        text = ", ".join(str(v) for v in value)
+    elif isinstance(value, dict | list):
+        text = json.dumps(value, separators=(", ", ": "), default=str)
+    else:
+        text = str(value)
+    return text if len(text) <= _VALUE_CHARACTERS else text[: _VALUE_CHARACTERS - 1] + "…"

@@ -110,3 +110,39 @@ def test_an_explicit_state_dir_wins_over_an_api_url_in_the_environment(
     monkeypatch.setenv("ATTUNE_API_URL", "http://127.0.0.1:9")
     code = main(["list", "--json", "--state-dir", str(tmp_path / "state")])
     assert code == EXIT_OK and json.loads(capsys.readouterr().out) == []
+
+
+def test_upload_uses_the_multipart_route_below_its_limit_and_the_presigned_one_beyond(
+    cli: Cli, served: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from attune_cli.api_client import ApiBackend
+    from attune_packs.api import bounds
+
+    archive = write_pack(tmp_path, "multipart_pack")
+    backend = ApiBackend(*served)
+    routes: list[str] = []
+    real_call = backend._call
+
+    def spy(method: str, path: str, **kwargs: object) -> object:
+        routes.append(path)
+        return real_call(method, path, **kwargs)
+
+    monkeypatch.setattr(backend, "_call", spy)
+    small = backend.upload(archive)
+    assert routes == ["/packs/upload"]
+    result = backend.follow(small, lambda _event: None, poll_seconds=0.3)
+    assert result.status == "SUCCEEDED"
+
+    monkeypatch.setattr(bounds, "MAX_MULTIPART_BYTES", 4096)  # the archive is now "large"
+    large = backend.upload(archive)
+    uploads = [r for r in routes if r.startswith("/packs/upload")]
+    assert uploads == ["/packs/upload", "/packs/uploads"] and large.startswith("upload-")
+
+
+def test_pack_tests_from_the_cli(cli: Cli) -> None:
+    code, _out, err = cli("install", "core_utils", "--quiet", "--registry", str(ROOT / "examples" / "index.json"))
+    assert code == EXIT_OK, err
+    history = cli.json("tests", "core_utils")
+    assert isinstance(history, dict) and history["pack_ref"] == "core_utils" and history["executions"] == []
+    code, _out, err = cli("test", "core_utils")
+    assert code == EXIT_FAILED and "declares no enabled tests" in err, err

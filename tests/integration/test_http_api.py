@@ -57,6 +57,8 @@ def every_route() -> list[tuple[str, str]]:
             .replace("{component_type}", "actions")
             .replace("{installation_id}", "api-none")
             .replace("{index_id}", "none")
+            .replace("{execution_id}", "none")
+            .replace("{token_id}", "000000000000")
         )
         routes.extend((method.upper(), concrete) for method in operations)
     return sorted(routes)
@@ -283,17 +285,86 @@ def test_components_listing_rollback_and_remove_over_http(api: Api) -> None:
     assert api.call("GET", "/api/v1/packs/core_utils", token="read").status_code == 404
 
 
-def test_build_envs_over_http_answers_202_and_finishes_in_the_background(api: Api) -> None:
+def test_build_envs_answers_at_once_when_every_environment_is_stored(api: Api) -> None:
     body = {"packs": ["core_utils"], "registry_url": str(ROOT / "examples" / "index.json")}
     downloaded = api.call("POST", "/api/v1/packs/download", token="install", json=body)
     assert downloaded.status_code == 200, downloaded.text
     archive = downloaded.json()["data"]["pack_paths"][0]
 
-    accepted = api.call("POST", "/api/v1/packs/build-envs", token="install", json={"pack_paths": [archive]})
-    assert accepted.status_code == 202, accepted.text
-    installation_id = accepted.json()["data"]["installation_id"]
-    status = wait_for(api, installation_id, timeout=120)
+    answered = api.call("POST", "/api/v1/packs/build-envs", token="install", json={"pack_paths": [archive]})
+    assert answered.status_code == 200, answered.text
+    data = answered.json()["data"]
+    assert data["status"] == "SUCCEEDED" and data["installation_id"] is None
+    [built] = data["built_environments"]
+    assert built["pack_ref"] == "core_utils" and built["pack_path"] == archive
+    assert built["environments"] == {"python": None, "nodejs": None}
+    assert data["summary"]["success_count"] == 1
+
+
+def multipart_upload(api: Api, archive: bytes, token: str = "install", **fields: str) -> requests.Response:
+    return api.call(
+        "POST", "/api/v1/packs/upload", token=token,
+        files={
+            "pack": ("core_utils-1.0.0.tar.gz", archive, "application/gzip"),
+            **{k: (None, v) for k, v in fields.items()},
+        },
+    )
+
+
+def test_an_archive_posted_multipart_as_attunes_web_ui_does_installs(api: Api) -> None:
+    archive = (ROOT / "examples" / "archives" / "core_utils-1.0.0.tar.gz").read_bytes()
+    started = multipart_upload(api, archive, force="true")
+    assert started.status_code == 202, started.text
+    data = started.json()["data"]
+    assert data["size_bytes"] == len(archive) and data["started_by"].startswith("api:")
+    status = wait_for(api, data["installation_id"])
     assert status["status"] == "SUCCEEDED", status
-    [built] = status["result"]["built_environments"]
-    assert built["pack_ref"] == "core_utils" and built["environments"] == {}
-    assert status["result"]["summary"]["success_count"] == 1
+    assert status["request"]["force"] is True and status["started_by"] == data["started_by"]
+    assert [p["pack_ref"] for p in status["result"]["register"]["registered_packs"]] == ["core_utils"]
+    assert multipart_upload(api, archive, token="read").status_code == 403
+
+
+def test_update_a_pack_and_read_its_test_history(api: Api) -> None:
+    archive = (ROOT / "examples" / "archives" / "core_utils-1.0.0.tar.gz").read_bytes()
+    started = multipart_upload(api, archive, force="true").json()["data"]
+    assert wait_for(api, started["installation_id"])["status"] == "SUCCEEDED"
+
+    changed = api.call("PUT", "/api/v1/packs/core_utils",
+                       json={"label": "Core!", "description": {"op": "set", "value": "changed"}, "enabled": False})
+    assert changed.status_code == 200, changed.text
+    pack = changed.json()["data"]
+    assert (pack["label"], pack["description"], pack["enabled"]) == ("Core!", "changed", False)
+    assert pack["updated_by"].startswith("api:")
+    no_schema = api.call("PUT", "/api/v1/packs/core_utils", json={"config": {"a": 1}})
+    assert no_schema.status_code == 400 and "conf_schema" in no_schema.text
+    assert api.call("PUT", "/api/v1/packs/core_utils", token="install", json={"label": "x"}).status_code == 403
+    assert api.call("PUT", "/api/v1/packs/core_utils", json={"version": "9.9.9"}).status_code == 400
+
+    history = api.call("GET", "/api/v1/packs/core_utils/tests", token="read")
+    assert history.status_code == 200 and history.json()["data"]["executions"] == []  # it declares no tests
+    assert api.call("GET", "/api/v1/packs/core_utils/tests/latest", token="read").status_code == 404
+    rerun = api.call("POST", "/api/v1/packs/core_utils/test", token="install")
+    assert rerun.status_code == 400 and rerun.json()["code"] == "PACK_HAS_NO_TESTS"
+
+
+def test_register_one_pack_from_this_bucket(api: Api) -> None:
+    archive = (ROOT / "examples" / "archives" / "core_utils-1.0.0.tar.gz").read_bytes()
+    key = "uploads/register-test/core_utils-1.0.0.tar.gz"
+    api.stack.client("s3").put_object(Bucket=api.stack.bucket, Key=key, Body=archive)
+    body = {"path": f"s3://{api.stack.bucket}/{key}", "force": True, "skip_tests": True}
+    registered = api.call("POST", "/api/v1/packs/register", token="install", json=body)
+    assert registered.status_code == 200, registered.text
+    data = registered.json()["data"]
+    assert data["pack"]["ref"] == "core_utils" and data["tests_skipped"] is True
+    assert data["registration"]["registered_packs"][0]["storage_path"].startswith(f"s3://{api.stack.bucket}/archives/")
+    elsewhere = api.call("POST", "/api/v1/packs/register", token="install", json={"path": "s3://other-bucket/x.tar.gz"})
+    assert elsewhere.status_code == 400
+
+
+def test_a_read_or_install_token_cannot_list_tokens(api: Api) -> None:
+    for token in ("read", "install"):
+        assert api.call("GET", "/api/v1/tokens", token=token).status_code == 403
+    listed = api.call("GET", "/api/v1/tokens")
+    assert listed.status_code == 200 and all("hash" not in t for t in listed.json()["data"])
+    no_expiry = {"name": "x", "scopes": ["read"], "ttl_days": None}
+    assert api.call("POST", "/api/v1/tokens", json=no_expiry).status_code == 400

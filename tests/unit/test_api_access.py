@@ -10,8 +10,9 @@ import pytest
 from fakes import FakePackTable
 
 from attune_packs.api.routes import handle, openapi_document
+from attune_packs.api.scopes import scope_for
 from attune_packs.services.authorizer import TokenAuthorizerEvent, api_wide_arn, authorize
-from attune_packs.services.tokens import AuthError, create_token, revoke_token, scope_for, verify_token
+from attune_packs.services.tokens import AuthError, create_token, revoke_token, verify_token
 from testkit.events import load_event
 
 

@@ -445,3 +445,25 @@ def test_build_commands_stop_at_the_requests_timeout_and_say_so_in_the_build_log
     env["DEADLINE"] = str(int(time.time()) + 60)
     quick = subprocess.run(["bash", str(script), "sh", "-c", "echo out; echo err >&2; exit 3"], env=env, timeout=60)
     assert quick.returncode == 3 and log.read_text().endswith("out\nerr\n"), "exit status and output are kept"
+
+
+def test_the_bundled_tools_keep_no_annotations_nor_the_imports_only_annotations_use() -> None:
+    from attune_packs.buildspec.bundle import minified_python
+
+    source = (
+        "from __future__ import annotations\n"
+        "import json\n"
+        "from typing import TYPE_CHECKING\n\n"
+        "if TYPE_CHECKING:\n"
+        "    from typing import Any\n\n"
+        "def dump(document: dict[str, Any]) -> str:\n"
+        '    """Docstring."""\n'
+        "    text: str = json.dumps(document)\n"
+        "    return text\n"
+    )
+    minified = minified_python(source)
+    assert "TYPE_CHECKING" not in minified and "typing" not in minified and "Any" not in minified
+    namespace: dict[str, object] = {}
+    exec(compile(minified, "<tools>", "exec"), namespace)  # noqa: S102 - our own source, as the buildspec runs it
+    dump = namespace["dump"]
+    assert callable(dump) and dump({"a": 1}) == '{"a": 1}', "the minified module still works"

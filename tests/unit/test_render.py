@@ -87,3 +87,51 @@ def test_a_summary_whose_reports_could_not_be_read_still_counts_its_registration
     report = install_report("install-4", ExecutionResult("SUCCEEDED", out, None, None))
     assert report["outcome"] == "ok"
     assert "could not be read" in install_summary(report) and "register" in install_summary(report)
+
+
+def test_a_tests_line_counts_passed_of_the_tests_that_ran() -> None:
+    skipped = {**TEST_RESULT, "total_tests": 39, "ran": 28, "passed": 9, "failed": 19, "skipped": 11}
+    pack = {"ref": "app", "version": "1.0.0", "test_result": skipped, "components": {}, "history": []}
+    assert "9/28 passed, 19 failed, 11 skipped" in pack_details(pack)
+
+
+def test_a_pack_shows_every_kept_pack_yaml_field() -> None:
+    manifest = {
+        "ref": "core",
+        "name": "core",
+        "version": "1.0.0",
+        "system": True,
+        "enabled": False,
+        "tags": ["ops", "core"],
+        "email": "ops@example.com",
+        "runtimes": ["python", "shell"],
+        "python_dependencies": ["requests>=2.28"],
+        "meta": {"documentation_url": "https://docs.example.com"},
+        "conf_schema": {"type": "object", "properties": {"region": {"type": "string"}}},
+        "config": {"region": "eu-west-1"},
+        "x_vendor_field": "kept",
+        "keywords": [],
+        "author": None,
+    }
+    pack = {"ref": "core", "version": "1.0.0", "system": True, "enabled": False, "manifest": manifest}
+    text = pack_details({**pack, "components": {}, "history": []})
+    assert "system pack: removing or replacing it needs --force" in text and "enabled: no" in text
+    for line in (
+        "    tags: ops, core",
+        "    email: ops@example.com",
+        "    runtimes: python, shell",
+        "    python_dependencies: requests>=2.28",
+        '    meta: {"documentation_url": "https://docs.example.com"}',
+        '    conf_schema: {"type": "object", "properties": {"region": {"type": "string"}}}',
+        '    config: {"region": "eu-west-1"}',
+        "    x_vendor_field: kept",
+    ):
+        assert line in text.splitlines()
+    assert "keywords:" not in text and "author:" not in text, "unset fields are left out"
+
+
+def test_fields_kept_in_s3_are_named_with_their_location() -> None:
+    document = {"ref": "s3://b/manifests/x.json", "bytes": 90000, "fields": ["conf_schema", "config_schema"]}
+    pack = {"ref": "a", "version": "1", "manifest": {"tags": ["t"]}, "manifest_document": document}
+    text = pack_details({**pack, "components": {}, "history": []})
+    assert "conf_schema, config_schema: kept in s3://b/manifests/x.json (90000 bytes)" in text

@@ -119,6 +119,12 @@ class RegistrationConflictError(TerminalError):
     default_code = "CONFLICT"
 
 
+class SystemPackProtectedError(RegistrationConflictError):
+    """An installed system pack (``system: true``) is removed or replaced without force (HTTP 409)."""
+
+    default_code = "SYSTEM_PACK_PROTECTED"
+
+
 class NotFoundError(TerminalError):
     default_code = "NOT_FOUND"
 

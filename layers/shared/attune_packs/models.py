@@ -486,7 +486,15 @@ class InstallRequest(Request):
     nodejs_version: str = "20"
     build_timeout: int = Field(default=1800, ge=60, le=28_800)
     started_by: str | None = Field(
-        default=None, max_length=1200, description="what started it: an uploaded object, a client"
+        default=None,
+        max_length=1200,
+        description="who started it, set by the installer only: the authenticated principal (api:<token id>) "
+        "or the uploaded object; never taken from a request body",
+    )
+    client_label: str | None = Field(
+        default=None,
+        max_length=200,
+        description="UNTRUSTED: a free label the client chose (a user name, a ticket); shown, never relied on",
     )
 
     @model_validator(mode="after")

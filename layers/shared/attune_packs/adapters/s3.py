@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from attune_packs.errors import SourceError, SourceGoneError, ThrottledError, TransientError
 
@@ -150,7 +150,7 @@ class S3ObjectStore:
         try:
             version = {"VersionId": location.version_id} if location.version_id else {}
             body = self._s3.get_object(Bucket=location.bucket, Key=location.key, **version)["Body"]
-            return _Streamed(body, location.uri)  # type: ignore[return-value]
+            return cast(BinaryIO, _Streamed(body, location.uri))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in {"NoSuchKey", "404", "NotFound"}:

@@ -31,7 +31,8 @@ _ENTRY = f"import sys\nfrom {TOOLS_PACKAGE}.cli import main\nsys.exit(main())\n"
 
 
 class _Unannotated(ast.NodeTransformer):
-    """Drops annotations (the tools postpone them, ``from __future__ import annotations``)."""
+    """Drops annotations (the tools postpone them, ``from __future__ import annotations``) and the
+    ``if TYPE_CHECKING:`` imports only they use."""
 
     def visit_arg(self, node: ast.arg) -> ast.arg:
         node.annotation = None
@@ -43,7 +44,15 @@ class _Unannotated(ast.NodeTransformer):
         return node
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST | None:
+        if node.module == "typing" and [alias.name for alias in node.names] == ["TYPE_CHECKING"]:
+            return None  # its only use, the ``if TYPE_CHECKING:`` block, goes too
         return None if node.module == "__future__" else node  # nothing is left for it to postpone
+
+    def visit_If(self, node: ast.If) -> ast.AST | None:
+        if isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING" and not node.orelse:
+            return None  # imports only the (dropped) annotations use
+        self.generic_visit(node)
+        return node
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST | None:
         if node.value is None:

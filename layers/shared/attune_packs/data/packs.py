@@ -66,6 +66,8 @@ from attune_packs.data.operations import (
 )
 
 PACKS_INDEX = "PACKS"
+MANIFEST_FIELD = "manifest"  # the pack.yaml fields kept with a version (PackManifest.stored_fields)
+MANIFEST_DOCUMENT_FIELD = "manifest_document"  # where its large fields are kept in S3, when they are
 _CURRENT = "CURRENT"
 _DEPENDENT_PREFIX = "CURRENT#DEPENDENT#"
 _STAGED_PREFIX = "CURRENT#STAGED#"
@@ -402,6 +404,18 @@ def listing_items(
         }
         for n, chunk in enumerate(chunks)
     ]
+
+
+def is_system_pack(record: dict[str, Any] | None) -> bool:
+    """Whether a pointer or version record is of a system pack (pack.yaml's ``system: true``)."""
+    return record is not None and record.get("system") is True
+
+
+def manifest_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The pack.yaml fields a pointer or version record keeps (``manifest``); empty for records
+    registered before they were kept."""
+    kept = record.get(MANIFEST_FIELD)
+    return dict(kept) if isinstance(kept, dict) else {}
 
 
 def pointer_item(ref: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ the layer does not ship the ``jsonschema`` package, and packs need only the keyw
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 TYPES = frozenset({"string", "integer", "number", "boolean", "object", "array", "null"})
@@ -186,7 +187,7 @@ def validate(value: Any, schema: dict[str, Any], path: str = "", depth: int = 0)
 
 
 def _validate_number(value: float, schema: dict[str, Any], path: str) -> Problems:
-    checks = (
+    checks: tuple[tuple[str, Callable[[float], bool], str], ...] = (
         ("minimum", lambda bound: value < bound, "at least"),
         ("maximum", lambda bound: value > bound, "at most"),
         ("exclusiveMinimum", lambda bound: value <= bound, "more than"),

@@ -288,7 +288,7 @@ def meta_python_dependencies(manifest: Any) -> bytes | None:
         declared = meta.get("python_dependencies")
     else:
         declared = getattr(meta, "python_dependencies", None)
-    if hasattr(declared, "model_dump"):
+    if declared is not None and hasattr(declared, "model_dump"):
         declared = declared.model_dump(exclude_none=True)
     if declared is None:
         return None

@@ -148,7 +148,7 @@ def _syntax_error(source: str, exc: yaml.YAMLError) -> ManifestError:
 
 def _parser_class() -> type:
     if _USE_LIBYAML and hasattr(yaml, "CSafeLoader"):
-        return yaml.CSafeLoader  # type: ignore[no-any-return]
+        return yaml.CSafeLoader
     return yaml.SafeLoader
 
 
@@ -170,9 +170,9 @@ def _prescan(text: str, source: str, limits: YamlLimits) -> None:
                     source, f"alias '*{event.anchor}' is not allowed (anchors and aliases are refused)",
                     "MANIFEST_ALIAS_FORBIDDEN", mark,
                 )
-            if getattr(event, "anchor", None) is not None:
+            if (anchor := getattr(event, "anchor", None)) is not None:
                 raise _error(
-                    source, f"anchor '&{event.anchor}' is not allowed (anchors and aliases are refused)",
+                    source, f"anchor '&{anchor}' is not allowed (anchors and aliases are refused)",
                     "MANIFEST_ALIAS_FORBIDDEN", mark,
                 )
             tag = getattr(event, "tag", None)
@@ -205,7 +205,7 @@ def _prescan(text: str, source: str, limits: YamlLimits) -> None:
     except yaml.YAMLError as exc:
         raise _syntax_error(source, exc) from None
     finally:
-        events.close()
+        events.close()  # type: ignore[attr-defined]  # types-PyYAML: parse() -> Iterator; it is a generator
 
 
 # --- step 3: construct -------------------------------------------------------------------------

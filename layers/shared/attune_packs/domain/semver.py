@@ -172,22 +172,22 @@ class Version:
     def __lt__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key < other._key  # type: ignore[operator]
+        return self._key < other._key
 
     def __le__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key <= other._key  # type: ignore[operator]
+        return self._key <= other._key
 
     def __gt__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key > other._key  # type: ignore[operator]
+        return self._key > other._key
 
     def __ge__(self, other: Version) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key >= other._key  # type: ignore[operator]
+        return self._key >= other._key
 
 
 # --- constraints ---------------------------------------------------------------------------------

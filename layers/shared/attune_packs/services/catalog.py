@@ -54,8 +54,9 @@ def list_packs_page(table: PackTable, *, limit: int = 50, cursor: str | None = N
 
 
 def show_pack(table: PackTable, ref: str, *, store: ObjectStore | None = None) -> dict[str, Any]:
-    """The installed pack: its current record, components by type, version history, dependents.
-    With ``store``, component schemas kept in S3 are read back into ``parameters`` etc."""
+    """The installed pack: its current record (with ``manifest``, every pack.yaml field kept, and
+    ``system`` / ``enabled``), components by type, version history, dependents. With ``store``,
+    component schemas and pack.yaml's large fields kept in S3 are read back in place."""
     check_pack_ref(ref)
     head = read_head(table, ref)
     if head.current is None:
@@ -64,8 +65,11 @@ def show_pack(table: PackTable, ref: str, *, store: ObjectStore | None = None) -
     for item in stored.read_components(table, ref, head.current):
         shown = _resolve_schema(public(item), store) if store is not None else public(item)
         components.setdefault(str(item["type"]), []).append(shown)
+    current = public(head.current)
+    if store is not None and isinstance(current.get(stored.MANIFEST_DOCUMENT_FIELD), dict):
+        current = _resolve_manifest(current, store)
     return {
-        **public(head.current),
+        **current,
         "components": components,
         "history": _history(table, ref, head),
         "dependents": sorted(head.dependents),
@@ -117,6 +121,18 @@ def pack_history(table: PackTable, ref: str) -> dict[str, Any]:
         "dependents": sorted(head.dependents),
         "last_removal": public(head.removed) if head.removed else None,
     }
+
+
+def _resolve_manifest(record: dict[str, Any], store: ObjectStore) -> dict[str, Any]:
+    """pack.yaml's large fields, kept in S3 at registration, read back into ``manifest`` in place
+    of their reference."""
+    resolved = {k: v for k, v in record.items() if k != stored.MANIFEST_DOCUMENT_FIELD}
+    document = record[stored.MANIFEST_DOCUMENT_FIELD]
+    body = store.get_json(parse_s3_uri(str(document["ref"])))
+    manifest = stored.manifest_fields(record)
+    manifest.update({k: body.get(k) for k in document.get("fields") or []})
+    resolved[stored.MANIFEST_FIELD] = manifest
+    return resolved
 
 
 def _resolve_schema(component: dict[str, Any], store: ObjectStore) -> dict[str, Any]:

@@ -8,10 +8,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from attune_packs.adapters.lambda_invoke import AsyncInvoker
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.adapters.stepfunctions import Executions
 from attune_packs.errors import InvalidRequestError, NotFoundError
-from attune_packs.models import InstallRequest
+from attune_packs.models import BuildEnvsRequest, InstallRequest
 from attune_packs.s3_uri import S3Location
 from attune_packs.services.reports import expand_installation_output, unfinished_installation_output
 
@@ -33,8 +34,11 @@ def installation_name(prefix: str, *parts: str) -> str:
 
 
 def start_installation(
-    request: InstallRequest, executions: Executions, *, idempotency_key: str | None = None
+    request: InstallRequest, executions: Executions, *, started_by: str, idempotency_key: str | None = None
 ) -> dict[str, Any]:
+    """``started_by`` is the authenticated principal: it replaces whatever the request carried, so
+    the audit trail never holds a caller's words (those go to the untrusted ``client_label``)."""
+    request = request.model_copy(update={"started_by": started_by})
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 64 or any(c not in _NAME_SAFE for c in idempotency_key.lower()):
             raise InvalidRequestError(
@@ -44,7 +48,7 @@ def start_installation(
     else:
         name = f"api-{uuid.uuid4().hex}"
     arn, created = executions.start(name, request.model_dump(mode="json"))
-    return {"installation_id": name, "execution_arn": arn, "created": created}
+    return {"installation_id": name, "execution_arn": arn, "created": created, "started_by": started_by}
 
 
 def upload_installation_name(bucket: str, key: str) -> str:
@@ -100,6 +104,7 @@ def installation_status(installation_id: str, executions: Executions, store: Obj
         "started_at": _iso(description.get("startDate")),
         "stopped_at": _iso(description.get("stopDate")),
         "started_by": request.get("started_by"),
+        "client_label": request.get("client_label"),
         "stages": stages,
         "request": request,
         "result": expand_installation_output(output, store)
@@ -136,3 +141,12 @@ def record_async_build(installation_id: str, store: ObjectStore, status: str, re
         "result": result,
     }
     store.put_bytes(f"{ASYNC_REPORT_PREFIX}{installation_id}.json", json.dumps(body).encode(), "application/json")
+
+
+def start_async_build(request: BuildEnvsRequest, store: ObjectStore, invoker: AsyncInvoker) -> str:
+    """Hand a build-envs request to the build function, asynchronously; its id names the status
+    record the function completes (``GET /packs/installs/<id>``)."""
+    installation_id = f"build-{uuid.uuid4().hex}"
+    record_async_build(installation_id, store, "RUNNING")
+    invoker.invoke_build_envs(installation_id, request.model_dump(mode="json"))
+    return installation_id

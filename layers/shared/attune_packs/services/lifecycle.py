@@ -28,6 +28,7 @@ from attune_packs.errors import (
     NotFoundError,
     RegistrationConflictError,
     SourceGoneError,
+    SystemPackProtectedError,
 )
 from attune_packs.models import RemovedPack, RolledBackPack
 from attune_packs.s3_uri import parse_s3_uri
@@ -61,6 +62,13 @@ def _dependents_error(ref: str, dependents: list[str]) -> DependencyError:
         "or use force",
         error_code="PACK_HAS_DEPENDENTS",
         details={"dependents": dependents},
+    )
+
+
+def _system_pack_error(ref: str, current: dict[str, Any], what: str) -> SystemPackProtectedError:
+    return SystemPackProtectedError(
+        f"{ref} {current['version']} is a system pack: {what} it needs force (CLI --force, API force=true)",
+        details={"pack_ref": ref, "installed_version": str(current["version"])},
     )
 
 
@@ -115,7 +123,8 @@ def remove_pack(
     requested_by: str | None = None,
     clock: Clock = utc_now,
 ) -> RemovedPack:
-    """Remove an installed pack: refused while installed packs depend on it, unless ``force``.
+    """Remove an installed pack: refused while installed packs depend on it, or when it is a
+    system pack (``system: true``, ``SYSTEM_PACK_PROTECTED``), unless ``force``.
 
     1. fence: bump the pointer's revision (conditional), so that from now on no registration of
        the pack, nor of a pack depending on it, can flip (each is conditional on the revision it read);
@@ -125,6 +134,8 @@ def remove_pack(
     4. the component items are deleted. The version records stay (``pack_history``)."""
     head = _installed(table, ref)
     assert head.current is not None
+    if stored.is_system_pack(head.current) and not force:
+        raise _system_pack_error(ref, head.current, "removing")
     dependents = sorted(head.dependents)
     if dependents and not force:
         raise _dependents_error(ref, dependents)
@@ -134,6 +145,9 @@ def remove_pack(
     current = head.current
     if current is None or int(current["revision"]) != fenced:
         raise _conflict(ref)
+    if stored.is_system_pack(current) and not force:  # registered as a system pack meanwhile
+        _unfence(table, ref, fenced)
+        raise _system_pack_error(ref, current, "removing")
     dependents = sorted(head.dependents)
     if dependents and not force:
         _unfence(table, ref, fenced)
@@ -284,6 +298,8 @@ def rollback_pack(
             storage_path=str(current["archive"]),
             components_registered=dict(current.get("component_counts") or {}),
         )
+    if stored.is_system_pack(current) and not force:
+        raise _system_pack_error(ref, current, f"replacing it by {target}")
     pointers = _rollback_checks(table, store, head, record, force=force)
     now = clock()
     kept = {(e["version"], e.get("registration_id")) for e in head.retained}

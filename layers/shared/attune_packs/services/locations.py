@@ -45,7 +45,7 @@ def open_location(
     return open_local(location, settings)
 
 
-def open_local(location: str, settings: Settings) -> AbstractContextManager[BinaryIO]:
+def open_local(location: str, settings: Settings) -> BinaryIO:
     if not settings.allow_local_sources:
         raise SourceError(
             f"{location!r}: local files are only readable by the local stack", error_code="SOURCE_URL_FORBIDDEN"

@@ -25,6 +25,9 @@ SCOPES: tuple[str, ...] = ("read", "install", "admin")
 # Each scope includes the ones before it.
 _RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
 TOKEN_PATTERN = re.compile(r"^atn_([a-f0-9]{12})_([A-Za-z0-9_-]{32,64})$")
+# A token lives ttl_days days: a positive whole number up to this maximum. Every token expires.
+DEFAULT_TTL_DAYS = 90
+MAX_TTL_DAYS = 365
 
 
 class AuthError(AttuneError):
@@ -43,8 +46,9 @@ class TokenInfo(BaseModel):
     token_id: str
     name: str
     scopes: list[str]
-    created_at: str
-    expires_at: str | None
+    created_at: str = ""
+    # None only for tokens stored before every token had to expire: listed, never accepted.
+    expires_at: str | None = None
     revoked_at: str | None = None
 
     def allows(self, needed: str) -> bool:
@@ -61,11 +65,16 @@ def _hash(token: str) -> str:
 
 
 def create_token(
-    table: PackTable, *, name: str, scopes: list[str], ttl_days: int | None = 90, now: datetime | None = None
+    table: PackTable, *, name: str, scopes: list[str], ttl_days: int = DEFAULT_TTL_DAYS, now: datetime | None = None
 ) -> CreatedToken:
     unknown = set(scopes) - set(SCOPES)
     if unknown or not scopes:
         raise InvalidRequestError(f"scopes must be among {', '.join(SCOPES)}")
+    if isinstance(ttl_days, bool) or not isinstance(ttl_days, int) or not 1 <= ttl_days <= MAX_TTL_DAYS:
+        raise InvalidRequestError(
+            f"ttl_days must be a whole number of days from 1 to {MAX_TTL_DAYS}",
+            details=[{"field": "ttl_days", "problem": f"an integer from 1 to {MAX_TTL_DAYS}"}],
+        )
     now = now or datetime.now(UTC)
     token_id = secrets.token_hex(6)
     token = f"atn_{token_id}_{secrets.token_urlsafe(32)}"
@@ -74,7 +83,7 @@ def create_token(
         name=name,
         scopes=sorted(set(scopes), key=_RANK.__getitem__),
         created_at=now.isoformat(),
-        expires_at=(now + timedelta(days=ttl_days)).isoformat() if ttl_days else None,
+        expires_at=(now + timedelta(days=ttl_days)).isoformat(),
     )
     stored.save_token(table, token_id, {"hash": _hash(token), **info.model_dump()})
     return CreatedToken(token=token, info=info)
@@ -97,7 +106,9 @@ def verify_token(table: PackTable, authorization: str | None, *, now: datetime |
     now = now or datetime.now(UTC)
     if info.revoked_at:
         raise AuthError("token revoked")
-    if info.expires_at and datetime.fromisoformat(info.expires_at) <= now:
+    if not info.expires_at:
+        raise AuthError("token without an expiry date: create a new one")
+    if datetime.fromisoformat(info.expires_at) <= now:
         raise AuthError("token expired")
     return info
 
@@ -113,17 +124,6 @@ def revoke_token(table: PackTable, token_id: str, *, now: datetime | None = None
     item["revoked_at"] = (now or datetime.now(UTC)).isoformat()
     stored.save_token(table, token_id, item)
     return TokenInfo.model_validate(item)
-
-
-def scope_for(method: str, path: str) -> Scope:
-    """The scope a route needs: reading is `read`, installing is `install`, changing what is
-    installed or configured (remove, rollback, indices, tokens) is `admin`."""
-    method = method.upper()
-    if method in {"GET", "HEAD", "OPTIONS"}:
-        return "read"
-    if method == "DELETE" or "/pack-indices" in path or "/tokens" in path or path.endswith("/rollback"):
-        return "admin"
-    return "install"
 
 
 def token_fields(info: TokenInfo) -> dict[str, Any]:

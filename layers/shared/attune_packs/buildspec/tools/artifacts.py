@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 from .common import file_sha256, write_json
 
+if TYPE_CHECKING:
+    from typing import Any
 
-def seal_manifest(manifest_path: str, artifact_path: str) -> dict:
+
+def seal_manifest(manifest_path: str, artifact_path: str) -> dict[str, Any]:
     """Record ``artifact_sha256`` and ``artifact_bytes`` of ``artifact_path`` in the manifest."""
     with open(manifest_path) as handle:
-        manifest = json.load(handle)
+        manifest: dict[str, Any] = json.load(handle)
     manifest["artifact_sha256"] = file_sha256(artifact_path)
     manifest["artifact_bytes"] = os.path.getsize(artifact_path)
     write_json(manifest_path, manifest)

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .artifacts import artifact_matches, seal_manifest
 from .common import write_json
@@ -23,6 +24,9 @@ from .reporting import (
     task_answer,
     unique_report_key,
 )
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _manifest_beside(root: str, kind: str, manifest: dict, installer: str) -> int:
+def _manifest_beside(root: str, kind: str, manifest: dict[str, Any], installer: str) -> int:
     write_json(os.path.join(os.path.dirname(os.path.abspath(root)), f"{kind}.manifest.json"), manifest)
     print(f"{manifest['env_hash'][:12]}: {len(manifest['distributions'])} distribution(s) with {installer}")
     return 0

@@ -6,6 +6,10 @@ import hashlib
 import json
 import os
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def now_ms() -> int:
@@ -16,7 +20,7 @@ def tree_size(root: str) -> int:
     return sum(os.path.getsize(os.path.join(p, f)) for p, _, fs in os.walk(root) for f in fs)
 
 
-def write_json(path: str, document: dict) -> None:
+def write_json(path: str, document: dict[str, Any]) -> None:
     with open(path, "w") as handle:
         json.dump(document, handle)
 

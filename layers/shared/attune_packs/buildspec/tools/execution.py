@@ -8,9 +8,13 @@ import os
 import signal
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 from .interpreters import Interpreter
 from .results import MAX_MESSAGE_CHARS, MAX_RESULT_BYTES, ResultFormatError
+
+if TYPE_CHECKING:
+    from typing import Any
 
 OUTPUT_TAIL_CHARS = 4000
 # Variables a test may see from the build's own environment; everything else (credentials,
@@ -140,7 +144,7 @@ def failure_text(outcome: Outcome) -> str:
 
 
 
-def run_runner(name: str, runner: dict, context: TestContext, command: list[str], results: str) -> Outcome:
+def run_runner(name: str, runner: dict[str, Any], context: TestContext, command: list[str], results: str) -> Outcome:
     """``command`` of the runner ``name``, from the pack folder, within the runner's timeout."""
     return run_command(
         command,
@@ -171,7 +175,7 @@ def result_files(context: TestContext, result_path: str | None) -> dict[str, tup
 
 
 def written_results(
-    context: TestContext, result_path: str | None, before: dict, suffixes: tuple[str, ...]
+    context: TestContext, result_path: str | None, before: dict[str, tuple[float, int]], suffixes: tuple[str, ...]
 ) -> list[str]:
     """The result files (by suffix) the run created or changed under ``result_path``."""
     after = result_files(context, result_path)

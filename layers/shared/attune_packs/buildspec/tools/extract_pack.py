@@ -40,7 +40,8 @@ def extract(archive: Path, dest: Path, key: str | None = None) -> list[str]:
     if not dest.is_dir() or any(dest.iterdir()):
         raise ExtractError(f"{dest} must be an existing, empty folder")
     written: list[str] = []
-    seen: list[object] = [[]]
+    last: list[bytes] = []  # the previous member's path, split: each must sort after it
+    folded: set[str] = set()  # the members' case-folded NFC names: no two may collide
     with tarfile.open(archive, "r:gz", encoding="utf-8", errors="strict") as tar:
         for member in tar:
             name = member.name
@@ -51,8 +52,8 @@ def extract(archive: Path, dest: Path, key: str | None = None) -> list[str]:
                 or set(member.pax_headers) - {"path"}
                 or fixed != FIXED
                 or (member.isdir() and member.size)
-                or order <= seen[-1]
-                or unicodedata.normalize("NFC", name.casefold()) in seen
+                or order <= last
+                or unicodedata.normalize("NFC", name.casefold()) in folded
                 or {"", ".", ".."} & set(name.split("/"))
                 or "\\" in name
                 or not name.isprintable()
@@ -60,7 +61,8 @@ def extract(archive: Path, dest: Path, key: str | None = None) -> list[str]:
                 or not (dest / name).parent.is_dir()
             ):
                 raise ExtractError(f"ARCHIVE_NOT_CANONICAL: the canonical writer never writes the member {name!r}")
-            seen += [unicodedata.normalize("NFC", name.casefold()), order]
+            folded.add(unicodedata.normalize("NFC", name.casefold()))
+            last = order
             tar.extract(member, dest)  # a checked member: no filter needed, modes kept
             written.append(name + "/" if member.isdir() else name)
     return written

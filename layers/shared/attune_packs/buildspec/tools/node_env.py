@@ -6,9 +6,13 @@ import glob
 import json
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 from .common import now_ms, tree_size
 from .execution import node_version
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def installed_node_packages(modules: str) -> list[dict[str, str]]:
@@ -32,7 +36,9 @@ def installed_node_packages(modules: str) -> list[dict[str, str]]:
     return [{"name": n, "version": v} for n, v in sorted(found)]
 
 
-def nodejs_manifest(root: str, *, env_hash: str, started_ms: int, installer: str, warnings: list[str]):
+def nodejs_manifest(
+    root: str, *, env_hash: str, started_ms: int, installer: str, warnings: list[str]
+) -> dict[str, Any]:
     """What ``root/node_modules`` holds, and the node that built it."""
     modules = os.path.join(root, "node_modules")
     node = shutil.which("node")

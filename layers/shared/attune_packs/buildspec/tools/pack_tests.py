@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import time
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from .common import write_json
 from .execution import TestContext
@@ -35,16 +36,19 @@ from .results import ResultFormatError, suite_result, summarise
 from .script_runner import run_script
 from .unittest_runner import run_unittest
 
+if TYPE_CHECKING:
+    from typing import Any
+
 REPORT_SCHEMA = "attune.pack-tests/1"
 RUNNERS = {"pytest": run_pytest, "unittest": run_unittest, "script": run_script}
 RESULT_FORMATS = {"simple": "simple", "json": "json", "junit": "junit", "junit-xml": "junit", "xml": "junit"}
 DEFAULT_TIMEOUT = 300
 
 
-def runner_settings(config: dict, runner: dict) -> dict:
+def runner_settings(config: dict[str, Any], runner: dict[str, Any]) -> dict[str, Any]:
     """One runner's settings with the ``testing``-level defaults applied (discovery path,
     result path and format)."""
-    discovery = config.get("discovery") if isinstance(config.get("discovery"), dict) else {}
+    discovery = found if isinstance(found := config.get("discovery"), dict) else {}
     declared = runner.get("result_format") or config.get("result_format") or "simple"
     result_format = RESULT_FORMATS.get(str(declared).lower())
     if result_format is None:
@@ -58,7 +62,9 @@ def runner_settings(config: dict, runner: dict) -> dict:
     }
 
 
-def _run_one(name: str, declared: dict, config: dict, context: TestContext) -> tuple[dict, dict]:
+def _run_one(
+    name: str, declared: dict[str, Any], config: dict[str, Any], context: TestContext
+) -> tuple[dict[str, Any], dict[str, Any]]:
     kind = declared.get("type", "")
     outcome = None
     try:
@@ -82,7 +88,9 @@ def _run_one(name: str, declared: dict, config: dict, context: TestContext) -> t
     return suite, detail
 
 
-def run_tests(config: dict, context: TestContext, *, report_uri: str) -> tuple[dict, list[dict]]:
+def run_tests(
+    config: dict[str, Any], context: TestContext, *, report_uri: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run every runner of ``config`` (pack.yaml's ``testing``); (summary, per-runner details)."""
     started = time.monotonic()
     policy = {"min_pass_rate": config.get("min_pass_rate", 1.0), "on_failure": config.get("on_failure", "block")}
@@ -102,7 +110,7 @@ def run_tests(config: dict, context: TestContext, *, report_uri: str) -> tuple[d
     ), details
 
 
-def _wants_python(config: dict) -> bool:
+def _wants_python(config: dict[str, Any]) -> bool:
     runners = (config.get("runners") or {}).values()
     return any(r.get("type") != "script" or str(r.get("entry_point", "")).endswith(".py") for r in runners)
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from typing import TYPE_CHECKING
 
 from .execution import Outcome, TestContext, last_line, read_results, run_runner
 from .results import ResultFormatError, parse_junit, suite_result
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PYTEST_VERSION = "8.3.5"  # the buildspec sets PYTEST_VERSION
 NO_TESTS_COLLECTED = 5  # pytest's exit status
@@ -40,7 +44,7 @@ def ensure_pytest(context: TestContext) -> None:
     context.warnings.append(f"pytest {version} was installed beside the environment to run the tests")
 
 
-def run_pytest(name: str, runner: dict, context: TestContext) -> tuple[dict, Outcome | None]:
+def run_pytest(name: str, runner: dict[str, Any], context: TestContext) -> tuple[dict[str, Any], Outcome | None]:
     target = context.resolve(runner.get("entry_point"), runner.get("discovery_path") or "tests")
     ensure_pytest(context)
     python = context.need_python()

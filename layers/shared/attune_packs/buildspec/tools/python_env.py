@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from .common import now_ms, tree_size
 
+if TYPE_CHECKING:
+    from typing import Any
 
-def python_manifest(root: str, *, env_hash: str, python_version: str, platform: str, started_ms: int, installer: str):
+
+def python_manifest(
+    root: str, *, env_hash: str, python_version: str, platform: str, started_ms: int, installer: str
+) -> dict[str, Any]:
     """What ``root/site-packages`` holds."""
     import importlib.metadata as metadata
 

@@ -7,11 +7,15 @@ import hashlib
 import json
 import os
 import re
+from typing import TYPE_CHECKING
 
 from .common import now_ms
 
+if TYPE_CHECKING:
+    from typing import Any
 
-def build_result(out: str, environ: dict[str, str]) -> dict:
+
+def build_result(out: str, environ: dict[str, str]) -> dict[str, Any]:
     """The ``BuiltEnvironment`` a successful build answers its task token with: the environments
     it built (``<kind>.manifest.json``), those that were already stored (``<kind>.cached.manifest.json``,
     fetched by the build) and the test result."""
@@ -56,7 +60,7 @@ MAX_ANSWER_SUITES = 10
 MAX_ANSWER_MESSAGE_CHARS = 300
 
 
-def task_answer(result: dict) -> dict:
+def task_answer(result: dict[str, Any]) -> dict[str, Any]:
     """What a build answers its task token with: ``result`` without its long lists, so that the
     state machine's payload stays small however many packs it builds. The installed distributions
     beyond the first few stay in the environment manifests (``package_count`` is exact); each test
@@ -96,12 +100,12 @@ def short_cause(cause: str, report_uri: str = "") -> str:
     return f"{head}\n…{rest[-room:]}{where}"
 
 
-def failure_report(pack_ref: str, cause: str) -> dict:
+def failure_report(pack_ref: str, cause: str) -> dict[str, Any]:
     """The stored report of a failed build (the whole cause; the task gets :func:`short_cause`)."""
     return {"pack_ref": pack_ref, "failed": True, "error_type": "BuildError", "error": cause}
 
 
-def reference_answer(result: dict, report_uri: str, content: bytes) -> dict:
+def reference_answer(result: dict[str, Any], report_uri: str, content: bytes) -> dict[str, Any]:
     """The task answer when the whole result (``content``) is stored at ``report_uri`` (a
     ``BuildReference``). Its sha256 travels with the answer, through this build's own task token:
     whoever reads the report checks it, so another build (another pack's install scripts or tests

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET  # noqa: S405 - size-capped, DTDs refused before parsing
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_FAILURES_PER_SUITE = 20
 MAX_FAILED_TESTS = 100
@@ -110,7 +114,7 @@ def _status(passed: int, failed: int) -> str:
     return "failed" if passed == 0 else "partial"
 
 
-def suite_result(name: str, runner_type: str, cases: list[dict[str, str]], error: str | None = None) -> dict:
+def suite_result(name: str, runner_type: str, cases: list[dict[str, str]], error: str | None = None) -> dict[str, Any]:
     """One runner's entry of ``suites``. An error (the runner could not run, timed out, wrote
     unreadable results) counts as one failed test, named after the runner, when no test was
     recorded, so it lowers the pass rate instead of vanishing. ``failed_tests`` names every
@@ -140,8 +144,14 @@ def suite_result(name: str, runner_type: str, cases: list[dict[str, str]], error
 
 
 def summarise(
-    suites: list[dict], *, policy: dict, duration_ms: int, report: str, interpreter: str, status: str | None = None
-) -> dict:
+    suites: list[dict[str, Any]],
+    *,
+    policy: dict[str, Any],
+    duration_ms: int,
+    report: str,
+    interpreter: str,
+    status: str | None = None,
+) -> dict[str, Any]:
     """The test result registration gates on, in exactly this shape.
 
     ``ran`` is passed + failed (skipped tests did not run); ``pass_rate`` is passed / ran, 0.0

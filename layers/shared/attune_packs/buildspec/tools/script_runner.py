@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 from .execution import (
     Outcome,
@@ -21,6 +22,9 @@ from .execution import (
     written_results,
 )
 from .results import ResultFormatError, make_case, parse_json_results, parse_junit, suite_result
+
+if TYPE_CHECKING:
+    from typing import Any
 
 SUFFIXES = {"junit": (".xml",), "json": (".json",)}
 
@@ -43,7 +47,7 @@ def _parse(text: str, result_format: str) -> list[dict[str, str]]:
     return parse_junit(text) if result_format == "junit" else parse_json_results(text)
 
 
-def run_script(name: str, runner: dict, context: TestContext) -> tuple[dict, Outcome | None]:
+def run_script(name: str, runner: dict[str, Any], context: TestContext) -> tuple[dict[str, Any], Outcome | None]:
     if not runner.get("entry_point"):
         raise ResultFormatError("a script runner needs an entry_point")
     command = script_command(context.resolve(runner["entry_point"], ""), context)

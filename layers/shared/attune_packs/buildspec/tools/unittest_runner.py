@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import pkgutil
+from typing import TYPE_CHECKING
 
 from .execution import Outcome, TestContext, last_line, read_results, run_runner
 from .results import ResultFormatError, parse_json_results, suite_result
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def worker_script(context: TestContext) -> str:
@@ -24,7 +28,7 @@ def worker_script(context: TestContext) -> str:
     return path
 
 
-def run_unittest(name: str, runner: dict, context: TestContext) -> tuple[dict, Outcome | None]:
+def run_unittest(name: str, runner: dict[str, Any], context: TestContext) -> tuple[dict[str, Any], Outcome | None]:
     target = context.resolve(runner.get("entry_point"), runner.get("discovery_path") or "tests")
     python = context.need_python()
     start, pattern = (target, "test*.py") if os.path.isdir(target) else os.path.split(target)

@@ -8,16 +8,20 @@ import json
 import os
 import sys
 import unittest
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
 
 MAX_NAME_CHARS = 300
 MAX_MESSAGE_CHARS = 500
 
 
-def _case(name: str, status: str, message: str = "") -> dict:
+def _case(name: str, status: str, message: str = "") -> dict[str, str]:
     return {"name": str(name)[:MAX_NAME_CHARS], "status": status, "message": str(message or "")[:MAX_MESSAGE_CHARS]}
 
 
-def _exception_text(err: tuple) -> str:
+def _exception_text(err: OptExcInfo) -> str:
     kind, value = err[0], err[1]
     return f"{getattr(kind, '__name__', kind)}: {value}"
 
@@ -25,27 +29,27 @@ def _exception_text(err: tuple) -> str:
 class Recorder(unittest.TestResult):
     def __init__(self) -> None:
         super().__init__()
-        self.cases: list = []
+        self.cases: list[dict[str, str]] = []
 
-    def addSuccess(self, test):  # noqa: N802 - unittest's API
+    def addSuccess(self, test: unittest.TestCase) -> None:  # noqa: N802 - unittest's API
         self.cases.append(_case(test.id(), "passed"))
 
-    def addFailure(self, test, err):  # noqa: N802
+    def addFailure(self, test: unittest.TestCase, err: OptExcInfo) -> None:  # noqa: N802
         self.cases.append(_case(test.id(), "failed", _exception_text(err)))
 
-    def addError(self, test, err):  # noqa: N802
+    def addError(self, test: unittest.TestCase, err: OptExcInfo) -> None:  # noqa: N802
         self.cases.append(_case(test.id(), "failed", _exception_text(err)))
 
-    def addSkip(self, test, reason):  # noqa: N802
+    def addSkip(self, test: unittest.TestCase, reason: str) -> None:  # noqa: N802
         self.cases.append(_case(test.id(), "skipped", reason))
 
-    def addExpectedFailure(self, test, err):  # noqa: N802
+    def addExpectedFailure(self, test: unittest.TestCase, err: OptExcInfo) -> None:  # noqa: N802
         self.cases.append(_case(test.id(), "passed"))
 
-    def addUnexpectedSuccess(self, test):  # noqa: N802
+    def addUnexpectedSuccess(self, test: unittest.TestCase) -> None:  # noqa: N802
         self.cases.append(_case(test.id(), "failed", "unexpected success"))
 
-    def addSubTest(self, test, subtest, err):  # noqa: N802
+    def addSubTest(self, test: unittest.TestCase, subtest: unittest.TestCase, err: OptExcInfo | None) -> None:  # noqa: N802
         if err is not None:
             self.cases.append(_case(subtest.id(), "failed", _exception_text(err)))
 

@@ -36,8 +36,6 @@ _WANTED_FILES = frozenset(
 _COMPONENT_DIRS = frozenset(COMPONENT_TYPES)  # one folder per component type, named as the type
 _COMPONENT_SUFFIXES = (".yaml", ".yml", ".json")
 
-_MemberKind = Literal["file", "dir", "link", "special"]
-
 
 @dataclass(frozen=True)
 class ArchiveLimits:

@@ -152,7 +152,8 @@ def _schema(value: Any, path: str, field_name: str) -> dict[str, Any] | None:
     if problems:
         where, problem = problems[0]
         raise component_error(path, where, problem)
-    return value
+    schema: dict[str, Any] = value  # check_schema refuses anything but a mapping
+    return schema
 
 
 def _parameters(kind: str, meta: dict[str, Any], path: str) -> dict[str, Any]:

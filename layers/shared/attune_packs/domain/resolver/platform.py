@@ -73,7 +73,7 @@ def entry_platform_problems(entry: IndexEntry, target: PlatformTarget) -> list[s
     extra: dict[str, Any] = entry.model_extra or {}
     platform = extra.get("attune_version") or extra.get("stackstorm_version")
     python_versions = extra.get("python_versions")
-    runtime = extra.get("runtime_deps") if isinstance(extra.get("runtime_deps"), dict) else {}
+    runtime = deps if isinstance(deps := extra.get("runtime_deps"), dict) else {}
     python = runtime.get("python")
     if python is None and isinstance(python_versions, list) and python_versions:
         python = " || ".join(str(v) for v in python_versions)

@@ -364,7 +364,8 @@ def _coded(exc: AttuneError) -> AttuneError:
 
 def _failed_build(ref: str, build_id: str, build: dict[str, Any], logs: LogReader | None) -> BuildError:
     status = str(build.get("buildStatus"))
-    failed_phase = next((p for p in build.get("phases") or [] if p.get("phaseStatus") not in (None, "SUCCEEDED")), {})
+    phases: list[dict[str, Any]] = build.get("phases") or []
+    failed_phase = next((p for p in phases if p.get("phaseStatus") not in (None, "SUCCEEDED")), {})
     contexts = [str(c.get("message") or "") for c in failed_phase.get("contexts") or [] if c.get("message")]
     log_config = build.get("logs") or {}
     excerpt = fetch_excerpt(logs, str(log_config.get("groupName") or ""), str(log_config.get("streamName") or ""))

@@ -5,7 +5,7 @@ and :func:`open_git_archive`, the whole way from a URL to an archive stream."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -27,7 +27,7 @@ _MAX_REQUEST_BODY = 1 * MiB
 def _http_git_client_class() -> type[Any]:
     from dulwich.client import AbstractHttpGitClient
 
-    class NetHttpGitClient(AbstractHttpGitClient):  # type: ignore[misc]
+    class NetHttpGitClient(AbstractHttpGitClient):
         """dulwich's smart-HTTP client with every request made by :class:`HttpClient`."""
 
         def __init__(self, base_url: str, http: HttpClient, deadline: Deadline, max_bytes: int) -> None:
@@ -36,13 +36,15 @@ def _http_git_client_class() -> type[Any]:
             self._deadline = deadline
             self._max_bytes = max_bytes
 
-        def _http_request(
+        # dulwich declares urllib3's HTTPResponse as the result, but reads only what HttpResponse also
+        # carries (status, content_type, redirect_location, headers, close) and the read callable.
+        def _http_request(  # type: ignore[override]
             self,
             url: str,
             headers: dict[str, str] | None = None,
             data: bytes | Iterator[bytes] | None = None,
             raise_for_status: bool = True,
-        ) -> tuple[HttpResponse, Any]:
+        ) -> tuple[HttpResponse, Callable[[int], bytes]]:
             body = None
             if data is not None:
                 body = data if isinstance(data, bytes) else _bounded_join(data)

@@ -124,6 +124,8 @@ def check_pack(file: IO[bytes], limits: GitLimits, *, oid_length: int = 20, dead
     file.seek(0)
     cursor = _PackCursor(file)
     header = cursor.take(12)
+    version: int
+    count: int
     signature, version, count = header[:4], *struct.unpack(">II", header[4:])
     if signature != b"PACK" or version not in (2, 3):
         raise corrupt_pack("it is not a version 2 or 3 pack file")

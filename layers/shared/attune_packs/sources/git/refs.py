@@ -132,9 +132,9 @@ def select_ref(refs: Mapping[bytes, bytes], ref: str | None, *, url: str = "the 
     if _VERSION_LIKE.fullmatch(ref):
         candidates.append(f"refs/tags/v{ref}")  # StackStorm Exchange tags versions as v1.2.3
     for name in candidates:
-        sha = refs.get(name.encode())
-        if sha is not None:
-            return WantedObject(sha, name, True)
+        named = refs.get(name.encode())
+        if named is not None:
+            return WantedObject(named, name, True)
     if _ABBREVIATED_SHA.fullmatch(lowered):
         problem = "abbreviated commit ids cannot be resolved on a server: give all 40 hex digits"
     else:

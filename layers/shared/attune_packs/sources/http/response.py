@@ -90,7 +90,7 @@ class HttpResponse:
             raise self._deadline.error(f"downloading {self.url}")
         try:
             self._sock.settimeout(min(self._read_timeout, max(self._deadline.remaining(), 0.001)))
-            if self._remaining is not None:
+            if self._remaining is not None and self.length is not None:  # both from Content-Length
                 if self._remaining == 0:
                     return b""
                 assert self._raw.fp is not None

@@ -15,6 +15,7 @@ from attune_packs.data import packs as stored
 from attune_packs.data.operations import PackTable
 from attune_packs.data.packs import PackHead
 from attune_packs.domain.components import Component, Reference
+from attune_packs.domain.runtime import pack_requirements
 from attune_packs.domain.semver import Constraint, Version
 from attune_packs.errors import (
     AttuneError,
@@ -23,6 +24,7 @@ from attune_packs.errors import (
     InternalError,
     ManifestError,
     RegistrationConflictError,
+    SystemPackProtectedError,
     TransientError,
 )
 from attune_packs.models import COMPONENT_TYPES, BuildReference, BuiltEnvironment, FailedBuild
@@ -155,8 +157,28 @@ def environments(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None,
     return {kind: env.model_dump(mode="json") for kind, env in build.environments.items()}
 
 
+def check_system_pack(head: PackHead, checksum: str, *, force: bool) -> None:
+    """An installed system pack is replaced (another version, or other content) only with force;
+    the same archive again is no replacement."""
+    current = head.current
+    if current is None or force or not stored.is_system_pack(current) or current.get("checksum") == checksum:
+        return
+    raise SystemPackProtectedError(
+        f"{head.ref} {current['version']} is a system pack: replacing it needs force (install with --force, "
+        "or force: true)",
+        details={"pack_ref": head.ref, "installed_version": str(current["version"])},
+    )
+
+
 def needs_env(pack: StoredPack) -> bool:
-    return pack.contents.requirements_txt is not None or pack.contents.package_json is not None
+    """Whether the pack needs a built environment: Python requirements (``requirements.txt`` or
+    pack.yaml's ``meta.python_dependencies``, as the build reads them) or a ``package.json``."""
+    if pack.contents.package_json is not None:
+        return True
+    try:
+        return pack_requirements(pack.contents) is not None
+    except AttuneError:
+        return True  # it declares requirements, only not valid ones: still no environment for them
 
 
 def component_counts(components: list[Component]) -> dict[str, int]:

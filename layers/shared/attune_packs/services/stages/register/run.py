@@ -51,6 +51,7 @@ from attune_packs.services.stages.register.plan import (
     check_build,
     check_dependencies,
     check_dependents,
+    check_system_pack,
     component_counts,
     decide_version,
     environments,
@@ -59,7 +60,7 @@ from attune_packs.services.stages.register.plan import (
     stored_build,
 )
 from attune_packs.services.stages.register.policy import Clock, RegistryPolicy, new_registration_id, utc_now
-from attune_packs.services.stages.register.write import stage_registration
+from attune_packs.services.stages.register.write import stage_registration, stored_manifest
 from attune_packs.services.stored_packs import StoredPack, load_pack
 
 
@@ -274,6 +275,9 @@ def _version_record(
         "component_counts": component_counts(components),
         "installation_id": run.installation_id,
         "registered_by": request.requested_by,
+        "system": manifest.system,
+        "enabled": manifest.enabled,
+        **stored_manifest(manifest.stored_fields(), run.store, run.policy, run.uploaded),
     }
     return record, dependencies
 
@@ -283,6 +287,7 @@ def _register_one(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None
     check_build(pack, build)
     components = with_declared_triggers(ref, pack.contents.components)
     head = read_head(run.table, ref)
+    check_system_pack(head, pack.checksum, force=run.request.force)
     decision = decide_version(ref, manifest.semver, pack.checksum, head.current, force=run.request.force)
     if decision.unchanged:
         assert head.current is not None

@@ -17,7 +17,10 @@ from attune_packs.services.catalog import public_json_size
 from attune_packs.services.stages.register.policy import RegistryPolicy
 
 SCHEMA_PREFIX = "components/"
+MANIFEST_PREFIX = "manifests/"
 _BULK_FIELDS = ("parameters", "output_schema", "attributes")
+# pack.yaml fields that can be large: moved to S3 together when they are (the rest stays inline).
+BULK_MANIFEST_FIELDS = ("conf_schema", "config_schema", "config")
 
 
 def _offload(
@@ -42,6 +45,30 @@ def _offload(
         "schema_ref": f"s3://{store.bucket}/{key}",
         "schema_sha256": digest,
         "schema_bytes": len(body),
+    }
+
+
+def stored_manifest(
+    fields: dict[str, Any], store: ObjectStore, policy: RegistryPolicy, uploaded: set[str] | None = None
+) -> dict[str, Any]:
+    """pack.yaml's kept fields as the version record and pointer hold them (``manifest``): inline,
+    except that large configuration schemas and configuration move to S3 (content-addressed, as
+    component schemas do), referenced by ``manifest_document`` beside it (read back by
+    ``catalog.show_pack``). Returns the record's fields."""
+    bulk = {k: fields[k] for k in BULK_MANIFEST_FIELDS if fields.get(k) is not None}
+    body = json.dumps(bulk, sort_keys=True, separators=(",", ":"), default=str).encode()
+    if not bulk or len(body) <= policy.offload_bytes:
+        return {stored.MANIFEST_FIELD: fields}
+    digest = hashlib.sha256(body).hexdigest()
+    key = f"{MANIFEST_PREFIX}{digest}.json"
+    if uploaded is None or key not in uploaded:
+        store.put_bytes(key, body, "application/json")
+        if uploaded is not None:
+            uploaded.add(key)
+    document = {"ref": f"s3://{store.bucket}/{key}", "sha256": digest, "bytes": len(body), "fields": sorted(bulk)}
+    return {
+        stored.MANIFEST_FIELD: {k: v for k, v in fields.items() if k not in bulk},
+        stored.MANIFEST_DOCUMENT_FIELD: document,
     }
 
 
