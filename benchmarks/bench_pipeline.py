@@ -5,14 +5,12 @@
 * State transitions of the execution.
 * The largest state payload (input or output, bytes) for 10, 50 and 150 packs installed together:
   stage reports keep it to a few hundred bytes per pack, far from Step Functions' 256 KiB.
-* Importing each handler module, against importing boto3 alone (median of 5 fresh interpreters).
+* Importing each handler module, against importing boto3 alone (median of 7 fresh interpreters),
+  with its budget (1.5x): the benchmark fails when a handler misses it.
 """
 
 from __future__ import annotations
 
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -105,25 +103,11 @@ def payload_sizes(counts: tuple[int, ...] = (10, 50, 150)) -> None:
             wiring.reset()
 
 
-def import_seconds(statement: str, runs: int = 5) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", statement], check=True, cwd=ROOT)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+def cold_starts() -> bool:
+    """Handler import cost against ``import boto3``, with the budget (see :mod:`benchmarks.cold_start`)."""
+    from benchmarks.cold_start import report
 
-
-def cold_starts() -> None:
-    baseline = import_seconds("import boto3")
-    empty = import_seconds("pass")
-    print(f"  python alone {empty * 1000:.0f} ms; import boto3 {baseline * 1000:.0f} ms (medians of 5)")
-    for name in HANDLERS:
-        path = ROOT / "functions" / name / "app.py"  # stages/<name> or support/<name>
-        statement = (f"import boto3, importlib.util as u; s = u.spec_from_file_location('app', {str(path)!r}); "
-                     "m = u.module_from_spec(s); s.loader.exec_module(m)")
-        seconds = import_seconds(statement)
-        print(f"  {name.name:<24} {seconds * 1000:5.0f} ms  = boto3 x {seconds / baseline:.2f}")
+    return report()
 
 
 def main() -> None:
@@ -132,7 +116,8 @@ def main() -> None:
     print("State payloads (largest state input or output of the execution):")
     payload_sizes()
     print("Handler import cost (cold start), boto3 included:")
-    cold_starts()
+    if not cold_starts():
+        raise SystemExit("cold start budget missed (see above)")
 
 
 if __name__ == "__main__":

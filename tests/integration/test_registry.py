@@ -223,8 +223,11 @@ def test_a_crash_between_items_and_flip_leaves_the_old_version_whole_and_a_retry
     new = upload(store, archive("app", "1.1.0", actions=5))
     register(store, table, old)
     table.crash = True
-    with pytest.raises(RuntimeError):
-        register(store, table, new, installation_id="crashed")
+    crashed = register(store, table, new, installation_id="crashed")
+    # an unexpected exception fails its pack (INTERNAL_ERROR naming its type), not the stage
+    assert [(f.error_code, f.details["exception_type"]) for f in crashed.failed_packs] == [
+        ("INTERNAL_ERROR", "RuntimeError")
+    ]
 
     # The new items are in the table, yet every reader sees 1.0.0 whole
     assert len(component_items(table, "app")) == 2 + 5

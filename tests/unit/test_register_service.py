@@ -180,10 +180,12 @@ def test_a_crash_before_the_flip_leaves_the_old_version_visible_and_a_retry_comp
     store, table, clock = FakeObjectStore(), FakePackTable(), Clock()
     register(store, table, put(store, "app", "1.0.0"), clock=clock)
     table.fail_next_transact = True
-    with pytest.raises(RuntimeError):
-        register(
-            store, table, put(store, "app", "1.1.0", extra={"actions/b.yaml": "name: b\nrunner_type: x\n"}), clock=clock
-        )
+    crashed = register(
+        store, table, put(store, "app", "1.1.0", extra={"actions/b.yaml": "name: b\nrunner_type: x\n"}), clock=clock
+    )
+    # an unexpected exception is that pack's INTERNAL_ERROR, with its type, not a failed stage
+    [failure] = crashed.failed_packs
+    assert (failure.error_code, failure.details["exception_type"]) == ("INTERNAL_ERROR", "RuntimeError")
     # the new registration's items are written, but nothing points at them
     assert len(component_keys(table, "app")) == 3
     shown = show_pack(table, "app")
@@ -213,8 +215,8 @@ def test_a_young_staged_registration_is_never_collected() -> None:
     store, table, clock = FakeObjectStore(), FakePackTable(), Clock()
     register(store, table, put(store, "app", "1.0.0"), clock=clock)
     table.fail_next_transact = True
-    with pytest.raises(RuntimeError):
-        register(store, table, put(store, "app", "1.1.0"), clock=clock)
+    crashed = register(store, table, put(store, "app", "1.1.0"), clock=clock)
+    assert crashed.failed_packs[0].error_code == "INTERNAL_ERROR"
     in_flight = [sk for sk in pack_items(table, "app") if sk.startswith("CURRENT#STAGED#")]
     clock.now += timedelta(minutes=5)  # it could still be flipping
     register(store, table, put(store, "app", "1.2.0"), clock=clock)

@@ -146,3 +146,10 @@ class LockMismatchError(TerminalError):
     ``details`` lists every drift: pack, field, locked value, found value."""
 
     default_code = "LOCK_MISMATCH"
+
+
+class InternalError(TerminalError):
+    """A bug: an exception no stage expected, reported for the one pack it happened to (with the
+    exception type in ``details``) while the rest of the batch goes on."""
+
+    default_code = "INTERNAL_ERROR"

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from attune_packs.errors import SourceError, SourceGoneError, ThrottledError, TransientError
 
@@ -55,6 +55,34 @@ def _retriable(exc: Exception, doing: str) -> TransientError:
         return ThrottledError(f"S3 throttled {doing}")
     code = getattr(exc, "response", {}).get("Error", {}).get("Code") or str(exc)
     return TransientError(f"{doing} failed: {code}")
+
+
+class _Streamed:
+    """An object's body whose read failing midway (a reset connection, a broken stream) is a
+    ``TransientError``, as a failed call is, rather than an exception no caller expects."""
+
+    def __init__(self, body: Any, uri: str) -> None:
+        self._body, self._uri = body, uri
+
+    def read(self, amt: int | None = None) -> bytes:
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            return bytes(self._body.read(amt))
+        except (BotoCoreError, OSError) as exc:
+            raise TransientError(f"a read of {self._uri} broke off: {exc}") from exc
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self) -> _Streamed:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._body, name)
 
 
 class S3ObjectStore:
@@ -121,8 +149,8 @@ class S3ObjectStore:
 
         try:
             version = {"VersionId": location.version_id} if location.version_id else {}
-            body: BinaryIO = self._s3.get_object(Bucket=location.bucket, Key=location.key, **version)["Body"]
-            return body
+            body = self._s3.get_object(Bucket=location.bucket, Key=location.key, **version)["Body"]
+            return cast(BinaryIO, _Streamed(body, location.uri))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in {"NoSuchKey", "404", "NotFound"}:

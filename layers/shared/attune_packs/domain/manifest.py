@@ -496,7 +496,7 @@ def _collect_components(
             components.append(component)
             workflow = linked_workflow(component, archive.files, strict=strict) if kind == "actions" else None
         except ManifestError as exc:
-            problems.extend(exc.details or [{"file": path, "field": "(root)", "problem": exc.message}])
+            problems.extend(_file_problems(path, exc))
             continue
         if workflow is not None:
             components.append(workflow)
@@ -520,6 +520,15 @@ def _pack_wide_problems(manifest: PackManifest, components: list[Component]) -> 
             where = {"file": component.source_file, "field": "name", "problem": problem}
             problems.append({**where, "error_code": "COMPONENT_DUPLICATE"})
     return problems
+
+
+def _file_problems(path: str, exc: ManifestError) -> list[dict[str, Any]]:
+    """One component file's problems: a list as the component checks give it, or the YAML error's
+    own position (``line``, ``column`` as ``details``) with its code and the file named."""
+    if isinstance(exc.details, list):
+        return exc.details
+    where = exc.details if isinstance(exc.details, dict) else {}
+    return [{"file": path, "field": "(root)", "problem": exc.message, **where, "error_code": exc.error_code}]
 
 
 def unlinked_workflow_files(archive: PackArchive, components: list[Component]) -> list[str]:

@@ -103,13 +103,19 @@ def report_build_state(
     )
     report_key = detail.variable("REPORT_KEY")
     report_uri = ""
+    written = False
     if store is not None and report_key and REPORT_KEY.fullmatch(report_key):
         report_uri = S3Location(store.bucket, report_key).uri
         # Written before answering, so readers find it; never over a report the buildspec stored.
         if store.head(S3Location(store.bucket, report_key)) is None:
             body = failure_report(detail.variable("PACK_REF"), cause)
             store.put_bytes(report_key, json.dumps(body).encode(), "application/json")
+            written = True
     answered = tokens.fail(token, "BuildError", short_cause(cause, report_uri))
+    if written and not answered and store is not None:
+        # The token was answered already (the build answered it, then ended badly; or this event
+        # came twice): the failure report would contradict what the installation recorded.
+        store.delete(report_key)
     return {"answered": answered, "build_id": detail.build_id, "phase": phase}
 
 

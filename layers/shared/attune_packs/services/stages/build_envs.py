@@ -55,6 +55,7 @@ from attune_packs.services.stages.build_plans import (
     stored_test_result,
 )
 from attune_packs.services.stages.npm_sources import NpmSourcePolicy
+from attune_packs.services.stages.per_pack import PackFailures, bugs_as_internal_errors
 from attune_packs.services.stored_packs import load_pack
 
 __all__ = [
@@ -230,8 +231,9 @@ def handle_build_task(
     answer it. Terminal errors propagate: the state machine's Catch records them, their message
     led by their ``error_code`` (the Catch keeps only the error's type and message)."""
     try:
-        pack = load_pack(task.pack_path, store, strict=not task.options.skip_validation)
-        plan = prepare(pack, task.options, store, architecture, npm)
+        with bugs_as_internal_errors("build"):
+            pack = load_pack(task.pack_path, store, strict=not task.options.skip_validation)
+            plan = prepare(pack, task.options, store, architecture, npm)
     except AttuneError as exc:
         raise _coded(exc) from exc
     if not plan.needs_build:
@@ -302,18 +304,17 @@ def build_pack_envs(
     builds to finish within ``request.timeout`` and report per pack (a failed build with the last
     lines of its log)."""
     run = _DirectRun()
+    failures = PackFailures("build", propagate_transient=False, failed=run.failed)
     for path in dict.fromkeys(request.pack_paths):
-        plan = None
-        try:
+        with failures.guard(path) as attempt:
             pack = load_pack(path, store, strict=not request.skip_validation)
             plan = prepare(pack, request, store, architecture, npm)
+            attempt.pack_ref = plan.pack.contents.ref
             run.cache_hits += len(plan.cached)
             if not plan.needs_build:
                 run.built.append(plan.built(plan.cached, plan.test_result))
                 continue
             run.pending[start_build(plan, request, starter=starter, store=store, architecture=architecture)] = plan
-        except AttuneError as exc:
-            run.failed.append(_failure(path, plan.pack.contents.ref if plan else None, exc))
     _wait_for_builds(run, request, starter=starter, store=store, logs=logs, poll_seconds=poll_seconds)
     return run.response()
 
@@ -328,16 +329,15 @@ def _wait_for_builds(
     poll_seconds: float,
 ) -> None:
     deadline = run.started + codebuild_timeout_minutes(request.timeout) * 60
+    failures = PackFailures("build", propagate_transient=False, failed=run.failed)
     while run.pending:
         for build_id in list(run.pending):
             build = starter.status(build_id)
             if build.get("buildStatus", "IN_PROGRESS") == "IN_PROGRESS":
                 continue
             plan = run.pending.pop(build_id)
-            try:
+            with failures.guard(plan.pack.uri, plan.pack.contents.ref):
                 run.built.append(_collect(plan, build_id, build, store, logs))
-            except AttuneError as exc:
-                run.failed.append(_failure(plan.pack.uri, plan.pack.contents.ref, exc))
         if run.pending and time.monotonic() > deadline:
             for build_id, plan in run.pending.items():
                 run.failed.append(
@@ -362,17 +362,6 @@ def _coded(exc: AttuneError) -> AttuneError:
     coded.message = f"{exc.error_code}: {exc.message}"
     coded.args = (coded.message,)
     return coded
-
-
-def _failure(source: str, pack_ref: str | None, exc: AttuneError) -> PackFailure:
-    return PackFailure(
-        source=source,
-        pack_ref=pack_ref,
-        error=exc.message,
-        error_code=exc.error_code,
-        retriable=exc.retriable,
-        details=exc.details,
-    )
 
 
 def _failed_build(ref: str, build_id: str, build: dict[str, Any], logs: LogReader | None) -> BuildError:

@@ -43,6 +43,7 @@ from attune_packs.models import (
 from attune_packs.s3_uri import parse_s3_uri
 from attune_packs.services.managed_indices import enabled_index_urls
 from attune_packs.services.registry_indices import IndexFailure, index_urls, load_indices
+from attune_packs.services.stages.per_pack import PackFailures
 from attune_packs.services.stored_packs import StoredPack, load_pack, scan_stored
 from attune_packs.settings import Settings
 
@@ -270,24 +271,14 @@ def _load_batch(
     request: DependenciesRequest, store: ObjectStore, table: PackTable
 ) -> tuple[dict[str, BatchPack], list[PackFailure], list[Conflict]]:
     batch: dict[str, BatchPack] = {}
-    errors: list[PackFailure] = []
+    failures = PackFailures("dependencies")
+    errors = failures.failed
     conflicts: list[Conflict] = []
     for path in dict.fromkeys(request.pack_paths):
-        try:
+        with failures.guard(path) as attempt:
             stored = load_pack(path, store, table, strict=not request.skip_validation)
             pack = BatchPack(stored, runtime_requirements(stored.contents, stored_file_reader(stored, store)))
-        except TransientError:
-            raise
-        except AttuneError as exc:
-            errors.append(
-                PackFailure(
-                    source=path,
-                    error=exc.message,
-                    error_code=exc.error_code,
-                    retriable=exc.retriable,
-                    details=exc.details,
-                )
-            )
+        if attempt.failed:
             continue
         previous = batch.get(pack.ref)
         if previous is not None and previous.version != pack.version:

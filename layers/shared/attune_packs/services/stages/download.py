@@ -67,6 +67,7 @@ from attune_packs.services.registry_indices import (
     load_indices,
     no_stored_indices,
 )
+from attune_packs.services.stages.per_pack import PackFailures
 from attune_packs.services.stored_packs import ARCHIVE_PREFIX, archive_key
 from attune_packs.settings import Settings
 from attune_packs.sources.git import GitLimits, check_git_url, check_ref, open_git_archive, split_git_source
@@ -180,19 +181,18 @@ def download_packs(
     registry name is asked for without a ``registry_url``)."""
     context = DownloadContext(request, store, settings, transport, stored_indices)
     downloaded: list[DownloadedPack] = []
-    failed: list[PackFailure] = []
+    failures = PackFailures("download", propagate_transient=False)
+    failed = failures.failed
     room = MAX_PACKS_PER_INSTALLATION - len(set(request.known_pack_paths))
     for number, source in enumerate(dict.fromkeys(request.packs)):  # same source twice: once
         if number >= room:
             failed.append(_too_many(source))
             continue
-        try:
+        with failures.guard(source):
             pack = _download_one(source, context)
             if request.locked is not None:
                 _check_pins(pack, request.locked)
             downloaded.append(pack)
-        except AttuneError as exc:
-            failed.append(PackFailure(source=source, **_failure_fields(exc)))
     pack_paths = list(dict.fromkeys([*request.known_pack_paths, *(d.archive for d in downloaded)]))
     return DownloadResponse(
         downloaded_packs=downloaded,
@@ -210,10 +210,6 @@ def _check_pins(pack: DownloadedPack, pins: dict[str, LockPin]) -> None:
     drift = pin_drift(pack.pack_ref, pack.pack_version, pack.checksum, pack.git_commit, pins)
     if drift:
         raise LockMismatchError(drift_message(drift), details=[d.model_dump(mode="json") for d in drift])
-
-
-def _failure_fields(exc: AttuneError) -> dict[str, object]:
-    return {"error": exc.message, "error_code": exc.error_code, "retriable": exc.retriable, "details": exc.details}
 
 
 # --- sources ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from attune_packs.errors import (
     AttuneError,
     BuildError,
     DependencyError,
+    InternalError,
     ManifestError,
     RegistrationConflictError,
     SystemPackProtectedError,
@@ -135,6 +136,12 @@ def check_artifacts(ref: str, build: BuiltEnvironment, store: ObjectStore) -> No
 def check_build(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None) -> None:
     """A pack whose environment failed to build is not registered."""
     if isinstance(build, FailedBuild):
+        if build.error_type == InternalError.__name__:
+            raise InternalError(
+                f"the environment of {pack.contents.ref} could not be built (internal error in the build stage): "
+                f"{build.error or 'no details reported'}",
+                details={"exception_type": build.error_type, "stage": "build"},
+            )
         raise BuildError(
             f"the environment of {pack.contents.ref} could not be built ({build.error_type}): "
             f"{build.error or 'no details reported'}"

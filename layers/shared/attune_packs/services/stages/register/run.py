@@ -34,7 +34,6 @@ from attune_packs.data import installations as stored_installations
 from attune_packs.data.operations import PackTable
 from attune_packs.data.packs import PackHead, read_head
 from attune_packs.domain.components import Component, resolve_references, with_declared_triggers
-from attune_packs.errors import AttuneError, TransientError
 from attune_packs.models import (
     BuiltEnvironment,
     FailedBuild,
@@ -45,6 +44,7 @@ from attune_packs.models import (
     RegisterSummary,
 )
 from attune_packs.services.stages.dependencies import install_order
+from attune_packs.services.stages.per_pack import PackFailures
 from attune_packs.services.stages.register.flip import flip_pointer
 from attune_packs.services.stages.register.gate import gate_tests
 from attune_packs.services.stages.register.plan import (
@@ -63,8 +63,6 @@ from attune_packs.services.stages.register.policy import Clock, RegistryPolicy, 
 from attune_packs.services.stages.register.write import stage_registration, stored_manifest
 from attune_packs.services.stored_packs import StoredPack, load_pack
 
-_MAX_DETAILS = 50
-
 
 @dataclass
 class _Run:
@@ -81,16 +79,14 @@ class _Run:
     uploaded: set[str] = field(default_factory=set)
 
 
-def _load(run: _Run, failed: list[PackFailure]) -> None:
+def _load(run: _Run, failures: PackFailures) -> None:
     """Read every pack of the batch (each once); a pack that cannot be read is a failure."""
+    failed = failures.failed
     sources: dict[str, str] = {}
     for path in dict.fromkeys(run.request.pack_paths):
-        try:
+        with failures.guard(path) as attempt:
             pack = load_pack(path, run.store, run.table, strict=not run.request.skip_validation)
-        except TransientError:
-            raise
-        except AttuneError as exc:
-            failed.append(_failure(path, None, exc))
+        if attempt.failed:
             continue
         ref = pack.contents.ref
         if ref in run.manifests:
@@ -128,8 +124,9 @@ def register_packs(
         clock,
         request.installation_id or f"register-{uuid.uuid4().hex}",
     )
-    failed: list[PackFailure] = []
-    _load(run, failed)
+    failures = PackFailures("register")
+    failed = failures.failed
+    _load(run, failures)
     builds = {b.pack_ref: stored_build(b, store) for b in request.build_results}
     order, cycles = install_order({ref: set(p.contents.manifest.dependencies) for ref, p in run.manifests.items()})
     for conflict in cycles:
@@ -144,12 +141,8 @@ def register_packs(
     registered: list[RegisteredPack] = []
     for ref in order:
         pack = run.manifests[ref]
-        try:
+        with failures.guard(pack.uri, ref):
             registered.append(_register_one(pack, builds.get(ref), run))
-        except TransientError:
-            raise
-        except AttuneError as exc:
-            failed.append(_failure(pack.uri, ref, exc))
     summary = RegisterSummary(
         total_packs=len(registered) + len(failed),
         success_count=len(registered),
@@ -160,21 +153,6 @@ def register_packs(
     _record_installation(run, registered, failed, summary)
     return RegisterResponse(
         registered_packs=registered, failed_packs=failed, summary=summary, installation_id=run.installation_id
-    )
-
-
-def _failure(source: str, ref: str | None, exc: AttuneError) -> PackFailure:
-    details = exc.details
-    if isinstance(details, list) and len(details) > _MAX_DETAILS:
-        # Keep results small (they travel through Step Functions): the first problems and a count.
-        details = [*details[:_MAX_DETAILS], {"problem": f"... and {len(details) - _MAX_DETAILS} more"}]
-    return PackFailure(
-        source=source,
-        pack_ref=ref,
-        error=exc.message,
-        error_code=exc.error_code,
-        retriable=exc.retriable,
-        details=details,
     )
 
 

@@ -1,0 +1,121 @@
+"""Handler cold start: importing each handler module against importing boto3 alone.
+
+Each sample is a fresh interpreter (``python -c``) timed by its CPU time (user + system, so other
+work on a shared machine does not count), the figure is the median of 7 samples, and the
+budget is 1.5 x ``import boto3`` (issue 13). A handler over budget is reported loudly and
+:func:`main` exits non-zero. ``python -m benchmarks.cold_start --why <handler>`` prints the
+modules its import spends the most time in (``python -X importtime``), to find what to defer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HANDLERS = sorted(p.parent.relative_to(ROOT / "functions") for p in (ROOT / "functions").glob("*/*/app.py"))
+BUDGET = 1.5  # x import boto3
+SAMPLES = 7
+
+
+def _environment() -> dict[str, str]:
+    """The Lambda's import path: the shared layer only (not the CLI), region set as on AWS."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "layers" / "shared")
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return env
+
+
+def _statement(handler: Path) -> str:
+    path = ROOT / "functions" / handler / "app.py"
+    return (
+        f"import boto3, importlib.util as u; s = u.spec_from_file_location('app', {str(path)!r}); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m)"
+    )
+
+
+def _cpu_seconds(statement: str) -> float:
+    """CPU time (user + system) of one fresh interpreter running ``statement``: on a shared
+    machine wall time measures the neighbours as much as the import."""
+    process = subprocess.Popen([sys.executable, "-c", statement], cwd=ROOT, env=_environment())
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{statement!r} failed with exit code {process.returncode}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def import_seconds(statement: str, runs: int = SAMPLES) -> float:
+    return statistics.median(_cpu_seconds(statement) for _ in range(runs))
+
+
+@dataclass(frozen=True)
+class Figure:
+    handler: str
+    seconds: float
+    ratio: float
+
+    @property
+    def within(self) -> bool:
+        return self.ratio <= BUDGET
+
+
+def measure() -> tuple[float, float, list[Figure]]:
+    """(python alone, import boto3, one figure per handler), medians of fresh interpreters."""
+    empty = import_seconds("pass")
+    baseline = import_seconds("import boto3")
+    figures = []
+    for handler in HANDLERS:
+        seconds = import_seconds(_statement(handler))
+        figures.append(Figure(str(handler), seconds, seconds / baseline))
+    return empty, baseline, figures
+
+
+def report() -> bool:
+    """Print the figures with the budget; False when a handler misses it."""
+    empty, baseline, figures = measure()
+    print(f"  python alone {empty * 1000:.0f} ms; import boto3 {baseline * 1000:.0f} ms (medians of {SAMPLES})")
+    print(f"  budget: each handler <= boto3 x {BUDGET:.2f} ({baseline * BUDGET * 1000:.0f} ms)")
+    for figure in figures:
+        verdict = "ok" if figure.within else "OVER BUDGET"
+        print(f"  {figure.handler:<34} {figure.seconds * 1000:5.0f} ms  = boto3 x {figure.ratio:.2f}  {verdict}")
+    missed = [f.handler for f in figures if not f.within]
+    if missed:
+        print(f"  !!! COLD START BUDGET MISSED by {len(missed)} handler(s): {', '.join(missed)}")
+    return not missed
+
+
+def why(handler: str, top: int = 25) -> None:
+    """The modules the handler's import spends most time in, beyond what boto3 itself imports."""
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", _statement(Path(handler))],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=_environment(),
+    )
+    rows = []
+    for line in run.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if match:
+            rows.append((int(match.group(1)), int(match.group(2)), match.group(4)))
+    for self_us, total_us, name in sorted(rows, reverse=True)[:top]:
+        print(f"  self {self_us / 1000:7.1f} ms  cumulative {total_us / 1000:7.1f} ms  {name}")
+
+
+def main() -> None:
+    if not report():
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--why":
+        why(sys.argv[2])
+    else:
+        main()
