@@ -132,8 +132,11 @@ def _measure(cli: Cli, installation: str, actions: int) -> list[tuple[str, float
         figures.append((label, cli.median(*args), READ_BUDGET))
     index = str(ROOT / "examples" / "index.json")
     figures.append(
-        ("install unchanged (examples)", cli.median("install", "-q", "--registry", index, "notify_slack"),
-         INSTALL_UNCHANGED_BUDGET)
+        (
+            "install unchanged (examples)",
+            cli.median("install", "-q", "--registry", index, "notify_slack"),
+            INSTALL_UNCHANGED_BUDGET,
+        )
     )
     return figures
 

@@ -51,13 +51,16 @@ def install_counts() -> None:
             counter: Counter[str] = Counter()
             _count_calls(counter)
             started = time.perf_counter()
-            execution = backend.start_install(InstallRequest(packs=["core_utils"],
-                                                             registry_url=str(ROOT / "examples" / "index.json")))
+            execution = backend.start_install(
+                InstallRequest(packs=["core_utils"], registry_url=str(ROOT / "examples" / "index.json"))
+            )
             result = backend.follow(execution.arn, lambda _e: None, poll_seconds=0.1)
             elapsed = time.perf_counter() - started
             transitions = sum(1 for e in result.events if e["type"].endswith("StateEntered"))
-            print(f"  {label}: {result.status} in {elapsed:.2f}s, {sum(counter.values())} AWS calls by the handlers "
-                  f"for 1 pack, {transitions} state transitions")
+            print(
+                f"  {label}: {result.status} in {elapsed:.2f}s, {sum(counter.values())} AWS calls by the handlers "
+                f"for 1 pack, {transitions} state transitions"
+            )
             for name, calls in sorted(counter.items()):
                 print(f"      {name:<36} {calls}")
             from attune_packs import wiring

@@ -296,8 +296,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(execution, indent=2, default=str))
     else:
-        print(f"{args.ref} {execution['pack_version']}: tests {execution['status']} "
-              f"({execution['passed']} passed, {execution['failed']} failed) [{execution['id']}]")
+        print(
+            f"{args.ref} {execution['pack_version']}: tests {execution['status']} "
+            f"({execution['passed']} passed, {execution['failed']} failed) [{execution['id']}]"
+        )
     return {"passed": EXIT_OK, "running": EXIT_OK}.get(execution["status"], EXIT_FAILED)
 
 

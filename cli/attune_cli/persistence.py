@@ -170,9 +170,7 @@ class StateStore:
     def snapshot(self, state: StoredState) -> None:
         """Writes the whole index (items and digests, never bodies), then empties the journal and
         drops bodies nothing names any more."""
-        records = [
-            item_record(table, json.loads(key), item) for (table, key), item in sorted(state.items.items())
-        ] + [
+        records = [item_record(table, json.loads(key), item) for (table, key), item in sorted(state.items.items())] + [
             object_record(bucket, key, entry["digest"], entry["metadata"])
             for (bucket, key), entry in sorted(state.objects.items())
         ]

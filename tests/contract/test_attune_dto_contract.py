@@ -92,8 +92,12 @@ ARCHIVE = "s3://packs/archives/sha256/" + "a" * 64 + ".tar.gz"
 def _env(kind: str) -> EnvironmentArtifact:
     version = {"python_version": "3.12"} if kind == "python" else {"nodejs_version": "20"}
     return EnvironmentArtifact(
-        artifact=f"s3://packs/envs/{'b' * 64}/{kind}.tar.gz", env_hash="b" * 64, requirements_installed=["requests"],
-        package_count=3, cached=False, **version,  # type: ignore[arg-type]
+        artifact=f"s3://packs/envs/{'b' * 64}/{kind}.tar.gz",
+        env_hash="b" * 64,
+        requirements_installed=["requests"],
+        package_count=3,
+        cached=False,
+        **version,  # type: ignore[arg-type]
     )
 
 
@@ -101,37 +105,88 @@ def produced() -> dict[str, dict[str, Any]]:
     """What this API answers in ``data`` for one realistic result of each stage."""
     failure = PackFailure(source="https://x.invalid/p.tar.gz", pack_ref="p", error="gone", error_code="SOURCE_GONE")
     download = DownloadResponse(
-        downloaded_packs=[DownloadedPack(source="core_utils", source_type="registry", pack_ref="core_utils",
-                                         pack_version="1.0.0", archive=ARCHIVE, checksum="sha256:" + "a" * 64,
-                                         size_bytes=10, stored=True)],
-        failed_packs=[failure], pack_paths=[ARCHIVE], total_count=2, success_count=1, failure_count=1,
+        downloaded_packs=[
+            DownloadedPack(
+                source="core_utils",
+                source_type="registry",
+                pack_ref="core_utils",
+                pack_version="1.0.0",
+                archive=ARCHIVE,
+                checksum="sha256:" + "a" * 64,
+                size_bytes=10,
+                stored=True,
+            )
+        ],
+        failed_packs=[failure],
+        pack_paths=[ARCHIVE],
+        total_count=2,
+        success_count=1,
+        failure_count=1,
     )
     dependencies = DependenciesResponse(
-        dependencies=[Dependency(pack_ref="core", version_spec=">=1", required_by="slack@2.1.0",
-                                 already_installed=False, satisfied=False)],
-        runtime_requirements={"slack": RuntimeRequirements(python=PythonRequirements(version=">=3.9",
-                                                                                     requirements_file="requirements.txt"),
-                                                           nodejs=NodeRequirements(version="20",
-                                                                                   package_file="package.json"))},
-        missing_dependencies=["core@=1.2.0"], conflicts=[], install_order=["core", "slack"],
-        analyzed_packs=[AnalyzedPack(pack_ref="slack", pack_version="2.1.0", archive=ARCHIVE, needs_python=True,
-                                     needs_nodejs=False)],
+        dependencies=[
+            Dependency(
+                pack_ref="core", version_spec=">=1", required_by="slack@2.1.0", already_installed=False, satisfied=False
+            )
+        ],
+        runtime_requirements={
+            "slack": RuntimeRequirements(
+                python=PythonRequirements(version=">=3.9", requirements_file="requirements.txt"),
+                nodejs=NodeRequirements(version="20", package_file="package.json"),
+            )
+        },
+        missing_dependencies=["core@=1.2.0"],
+        conflicts=[],
+        install_order=["core", "slack"],
+        analyzed_packs=[
+            AnalyzedPack(pack_ref="slack", pack_version="2.1.0", archive=ARCHIVE, needs_python=True, needs_nodejs=False)
+        ],
         errors=[failure],
     )
     builds = BuildEnvsResponse(
-        built_environments=[BuiltEnvironment(pack_ref="slack", archive=ARCHIVE, duration_ms=5,
-                                             environments={"python": _env("python"), "nodejs": _env("nodejs")})],
+        built_environments=[
+            BuiltEnvironment(
+                pack_ref="slack",
+                archive=ARCHIVE,
+                duration_ms=5,
+                environments={"python": _env("python"), "nodejs": _env("nodejs")},
+            )
+        ],
         failed_environments=[failure],
-        summary=BuildSummary(total_packs=2, success_count=1, failure_count=1, python_envs_built=1,
-                             nodejs_envs_built=1, cache_hits=0, total_duration_ms=5),
+        summary=BuildSummary(
+            total_packs=2,
+            success_count=1,
+            failure_count=1,
+            python_envs_built=1,
+            nodejs_envs_built=1,
+            cache_hits=0,
+            total_duration_ms=5,
+        ),
     )
     registered = RegisterResponse(
-        registered_packs=[RegisteredPack(
-            pack_ref="slack", pack_id="slack@2.1.0", pack_version="2.1.0", storage_path=ARCHIVE,
-            components_registered={"actions": 1, "sensors": 0, "triggers": 0, "rules": 0, "workflows": 0,
-                                   "policies": 0, "runtimes": 0, "permission_sets": 0, "queues": 0, "aliases": 0},
-            test_result={"status": "passed", "total_tests": 2, "passed": 2, "failed": 0},
-            validation_results={"valid": True, "warnings": []}, status="registered")],
+        registered_packs=[
+            RegisteredPack(
+                pack_ref="slack",
+                pack_id="slack@2.1.0",
+                pack_version="2.1.0",
+                storage_path=ARCHIVE,
+                components_registered={
+                    "actions": 1,
+                    "sensors": 0,
+                    "triggers": 0,
+                    "rules": 0,
+                    "workflows": 0,
+                    "policies": 0,
+                    "runtimes": 0,
+                    "permission_sets": 0,
+                    "queues": 0,
+                    "aliases": 0,
+                },
+                test_result={"status": "passed", "total_tests": 2, "passed": 2, "failed": 0},
+                validation_results={"valid": True, "warnings": []},
+                status="registered",
+            )
+        ],
         failed_packs=[failure],
         summary=RegisterSummary(total_packs=2, success_count=1, failure_count=1, total_components=1, duration_ms=3),
     )
@@ -143,7 +198,8 @@ def produced() -> dict[str, dict[str, Any]]:
         "RegisterPacksResponse": register_data.model_dump(mode="json"),
         "PackInstallResponse": RegisterPackData(
             pack=shapes.attune_pack({"ref": "slack", "label": "Slack", "description": None, "version": "2.1.0"}),
-            test_result=register_data.registered_packs[0].test_result, tests_skipped=False,
+            test_result=register_data.registered_packs[0].test_result,
+            tests_skipped=False,
             registration=register_data,
         ).model_dump(mode="json"),
     }

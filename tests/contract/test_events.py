@@ -27,7 +27,6 @@ from testkit.events import event_names, load_event
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
 class RestRequestWithTokenAuthorizer(APIGatewayProxyEventModel):
     """A REST API request behind a Lambda TOKEN authorizer: ``requestContext.authorizer`` is that authorizer's
     own context (``principalId`` and flat string values such as ``scopes``), not Cognito's claims and scope list."""

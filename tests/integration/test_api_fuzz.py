@@ -41,8 +41,9 @@ def test_no_operation_answers_with_a_server_error(server: tuple[str, str]) -> No
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def call(case: schemathesis.Case) -> None:
             nonlocal calls
             calls += 1
@@ -52,8 +53,10 @@ def test_no_operation_answers_with_a_server_error(server: tuple[str, str]) -> No
             statuses.setdefault(route, set()).add(response.status_code)
             assert response.status_code != 401, "the real token was refused"
             if response.status_code >= 500:
-                server_errors.append(f"{case.method} {case.path} {case.path_parameters} {case.query} "
-                                     f"-> {response.status_code}: {response.text[:200]}")
+                server_errors.append(
+                    f"{case.method} {case.path} {case.path_parameters} {case.query} "
+                    f"-> {response.status_code}: {response.text[:200]}"
+                )
 
         call()
 

@@ -40,8 +40,18 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
     port = _free_port()
     state = tmp_path_factory.mktemp("wrappers") / "state"
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT / 'cli'}"}
-    command = [sys.executable, "-c", "from attune_cli.main import main; raise SystemExit(main())",
-               "local", "serve", "--port", str(port), "--state-dir", str(state), "--admin-token"]
+    command = [
+        sys.executable,
+        "-c",
+        "from attune_cli.main import main; raise SystemExit(main())",
+        "local",
+        "serve",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state),
+        "--admin-token",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     token, lines = "", []
     deadline = time.monotonic() + 180
@@ -69,10 +79,33 @@ def curl(api: tuple[str, str], route: str, body: str, max_time: int, tmp_path: P
     url, token = api
     out = tmp_path / f"{route.replace('/', '_')}.json"
     result = subprocess.run(
-        ["curl", "-X", "POST", "-H", "Content-Type: application/json", "-H", "Accept: application/json",
-         "-H", f"Authorization: Bearer {token}", "-d", body, "-s", "-w", "%{http_code}", "-o", str(out),
-         "--max-time", str(max_time), "--connect-timeout", "10", f"{url}/api/v1/packs/{route}"],
-        capture_output=True, text=True, check=False, timeout=max_time + 30,
+        [
+            "curl",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Accept: application/json",
+            "-H",
+            f"Authorization: Bearer {token}",
+            "-d",
+            body,
+            "-s",
+            "-w",
+            "%{http_code}",
+            "-o",
+            str(out),
+            "--max-time",
+            str(max_time),
+            "--connect-timeout",
+            "10",
+            f"{url}/api/v1/packs/{route}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=max_time + 30,
     )
     return int(result.stdout or 0), json.loads(out.read_text() or "{}")
 
@@ -111,8 +144,9 @@ def test_the_four_core_wrappers_get_what_their_output_schemas_read(serve: tuple[
     status, answer = curl(serve, "dependencies", dependencies_body, 60, tmp_path)
     assert 200 <= status < 300, answer
     data = answer["data"]
-    assert not has_fields(data, {"dependencies", "runtime_requirements", "missing_dependencies", "analyzed_packs",
-                                 "errors"})
+    assert not has_fields(
+        data, {"dependencies", "runtime_requirements", "missing_dependencies", "analyzed_packs", "errors"}
+    )
     [analyzed] = data["analyzed_packs"]
     assert not has_fields(analyzed, {"pack_ref", "pack_path", "has_dependencies", "dependency_count"})
     assert analyzed["pack_path"] == pack_path and analyzed["has_dependencies"] is False
@@ -134,8 +168,17 @@ def test_the_four_core_wrappers_get_what_their_output_schemas_read(serve: tuple[
     assert 200 <= status < 300, answer
     data = answer["data"]
     assert not has_fields(data, {"built_environments", "failed_environments", "summary"})
-    assert not has_fields(data["summary"], {"total_packs", "success_count", "failure_count", "python_envs_built",
-                                            "nodejs_envs_built", "total_duration_ms"})
+    assert not has_fields(
+        data["summary"],
+        {
+            "total_packs",
+            "success_count",
+            "failure_count",
+            "python_envs_built",
+            "nodejs_envs_built",
+            "total_duration_ms",
+        },
+    )
     [built] = data["built_environments"]
     assert not has_fields(built, {"pack_ref", "pack_path", "environments", "duration_ms"})
     assert built["pack_path"] == pack_path
@@ -154,12 +197,24 @@ def test_the_four_core_wrappers_get_what_their_output_schemas_read(serve: tuple[
     assert not has_fields(data, {"registered_packs", "failed_packs", "summary"})
     assert data["failed_packs"] == [] and data["summary"]["success_count"] == 1
     [registered] = data["registered_packs"]
-    assert not has_fields(registered, {"pack_ref", "pack_id", "pack_version", "storage_path", "components_registered",
-                                       "test_result", "validation_results"})
-    assert not has_fields(registered["components_registered"],
-                          {"actions", "sensors", "triggers", "rules", "workflows", "policies"})
-    assert not has_fields(data["summary"], {"total_packs", "success_count", "failure_count", "total_components",
-                                            "duration_ms"})
+    assert not has_fields(
+        registered,
+        {
+            "pack_ref",
+            "pack_id",
+            "pack_version",
+            "storage_path",
+            "components_registered",
+            "test_result",
+            "validation_results",
+        },
+    )
+    assert not has_fields(
+        registered["components_registered"], {"actions", "sensors", "triggers", "rules", "workflows", "policies"}
+    )
+    assert not has_fields(
+        data["summary"], {"total_packs", "success_count", "failure_count", "total_components", "duration_ms"}
+    )
 
 
 def test_the_wrappers_error_path_reads_error_from_a_refusal(serve: tuple[str, str], tmp_path: Path) -> None:

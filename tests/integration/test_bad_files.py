@@ -150,4 +150,3 @@ def test_a_duplicate_key_in_one_action_file_fails_that_pack_alone(harness: Harne
     [problem] = failure["details"]
     assert (problem["file"], problem["line"], problem["column"]) == ("actions/dup.yaml", 4, 1)
     assert "actions/dup.yaml: line 4" in failure["error"]
-

@@ -415,9 +415,10 @@ def test_meta_python_dependencies_build_a_python_environment_whose_digest_is_rec
     [rebuilt] = third.output["builds"]
     assert rebuilt["environments"]["python"]["cached"] is False and harness.stack.runner.started == 2
     assert fetch(harness.stack, python["artifact"]) != b"not the environment"
-    assert rebuilt["environments"]["python"]["artifact_sha256"] == hashlib.sha256(
-        fetch(harness.stack, python["artifact"])
-    ).hexdigest()
+    assert (
+        rebuilt["environments"]["python"]["artifact_sha256"]
+        == hashlib.sha256(fetch(harness.stack, python["artifact"])).hexdigest()
+    )
 
 
 def test_a_lockfile_resolving_to_the_credentials_address_is_refused_before_any_build(

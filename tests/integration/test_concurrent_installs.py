@@ -19,6 +19,7 @@ from testkit.pack_archives import write_pack
 
 pytestmark = pytest.mark.slow
 
+
 def install_at_once(harness: Any, archives: list[Path]) -> list[ExecutionResult]:
     """Starts one installation per archive from threads released together, then follows each."""
     barrier = threading.Barrier(len(archives))

@@ -303,7 +303,9 @@ def test_build_envs_answers_at_once_when_every_environment_is_stored(api: Api) -
 
 def multipart_upload(api: Api, archive: bytes, token: str = "install", **fields: str) -> requests.Response:
     return api.call(
-        "POST", "/api/v1/packs/upload", token=token,
+        "POST",
+        "/api/v1/packs/upload",
+        token=token,
         files={
             "pack": ("core_utils-1.0.0.tar.gz", archive, "application/gzip"),
             **{k: (None, v) for k, v in fields.items()},
@@ -329,8 +331,11 @@ def test_update_a_pack_and_read_its_test_history(api: Api) -> None:
     started = multipart_upload(api, archive, force="true").json()["data"]
     assert wait_for(api, started["installation_id"])["status"] == "SUCCEEDED"
 
-    changed = api.call("PUT", "/api/v1/packs/core_utils",
-                       json={"label": "Core!", "description": {"op": "set", "value": "changed"}, "enabled": False})
+    changed = api.call(
+        "PUT",
+        "/api/v1/packs/core_utils",
+        json={"label": "Core!", "description": {"op": "set", "value": "changed"}, "enabled": False},
+    )
     assert changed.status_code == 200, changed.text
     pack = changed.json()["data"]
     assert (pack["label"], pack["description"], pack["enabled"]) == ("Core!", "changed", False)

@@ -15,7 +15,7 @@ ITEM = {
     "SK": {"S": "CURRENT"},
     "GSI1PK": {"S": "PACKS"},
     "GSI1SK": {"S": "fidelity"},
-    "text": {"S": "ünïcode \"quoted\""},
+    "text": {"S": 'ünïcode "quoted"'},
     "number": {"N": "12.50"},
     "binary": {"B": b"\x00\x01binary\xff"},
     "flag": {"BOOL": True},

@@ -138,8 +138,13 @@ def test_deep_bodies_are_refused_on_every_json_route(route: str) -> None:
 
 def test_an_upload_over_the_multipart_limit_is_told_to_use_the_presigned_route() -> None:
     body = "x" * (MAX_MULTIPART_BYTES + 1)
-    event = api_event("POST", "/api/v1/packs/upload", scopes="install", body=body,
-                      headers={"Content-Type": "multipart/form-data; boundary=b"})
+    event = api_event(
+        "POST",
+        "/api/v1/packs/upload",
+        scopes="install",
+        body=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
     status, payload = call(event)
     assert status == 413 and payload["code"] == "UPLOAD_TOO_LARGE"
     assert payload["details"]["presigned_route"] == "/api/v1/packs/uploads"
@@ -161,8 +166,12 @@ def multipart(fields: dict[str, tuple[str | None, bytes]], boundary: str = "----
 def test_the_upload_form_reads_attunes_fields() -> None:
     archive = bytes(range(256)) * 10
     content_type, body = multipart(
-        {"pack": ("my pack.tar.gz", archive), "force": (None, b"true"), "skip_tests": (None, b"false"),
-         "other": (None, b"ignored")}
+        {
+            "pack": ("my pack.tar.gz", archive),
+            "force": (None, b"true"),
+            "skip_tests": (None, b"false"),
+            "other": (None, b"ignored"),
+        }
     )
     form = parse_upload_form(content_type, body)
     assert (form.filename, form.content, form.force, form.skip_tests) == ("my pack.tar.gz", archive, True, False)
@@ -223,8 +232,13 @@ def test_started_by_is_the_principal_whatever_the_request_said() -> None:
 def test_attunes_install_request_starts_an_installation_recording_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
     executions = Executions()
     monkeypatch.setattr(wiring, "executions", lambda: executions)
-    body = {"source": "slack@2.1.0", "ref_spec": None, "skip_tests": True, "skip_deps": True,
-            "client_label": "alice via the web UI"}
+    body = {
+        "source": "slack@2.1.0",
+        "ref_spec": None,
+        "skip_tests": True,
+        "skip_deps": True,
+        "client_label": "alice via the web UI",
+    }
     status, payload = call(api_event("POST", "/api/v1/packs/install", scopes="install", body=body))
     assert status == 202, payload
     [request] = executions.started.values()
@@ -251,8 +265,11 @@ INLINE_BUILD = {
 
 @pytest.mark.parametrize(
     "result",
-    [INLINE_BUILD, {"pack_ref": "evil", "test_result": {"status": "passed"}}, {"pack_ref": "evil", "failed": True,
-                                                                              "error_type": "X"}],
+    [
+        INLINE_BUILD,
+        {"pack_ref": "evil", "test_result": {"status": "passed"}},
+        {"pack_ref": "evil", "failed": True, "error_type": "X"},
+    ],
 )
 def test_register_batch_refuses_inline_build_and_test_results(result: dict[str, Any]) -> None:
     body = {"pack_paths": ["s3://packs/archives/sha256/" + "a" * 64 + ".tar.gz"], "build_results": [result]}
@@ -294,7 +311,10 @@ def test_the_document_is_valid_and_declares_the_statuses_the_api_answers() -> No
     document = json.loads(openapi_document())
     validate(document)
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
-        **document["components"]["securitySchemes"]["bearerAuth"], "type": "http", "scheme": "bearer"}
+        **document["components"]["securitySchemes"]["bearerAuth"],
+        "type": "http",
+        "scheme": "bearer",
+    }
     operations = [(m, p, o) for p, ops in document["paths"].items() for m, o in ops.items()]
     for method, path, operation in operations:
         statuses = set(operation["responses"])

@@ -249,9 +249,7 @@ def test_platform_constraints_block_a_pack_with_an_actionable_message() -> None:
 
 def test_a_node_version_the_pack_declares_is_checked() -> None:
     store, table = FakeObjectStore(), FakePackTable()
-    node = stored(
-        store, "js", "1.0.0", extra={"package.json": '{"name": "js", "engines": {"node": ">=22"}}'}
-    )
+    node = stored(store, "js", "1.0.0", extra={"package.json": '{"name": "js", "engines": {"node": ">=22"}}'})
     assert analyze(store, table, node).conflicts[0].error_code == "PLATFORM_INCOMPATIBLE"
     assert analyze(store, table, node, nodejs_version="22").conflicts == []
 
@@ -259,7 +257,10 @@ def test_a_node_version_the_pack_declares_is_checked() -> None:
 def test_runtime_requirements_and_build_items() -> None:
     store, table = FakeObjectStore(), FakePackTable()
     py = stored(
-        store, "py", "1.0.0", requirements="-r requirements-base.txt\nSix==1.17.0\n",
+        store,
+        "py",
+        "1.0.0",
+        requirements="-r requirements-base.txt\nSix==1.17.0\n",
         extra={"requirements-base.txt": "attrs==23.1.0\n"},
     )
     plain = stored(store, "plain", "1.0.0")

@@ -384,8 +384,7 @@ def test_a_wrong_attune_field_is_manifest_invalid_with_its_path(text: bytes, fie
 
 def test_config_is_validated_against_conf_schema_in_either_form() -> None:
     flat = (
-        b"conf_schema:\n  timeout: {type: integer, minimum: 1, required: true}\n"
-        b"  mode: {type: string, enum: [a, b]}\n"
+        b"conf_schema:\n  timeout: {type: integer, minimum: 1, required: true}\n  mode: {type: string, enum: [a, b]}\n"
     )
     obj = (
         b"conf_schema:\n  type: object\n  properties:\n    timeout: {type: integer, minimum: 1}\n"

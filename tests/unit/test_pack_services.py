@@ -18,8 +18,7 @@ from attune_packs.services.stages.register import register_packs
 from testkit.pack_archives import pack_files, stored_archive_key, tar_gz
 
 CONF = (
-    "conf_schema:\n  channel: {type: string, required: true}\n  retries: {type: integer}\n"
-    "config:\n  channel: '#ops'\n"
+    "conf_schema:\n  channel: {type: string, required: true}\n  retries: {type: integer}\nconfig:\n  channel: '#ops'\n"
 )
 TESTING = "testing:\n  enabled: true\n  runners:\n    python: {type: script, entry_point: tests/run.sh}\n"
 
@@ -47,8 +46,12 @@ def test_label_description_and_enabled_change_and_the_pointer_revision_moves_on(
     installed(store, table, CONF)
     before = show_pack(table, "chat")
     after = update_pack(
-        table, store, "chat", PackUpdate.model_validate({"label": "Chat", "description": {"op": "clear"},
-                                                         "enabled": False}), updated_by="api:admin")
+        table,
+        store,
+        "chat",
+        PackUpdate.model_validate({"label": "Chat", "description": {"op": "clear"}, "enabled": False}),
+        updated_by="api:admin",
+    )
     assert (after["label"], after.get("description"), after["enabled"]) == ("Chat", None, False)
     assert after["revision"] == before["revision"] + 1 and after["updated_by"] == "api:admin"
     assert after["components"] == before["components"] and after["version"] == "1.0.0"
@@ -78,15 +81,35 @@ def test_a_pack_without_conf_schema_takes_no_config_and_unknown_packs_are_404() 
 
 # --- the test history -------------------------------------------------------------------------------
 
-RESULT = {"status": "passed", "total_tests": 4, "passed": 4, "failed": 0, "skipped": 0, "pass_rate": 1.0,
-          "duration_ms": 1200, "suites": [{"name": "python", "type": "script", "status": "passed", "total": 4,
-                                            "passed": 4, "failed": 0, "skipped": 0, "failures": []}],
-          "policy": {"min_pass_rate": 1.0, "on_failure": "block"}, "report": "s3://packs/reports/builds/tests/x.json"}
+RESULT = {
+    "status": "passed",
+    "total_tests": 4,
+    "passed": 4,
+    "failed": 0,
+    "skipped": 0,
+    "pass_rate": 1.0,
+    "duration_ms": 1200,
+    "suites": [
+        {
+            "name": "python",
+            "type": "script",
+            "status": "passed",
+            "total": 4,
+            "passed": 4,
+            "failed": 0,
+            "skipped": 0,
+            "failures": [],
+        }
+    ],
+    "policy": {"min_pass_rate": 1.0, "on_failure": "block"},
+    "report": "s3://packs/reports/builds/tests/x.json",
+}
 
 
 def built(result: dict[str, Any]) -> BuiltEnvironment:
-    env = EnvironmentArtifact(artifact="s3://packs/envs/h/python.tar.gz", env_hash="h", cached=False,
-                              python_version="3.12")
+    env = EnvironmentArtifact(
+        artifact="s3://packs/envs/h/python.tar.gz", env_hash="h", cached=False, python_version="3.12"
+    )
     return BuiltEnvironment(pack_ref="chat", environments={"python": env}, duration_ms=1, test_result=result)
 
 
@@ -95,8 +118,9 @@ def test_an_install_that_ran_tests_is_an_execution_with_its_environment() -> Non
     installed(store, table, TESTING, build_results=[built(RESULT)])
     [execution] = pack_tests.history(table, store, "chat")
     assert (execution.trigger, execution.status, execution.passed, execution.pass_rate) == ("install", "passed", 4, 1.0)
-    assert execution.environment == {"python": {"env_hash": "h", "artifact": "s3://packs/envs/h/python.tar.gz",
-                                                "python_version": "3.12"}}
+    assert execution.environment == {
+        "python": {"env_hash": "h", "artifact": "s3://packs/envs/h/python.tar.gz", "python_version": "3.12"}
+    }
     assert execution.suites[0].name == "python" and execution.started_by == "api:tokenid"
     assert execution.report == RESULT["report"]
 
@@ -116,8 +140,9 @@ class Starter:
         self.started: list[dict[str, str]] = []
         self.state = "IN_PROGRESS"
 
-    def start(self, *, buildspec: str, environment: dict[str, str], timeout_minutes: int,
-              idempotency_token: str) -> str:
+    def start(
+        self, *, buildspec: str, environment: dict[str, str], timeout_minutes: int, idempotency_token: str
+    ) -> str:
         self.started.append(environment)
         return f"build-{len(self.started)}"
 

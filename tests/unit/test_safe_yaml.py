@@ -126,9 +126,7 @@ def test_hostile_documents_do_not_take_down_the_interpreter() -> None:
         """
     )
     pytest.importorskip("resource")
-    result = subprocess.run(
-        [sys.executable, "-c", script, BILLION_LAUGHS], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-c", script, BILLION_LAUGHS], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["MANIFEST_ALIAS_FORBIDDEN", "MANIFEST_TOO_DEEP", "MANIFEST_TOO_DEEP"]
 
@@ -186,9 +184,7 @@ def test_non_core_tags_are_refused(parser: str, document: str) -> None:
     assert refused(document).error_code == "MANIFEST_TAG_FORBIDDEN"
 
 
-def test_python_object_tag_is_refused_without_running_anything(
-    parser: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_python_object_tag_is_refused_without_running_anything(parser: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     calls: list[str] = []
@@ -301,9 +297,7 @@ def test_utf8_with_bom_loads(parser: str) -> None:
     ],
     ids=["bad-indent", "unclosed-flow", "tab-indent", "unterminated-quote"],
 )
-def test_syntax_error_reports_source_line_and_column(
-    parser: str, document: str, line: int, column: int
-) -> None:
+def test_syntax_error_reports_source_line_and_column(parser: str, document: str, line: int, column: int) -> None:
     error = refused(document, source="packs/demo/pack.yaml")
     assert error.error_code == "MANIFEST_SYNTAX"
     assert error.details == {"line": line, "column": column}

@@ -109,7 +109,7 @@ def test_ordering_follows_the_semver_spec_precedence_example() -> None:
     random.Random(7).shuffle(shuffled)
     assert sorted(shuffled) == versions
     for i, lower in enumerate(versions):
-        for higher in versions[i + 1:]:
+        for higher in versions[i + 1 :]:
             assert lower < higher and lower <= higher and higher > lower and higher >= lower
             assert lower != higher
 
@@ -442,12 +442,21 @@ def test_best_match_picks_the_highest_allowed_version() -> None:
 # --- properties ----------------------------------------------------------------------------------
 
 _PRERELEASES = [(), (), (), ("alpha",), ("beta", "2"), ("rc", "1"), ("0",)]
-versions_st = st.builds(
-    Version, st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), st.sampled_from(_PRERELEASES)
-)
+versions_st = st.builds(Version, st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), st.sampled_from(_PRERELEASES))
 _OPS = ["", "=", "==", "!=", ">=", ">", "<", "<=", "~", "^"]
 _TERMS = [
-    "*", "1", "2", "0.2", "1.x", "1.2", "2.0.*", "0.0.3", "1.2.3", "2.0.0", "1.2.3-beta.2", "2.0.0-rc.1",
+    "*",
+    "1",
+    "2",
+    "0.2",
+    "1.x",
+    "1.2",
+    "2.0.*",
+    "0.0.3",
+    "1.2.3",
+    "2.0.0",
+    "1.2.3-beta.2",
+    "2.0.0-rc.1",
 ]
 
 

@@ -52,8 +52,15 @@ def post(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return response["statusCode"], json.loads(response["body"])
 
 
-ATTUNE_BODY = {"packs_base_dir": "/opt/attune/packs", "python_version": "3.11", "nodejs_version": "20",
-               "skip_python": False, "skip_nodejs": False, "force_rebuild": False, "timeout": 600}
+ATTUNE_BODY = {
+    "packs_base_dir": "/opt/attune/packs",
+    "python_version": "3.11",
+    "nodejs_version": "20",
+    "skip_python": False,
+    "skip_nodejs": False,
+    "force_rebuild": False,
+    "timeout": 600,
+}
 
 
 def test_a_pack_needing_nothing_is_answered_at_once(stage: SimpleNamespace) -> None:

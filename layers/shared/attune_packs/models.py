@@ -475,8 +475,10 @@ class RolledBackPack(Response):
     from_version: str
     to_version: str
     status: Literal["rolled_back", "unchanged"]
-    rebuilt_from_archive: bool = Field(description="True when the version's component items had been cleaned up "
-                                       "and were registered again from its archive")
+    rebuilt_from_archive: bool = Field(
+        description="True when the version's component items had been cleaned up "
+        "and were registered again from its archive"
+    )
     storage_path: str
     components_registered: dict[str, int]
 

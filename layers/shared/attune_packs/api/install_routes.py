@@ -210,7 +210,5 @@ def upload() -> Response[Any]:
     store = wiring.object_store()
     key = f"{API_UPLOAD_PREFIX}{uuid.uuid4().hex}/{_archive_name(form.filename)}"
     store.put_bytes(key, form.content, "application/octet-stream")
-    request = InstallRequest(
-        packs=[f"s3://{store.bucket}/{key}"], force=form.force, skip_tests=form.skip_tests
-    )
+    request = InstallRequest(packs=[f"s3://{store.bucket}/{key}"], force=form.force, skip_tests=form.skip_tests)
     return data({**_start(request), "size_bytes": len(form.content)}, status=202)

@@ -61,8 +61,12 @@ INSTALL_EXAMPLES = {
     "registry": {"summary": "a pack from the registry indices", "value": {"packs": ["slack@>=2,<3"]}},
     "attune": {
         "summary": "Attune's InstallPackRequest",
-        "value": {"source": "https://github.com/org/pack.git", "ref_spec": "v1.2.0", "skip_tests": False,
-                  "skip_deps": False},
+        "value": {
+            "source": "https://github.com/org/pack.git",
+            "ref_spec": "v1.2.0",
+            "skip_tests": False,
+            "skip_deps": False,
+        },
     },
 }
 INSTALL_STARTED_EXAMPLE = {
@@ -145,7 +149,7 @@ def truthful(document: dict[str, Any]) -> dict[str, Any]:
     document.setdefault("info", {})["description"] = (
         "The Attune Pack Installer API: Attune's pack routes on AWS. Bodies are JSON (at most "
         f"{MAX_BODY_BYTES} bytes, nesting at most {MAX_JSON_DEPTH} deep) except POST /packs/upload "
-        f"(multipart/form-data, at most {MAX_MULTIPART_BYTES} bytes). Success: {{\"data\": ...}}; "
-        "failure: {\"error\", \"code\", \"details\"?}."
+        f'(multipart/form-data, at most {MAX_MULTIPART_BYTES} bytes). Success: {{"data": ...}}; '
+        'failure: {"error", "code", "details"?}.'
     )
     return document

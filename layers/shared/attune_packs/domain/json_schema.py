@@ -33,8 +33,10 @@ def _join(path: str, key: object) -> str:
 
 def is_object_form(value: Any) -> bool:
     """``{type: object, ...}``: a schema, not a flat mapping with a property called ``type``."""
-    return isinstance(value, dict) and isinstance(value.get("type"), str) and (
-        value["type"] == "object" or "properties" in value
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("type"), str)
+        and (value["type"] == "object" or "properties" in value)
     )
 
 

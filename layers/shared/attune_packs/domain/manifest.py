@@ -249,7 +249,7 @@ class PackManifest(BaseModel):
                 problems.append((str(index), str(exc)))
                 continue
             if not PYTHON_VERSION_PATTERN.fullmatch(text):
-                problems.append((str(index), f"{text!r} is not a Python version like \"3\" or \"3.11\""))
+                problems.append((str(index), f'{text!r} is not a Python version like "3" or "3.11"'))
                 continue
             versions.append(text)
         if problems:

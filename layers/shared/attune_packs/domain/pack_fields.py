@@ -20,7 +20,9 @@ PACK_REF_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,63}$")
 MAX_DEPENDENCIES = 200
 _ENTRIES = "manifest_entries"
 # Exchange repositories are named stackstorm-<pack>: the pack a Git URL dependency names.
-_EXCHANGE_URL = re.compile(r"^(?:https?|git|ssh)://[^\s=]+?/(?:stackstorm-)?(?P<name>[^/\s=]+?)(?:\.git)?/?(?:=(?P<version>\S+))?$")
+_EXCHANGE_URL = re.compile(
+    r"^(?:https?|git|ssh)://[^\s=]+?/(?:stackstorm-)?(?P<name>[^/\s=]+?)(?:\.git)?/?(?:=(?P<version>\S+))?$"
+)
 
 
 def validate_pack_ref(ref: str) -> str:
@@ -131,8 +133,13 @@ def normalise_dependencies(raw: Any) -> tuple[dict[str, str], list[tuple[str, st
     if raw is None:
         return {}, []
     if not isinstance(raw, dict | list):
-        return {}, [("", f"must be a list like ['core', 'slack=1.2.0'] or a mapping of ref to constraint, "
-                         f"not {type(raw).__name__}")]
+        return {}, [
+            (
+                "",
+                f"must be a list like ['core', 'slack=1.2.0'] or a mapping of ref to constraint, "
+                f"not {type(raw).__name__}",
+            )
+        ]
     if len(raw) > MAX_DEPENDENCIES:
         return {}, [("", f"more than {MAX_DEPENDENCIES} dependencies")]
     found = _Dependencies()

@@ -111,7 +111,7 @@ class IndexEntry(BaseModel):
     @classmethod
     def _constraint_text(cls, value: object) -> object:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            raise ValueError(f"is the number {value!r}: write the constraint as text, e.g. \">=3.9\"")
+            raise ValueError(f'is the number {value!r}: write the constraint as text, e.g. ">=3.9"')
         return value
 
     @field_validator("checksum")

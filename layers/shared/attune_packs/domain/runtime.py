@@ -162,8 +162,10 @@ def _split_options(line: str, source: str, number: int) -> tuple[str, list[str]]
         algorithm, _, digest = value.partition(":")
         if HASH_LENGTHS.get(algorithm) != len(digest) or not re.fullmatch(r"[0-9a-f]+", digest):
             raise _invalid(
-                source, number, line, f"malformed --hash {value!r}: expected sha256:, sha384: or sha512: and the "
-                "hex digest"
+                source,
+                number,
+                line,
+                f"malformed --hash {value!r}: expected sha256:, sha384: or sha512: and the hex digest",
             )
     return head, hashes
 
@@ -210,8 +212,11 @@ def _requirement(line: str, name: str, number: int) -> ParsedRequirement:
         raise _forbidden(name, number, line, f"{requirement.name!r} names a local archive file, not a project")
     if requirement.url:
         raise _forbidden(
-            name, number, line, f"direct URL requirements ({requirement.name} @ ...) are not allowed; pin "
-            "a version from the package index instead"
+            name,
+            number,
+            line,
+            f"direct URL requirements ({requirement.name} @ ...) are not allowed; pin "
+            "a version from the package index instead",
         )
     normalised, project = _normalised(requirement)
     return ParsedRequirement(normalised, project, tuple(sorted(hashes)), name, number)

@@ -73,7 +73,7 @@ def _error(source: str, problem: str, code: str, mark: Any = None, **details: An
 
 
 def _short_tag(tag: str) -> str:
-    return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
+    return "!!" + tag[len(_YAML_TAG) :] if tag.startswith(_YAML_TAG) else tag
 
 
 # --- step 1: bytes to text ---------------------------------------------------------------------
@@ -95,8 +95,11 @@ def _to_text(data: str | bytes, source: str, limits: YamlLimits) -> str:
         except UnicodeDecodeError as exc:
             line = raw.count(b"\n", 0, exc.start) + 1
             raise _error(
-                source, f"is not valid UTF-8 (bad byte at offset {exc.start}, line {line}); save it as UTF-8",
-                "MANIFEST_ENCODING", offset=exc.start, line=line,
+                source,
+                f"is not valid UTF-8 (bad byte at offset {exc.start}, line {line}); save it as UTF-8",
+                "MANIFEST_ENCODING",
+                offset=exc.start,
+                line=line,
             ) from None
     elif isinstance(data, str):
         if len(data) > limits.max_bytes:
@@ -104,9 +107,7 @@ def _to_text(data: str | bytes, source: str, limits: YamlLimits) -> str:
         try:
             size = len(data.encode("utf-8"))
         except UnicodeEncodeError as exc:
-            raise _error(
-                source, f"contains an unpaired surrogate at index {exc.start}", "MANIFEST_ENCODING"
-            ) from None
+            raise _error(source, f"contains an unpaired surrogate at index {exc.start}", "MANIFEST_ENCODING") from None
         if size > limits.max_bytes:
             raise _error(source, f"{too_large} ({size} bytes)", "MANIFEST_TOO_LARGE")
         text = data
@@ -120,7 +121,8 @@ def _to_text(data: str | bytes, source: str, limits: YamlLimits) -> str:
         raise ManifestError(
             f"{source}: line {line}, column {column}: control character U+{ord(bad.group()):04X} is not"
             " allowed in YAML (is this a binary or UTF-16 file?)",
-            error_code="MANIFEST_ENCODING", details={"line": line, "column": column},
+            error_code="MANIFEST_ENCODING",
+            details={"line": line, "column": column},
         )
     return text
 
@@ -162,45 +164,62 @@ def _prescan(text: str, source: str, limits: YamlLimits) -> None:
             mark = event.start_mark
             if count > limits.max_events:
                 raise _error(
-                    source, f"is too complex (more than {limits.max_events} YAML events)",
-                    "MANIFEST_TOO_COMPLEX", mark,
+                    source,
+                    f"is too complex (more than {limits.max_events} YAML events)",
+                    "MANIFEST_TOO_COMPLEX",
+                    mark,
                 )
             if isinstance(event, yaml.AliasEvent):
                 raise _error(
-                    source, f"alias '*{event.anchor}' is not allowed (anchors and aliases are refused)",
-                    "MANIFEST_ALIAS_FORBIDDEN", mark,
+                    source,
+                    f"alias '*{event.anchor}' is not allowed (anchors and aliases are refused)",
+                    "MANIFEST_ALIAS_FORBIDDEN",
+                    mark,
                 )
             if (anchor := getattr(event, "anchor", None)) is not None:
                 raise _error(
-                    source, f"anchor '&{anchor}' is not allowed (anchors and aliases are refused)",
-                    "MANIFEST_ALIAS_FORBIDDEN", mark,
+                    source,
+                    f"anchor '&{anchor}' is not allowed (anchors and aliases are refused)",
+                    "MANIFEST_ALIAS_FORBIDDEN",
+                    mark,
                 )
             tag = getattr(event, "tag", None)
             if tag is not None and tag not in _ALLOWED_TAGS:
                 raise _error(
-                    source, f"tag {_short_tag(tag)!r} is not allowed: only plain strings, numbers,"
-                    " booleans, null, lists and mappings", "MANIFEST_TAG_FORBIDDEN", mark,
+                    source,
+                    f"tag {_short_tag(tag)!r} is not allowed: only plain strings, numbers,"
+                    " booleans, null, lists and mappings",
+                    "MANIFEST_TAG_FORBIDDEN",
+                    mark,
                 )
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
                     raise _error(
-                        source, "contains more than one YAML document ('---'); put everything in one",
-                        "MANIFEST_MULTIPLE_DOCUMENTS", mark,
+                        source,
+                        "contains more than one YAML document ('---'); put everything in one",
+                        "MANIFEST_MULTIPLE_DOCUMENTS",
+                        mark,
                     )
             elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
                 depth += 1
                 if depth > limits.max_depth:
                     raise _error(
-                        source, f"is nested more than {limits.max_depth} levels deep",
-                        "MANIFEST_TOO_DEEP", mark,
+                        source,
+                        f"is nested more than {limits.max_depth} levels deep",
+                        "MANIFEST_TOO_DEEP",
+                        mark,
                     )
             elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
                 depth -= 1
-            elif (isinstance(event, yaml.ScalarEvent) and event.value == "<<" and event.tag is None
-                  and event.implicit[0]):
+            elif (
+                isinstance(event, yaml.ScalarEvent) and event.value == "<<" and event.tag is None and event.implicit[0]
+            ):
                 raise _error(
-                    source, "merge keys ('<<') are not allowed", "MANIFEST_ALIAS_FORBIDDEN", mark,
+                    source,
+                    "merge keys ('<<') are not allowed",
+                    "MANIFEST_ALIAS_FORBIDDEN",
+                    mark,
                 )
     except yaml.YAMLError as exc:
         raise _syntax_error(source, exc) from None
@@ -220,8 +239,11 @@ class _StrictConstructor:
         try:
             return super().construct_object(node, deep=deep)  # type: ignore[misc]
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
-            problem = f"invalid {_short_tag(node.tag)} value {str(node.value)[:60]!r}" \
-                if isinstance(node, yaml.ScalarNode) else f"invalid {_short_tag(node.tag)}"
+            problem = (
+                f"invalid {_short_tag(node.tag)} value {str(node.value)[:60]!r}"
+                if isinstance(node, yaml.ScalarNode)
+                else f"invalid {_short_tag(node.tag)}"
+            )
             raise _error(self.source, f"{problem}: {exc}", "MANIFEST_INVALID", node.start_mark) from None
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
@@ -233,15 +255,20 @@ class _StrictConstructor:
             key = self.construct_object(key_node, deep=deep)
             if key is not None and not isinstance(key, str | int | bool):
                 raise _error(
-                    self.source, f"mapping key of type {type(key).__name__} is not allowed:"
-                    " keys must be strings, integers, booleans or null", "MANIFEST_INVALID",
+                    self.source,
+                    f"mapping key of type {type(key).__name__} is not allowed:"
+                    " keys must be strings, integers, booleans or null",
+                    "MANIFEST_INVALID",
                     key_node.start_mark,
                 )
             line = key_node.start_mark.line + 1
             if key in first_line:
                 raise _error(
-                    self.source, f"duplicate key {key!r} (first defined at line {first_line[key]})",
-                    "MANIFEST_DUPLICATE_KEY", key_node.start_mark, key=key,
+                    self.source,
+                    f"duplicate key {key!r} (first defined at line {first_line[key]})",
+                    "MANIFEST_DUPLICATE_KEY",
+                    key_node.start_mark,
+                    key=key,
                 )
             first_line[key] = line
             mapping[key] = self.construct_object(value_node, deep=deep)
@@ -250,8 +277,10 @@ class _StrictConstructor:
     def construct_strict_int(self, node: Any) -> int:
         if len(node.value) > MAX_INT_CHARS:
             raise _error(
-                self.source, f"integer longer than {MAX_INT_CHARS} characters (quote it if it is text)",
-                "MANIFEST_INVALID", node.start_mark,
+                self.source,
+                f"integer longer than {MAX_INT_CHARS} characters (quote it if it is text)",
+                "MANIFEST_INVALID",
+                node.start_mark,
             )
         return yaml.SafeLoader.construct_yaml_int(self, node)  # type: ignore[arg-type]
 

@@ -78,9 +78,7 @@ def _version_hint(text: str) -> str:
 
 def _invalid_version(text: object) -> ManifestError:
     hint = _version_hint(text) if isinstance(text, str) else f"it is a {type(text).__name__}, not a string"
-    return ManifestError(
-        f"invalid version {text!r}: {hint}; {_VALID_VERSION_HINT}", error_code="PACK_VERSION_INVALID"
-    )
+    return ManifestError(f"invalid version {text!r}: {hint}; {_VALID_VERSION_HINT}", error_code="PACK_VERSION_INVALID")
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,9 +204,7 @@ _PARTIAL_RE = re.compile(
     rf"(?:-(?P<pre>{_PRERELEASE}))?(?:\+(?P<build>{_BUILD}))?)?)?"
 )
 
-_CONSTRAINT_HINT = (
-    "expected e.g. '1.2.3', '>=1.2.0,<2.0.0', '^1.2', '~1.2.3', '1.2.*', '>=1 || >=3.0.0-rc.1' or '*'"
-)
+_CONSTRAINT_HINT = "expected e.g. '1.2.3', '>=1.2.0,<2.0.0', '^1.2', '~1.2.3', '1.2.*', '>=1 || >=3.0.0-rc.1' or '*'"
 
 
 def _invalid_constraint(spec: str, reason: str) -> ManifestError:
@@ -410,8 +406,7 @@ class Constraint:
             )
         if len(spec) > MAX_CONSTRAINT_LENGTH:
             raise ManifestError(
-                f"invalid version constraint {spec[:40]!r}...: "
-                f"longer than {MAX_CONSTRAINT_LENGTH} characters",
+                f"invalid version constraint {spec[:40]!r}...: longer than {MAX_CONSTRAINT_LENGTH} characters",
                 error_code="VERSION_CONSTRAINT_INVALID",
             )
         if not spec.strip():
@@ -467,9 +462,7 @@ def parse_dependency(text: str) -> tuple[str, Constraint]:
     assert match is not None  # the pattern matches any string
     ref, rest = match["ref"], match["rest"]
     if not ref:
-        raise ManifestError(
-            f"dependency {text!r} names no pack; {_DEPENDENCY_FORMS}", error_code="DEPENDENCY_INVALID"
-        )
+        raise ManifestError(f"dependency {text!r} names no pack; {_DEPENDENCY_FORMS}", error_code="DEPENDENCY_INVALID")
     if not rest:
         return ref, Constraint.ANY
     if rest.startswith("@"):
@@ -489,9 +482,7 @@ def parse_dependency(text: str) -> tuple[str, Constraint]:
     try:
         return ref, cached_constraint(spec)
     except ManifestError as exc:
-        raise ManifestError(
-            f"dependency {text!r}: {exc.message}", error_code="VERSION_CONSTRAINT_INVALID"
-        ) from exc
+        raise ManifestError(f"dependency {text!r}: {exc.message}", error_code="VERSION_CONSTRAINT_INVALID") from exc
 
 
 def best_match(constraint: Constraint, versions: Iterable[Version]) -> Version | None:

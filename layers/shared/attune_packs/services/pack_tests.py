@@ -139,8 +139,11 @@ def _complete_runs(
         result = report.get("test_result") if isinstance(report, dict) else None
         if isinstance(result, dict):
             done = _from_result(
-                result, **{k: item[k] for k in ("id", "pack_ref", "pack_version", "trigger", "environment",
-                                               "started_at", "started_by")}
+                result,
+                **{
+                    k: item[k]
+                    for k in ("id", "pack_ref", "pack_version", "trigger", "environment", "started_at", "started_by")
+                },
             )
             item.update(done.model_dump(mode="json"))
         else:
@@ -166,7 +169,10 @@ def history(
 def page(executions: list[PackTestExecution], ref: str, page: int, page_size: int) -> TestHistoryPage:
     start = (page - 1) * page_size
     return TestHistoryPage(
-        pack_ref=ref, executions=executions[start : start + page_size], total=len(executions), page=page,
+        pack_ref=ref,
+        executions=executions[start : start + page_size],
+        total=len(executions),
+        page=page,
         page_size=page_size,
     )
 

@@ -86,9 +86,7 @@ class _HashingReader:
         return self.digest.hexdigest()
 
 
-def scan_stored(
-    location: S3Location, store: ObjectStore, *, want: Callable[[str], bool] = default_want
-) -> PackArchive:
+def scan_stored(location: S3Location, store: ObjectStore, *, want: Callable[[str], bool] = default_want) -> PackArchive:
     """Scan a stored archive, verified against the sha256 its key names (``ARCHIVE_DIGEST_MISMATCH``
     otherwise: what a mismatched archive seemed to hold, or why it could not be read, is not used)."""
     name = location.key.rsplit("/", 1)[-1]

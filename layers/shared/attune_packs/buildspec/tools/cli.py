@@ -96,7 +96,10 @@ def _python_manifest(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 def _nodejs_manifest(args: argparse.Namespace, environ: dict[str, str]) -> int:
     manifest = nodejs_manifest(
-        args.root, env_hash=environ["NODEJS_ENV_HASH"], started_ms=args.started_ms, installer=args.installer,
+        args.root,
+        env_hash=environ["NODEJS_ENV_HASH"],
+        started_ms=args.started_ms,
+        installer=args.installer,
         warnings=args.warning,
     )
     return _manifest_beside(args.root, "nodejs", manifest, args.installer)

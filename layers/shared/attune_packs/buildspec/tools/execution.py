@@ -114,7 +114,6 @@ class TestContext:
         return self.python
 
 
-
 def read_results(path: str, outcome: Outcome) -> str:
     if os.path.exists(path) and os.path.getsize(path) > 0:
         if os.path.getsize(path) > MAX_RESULT_BYTES:
@@ -140,8 +139,6 @@ def failure_text(outcome: Outcome) -> str:
     if outcome.exit_code == 0:
         return ""
     return f"exit status {outcome.exit_code}: {last_line(outcome)}"
-
-
 
 
 def run_runner(name: str, runner: dict[str, Any], context: TestContext, command: list[str], results: str) -> Outcome:

@@ -91,4 +91,3 @@ def find_python(version: str, fallback: str | None = None) -> Interpreter:
     path = fallback or sys.executable
     found = _version_of(path) or ("Python", "unknown")
     return Interpreter(path, found[0], found[1], version)
-

@@ -54,5 +54,3 @@ def nodejs_manifest(
         "warnings": warnings,
         "built_by": os.environ.get("CODEBUILD_BUILD_ID", ""),
     }
-
-

@@ -144,5 +144,3 @@ def failure_cause(environ: dict[str, str], log_lines: list[str]) -> str:
         f"BUILD_FAILED: the environment build of {environ.get('PACK_REF', '?')} {what} in phase BUILD "
         f"(build {environ.get('CODEBUILD_BUILD_ID', '?')}). Last lines of the build log:\n{log_excerpt(log_lines)}"
     )
-
-

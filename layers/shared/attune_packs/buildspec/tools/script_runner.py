@@ -62,8 +62,10 @@ def run_script(name: str, runner: dict[str, Any], context: TestContext) -> tuple
         return suite_result(
             name, "script", [make_case(name, "passed" if ok else "failed", failure_text(outcome))]
         ), outcome
-    written = [] if os.path.exists(results) else written_results(
-        context, runner.get("result_path"), before, SUFFIXES[result_format]
+    written = (
+        []
+        if os.path.exists(results)
+        else written_results(context, runner.get("result_path"), before, SUFFIXES[result_format])
     )
     if written:
         cases = [case for path in written for case in _parse(read_results(path, outcome), result_format)]

@@ -390,4 +390,3 @@ def component_files(archive: PackArchive) -> list[tuple[str, str]]:
         if len(parts) == 2 and parts[0] in COMPONENT_TYPES and parts[1].endswith((".yaml", ".yml")):
             found.append((parts[0], path))
     return found
-

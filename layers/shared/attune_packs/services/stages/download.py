@@ -455,8 +455,7 @@ def _checked_manifest(
         )
     if resolved.expected_version and manifest.version != resolved.expected_version:
         raise SourceError(
-            f"{source}: the archive contains version {manifest.version}, the index says "
-            f"{resolved.expected_version}",
+            f"{source}: the archive contains version {manifest.version}, the index says {resolved.expected_version}",
             error_code="PACK_VERSION_MISMATCH",
         )
     return manifest
