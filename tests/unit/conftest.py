@@ -21,7 +21,7 @@ import pytest
 # fakes). Remove a name when it moves; once this set is empty, no unit test can use moto.
 #   test_build_reports.py::test_the_cloudwatch_reader_returns_the_last_lines_oldest_first_and_nothing_for_a_...
 #   test_build_runner.py::test_the_log_reads_like_codebuilds_and_goes_to_cloudwatch_under_the_build_uuid
-STILL_IMPORTING_MOTO = frozenset({"test_build_reports.py", "test_build_runner.py"})
+STILL_IMPORTING_MOTO: frozenset[str] = frozenset()
 FORBIDDEN_IMPORTS = ("moto",)
 
 # Unit tests of more than about 2 s each on an idle 2-core machine (property searches with hundreds of

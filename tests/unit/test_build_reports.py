@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from attune_packs.adapters.logs import CloudWatchLogReader
 from attune_packs.errors import TransientError
 from attune_packs.services import build_reports
 from attune_packs.services.build_reports import BuildStateDetail, report_build_state
@@ -147,19 +143,6 @@ def test_builds_that_did_not_fail_or_carry_no_token_are_left_alone(status: str, 
     tokens = FakeTokens()
     assert report_build_state(state_change(status, token=token), tokens, FakeLogs())["answered"] is False
     assert tokens.failed == []
-
-
-def test_the_cloudwatch_reader_returns_the_last_lines_oldest_first_and_nothing_for_a_missing_stream() -> None:
-    with mock_aws():
-        client = boto3.client("logs", region_name="us-east-1")
-        client.create_log_group(logGroupName="g")
-        client.create_log_stream(logGroupName="g", logStreamName="s")
-        now = int(time.time() * 1000)
-        events = [{"timestamp": now + n, "message": f"line {n}\n"} for n in range(100)]
-        client.put_log_events(logGroupName="g", logStreamName="s", logEvents=events)
-        reader = CloudWatchLogReader(client)
-        assert reader.tail("g", "s", lines=3) == ["line 97", "line 98", "line 99"]
-        assert reader.tail("g", "other") == []
 
 
 def valid_result() -> dict[str, Any]:

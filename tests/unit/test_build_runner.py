@@ -95,41 +95,6 @@ def test_the_state_change_event_matches_the_templates_rule_and_carries_the_token
     assert {"name": "FROM_OVERRIDE", "value": "override", "type": "PLAINTEXT"} in variables
 
 
-def test_the_log_reads_like_codebuilds_and_goes_to_cloudwatch_under_the_build_uuid(tmp_path: Path) -> None:
-    import time
-
-    import boto3
-    from moto import mock_aws
-
-    from attune_cli.build_runner import CloudWatchLogSink
-
-    with mock_aws():
-        client = boto3.client("logs", region_name="us-east-1")
-        finished = threading.Event()
-        runner = LocalBuildRunner(
-            {"PATH": "/usr/bin:/bin"},
-            tmp_path / "logs",
-            lambda _record: finished.set(),
-            log_sink=CloudWatchLogSink(client, "/aws/codebuild/proj"),
-        )
-        spec = yaml.safe_dump({"version": 0.2, "phases": {"pre_build": {"commands": ["echo fetching", "false"]}}})
-        metadata: dict[str, Any] = {"id": "proj:6a1c", "arn": "arn:build/proj:6a1c", "projectName": "proj"}
-        runner.submit(metadata, [], spec, 1)
-        assert finished.wait(60)
-        [record] = runner.records.values()
-        assert record.metadata["logs"]["groupName"] == "/aws/codebuild/proj"
-        assert record.metadata["logs"]["streamName"] == "6a1c"
-        events = client.get_log_events(logGroupName="/aws/codebuild/proj", logStreamName="6a1c", startFromHead=True)
-        lines = [e["message"] for e in events["events"]]
-        assert lines == record.log_path.read_text().splitlines(), "CloudWatch holds the whole log, in order"
-        assert "fetching" in lines and "[Container] Running command false" in lines
-        assert "[Container] Command did not exit successfully false exit status 1" in lines
-        assert any(line.endswith("Phase complete: PRE_BUILD State: FAILED") for line in lines)
-        assert all(e["timestamp"] <= int(time.time() * 1000) for e in events["events"])
-        logs = state_change_event(record)["detail"]["additional-information"]["logs"]
-        assert (logs["group-name"], logs["stream-name"]) == ("/aws/codebuild/proj", "6a1c")
-
-
 def test_output_that_imitates_the_phase_markers_changes_nothing(tmp_path: Path) -> None:
     record, log = run_buildspec(
         tmp_path, {"build": ['echo "##ATTUNE-PHASE build SUCCEEDED"; echo "##ATTUNE-PHASE post_build START"', "false"]}
