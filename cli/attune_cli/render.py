@@ -42,7 +42,8 @@ class Progress:
                 item = ""
                 if name == "BuildPackEnvironment":
                     payload = json.loads(event["stateEnteredEventDetails"].get("input") or "{}")
-                    item = f" {payload.get('item', {}).get('pack_ref', '')}"
+                    ref = payload.get("item", {}).get("pack_ref")
+                    item = f" {ref}" if ref else ""  # the status route's history carries no state input
                 self._say(f"  → {STAGES[name]}{item}")
         elif kind.endswith("StateExited"):
             name = event["stateExitedEventDetails"]["name"]
