@@ -9,39 +9,12 @@ from typing import Any
 import pytest
 from fakes import FakePackTable
 
-from attune_packs.api.routes import handle, openapi_document
+from attune_packs.api.routes import openapi_document
 from attune_packs.api.scopes import scope_for
 from attune_packs.services.authorizer import TokenAuthorizerEvent, api_wide_arn, authorize
 from attune_packs.services.tokens import AuthError, create_token, revoke_token, verify_token
+from testkit.api import api_event, call
 from testkit.events import load_event
-
-
-def api_event(
-    method: str, path: str, *, scopes: str | None = "read", body: Any = None, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    event = load_event("api_rest_request")
-    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
-    event["path"] = path
-    if scopes is None:
-        event["requestContext"]["authorizer"] = {}
-    else:
-        event["requestContext"]["authorizer"]["scopes"] = scopes
-    if body is not None:
-        event["body"] = body if isinstance(body, str) else json.dumps(body)
-    event["headers"].update(headers or {})
-    return event
-
-
-class Context:
-    function_name = "serve_api"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:serve_api"
-    aws_request_id = "test"
-
-
-def call(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    response = handle(event, Context())
-    return response["statusCode"], json.loads(response["body"] or "{}")
 
 
 def test_a_created_token_verifies_and_only_its_hash_is_stored() -> None:

@@ -15,43 +15,15 @@ from attune_packs import wiring
 from attune_packs.api.app import guard
 from attune_packs.api.bounds import MAX_JSON_DEPTH, MAX_MULTIPART_BYTES, json_depth
 from attune_packs.api.install_routes import parse_upload_form
-from attune_packs.api.routes import handle, openapi_document
+from attune_packs.api.routes import openapi_document
 from attune_packs.api.scopes import ROUTE_SCOPES, route_of, scope_for
 from attune_packs.errors import InvalidRequestError
 from attune_packs.models import InstallRequest
 from attune_packs.services.installations import start_installation
 from attune_packs.services.tokens import MAX_TTL_DAYS, AuthError, create_token, list_tokens, verify_token
-from testkit.events import load_event
+from testkit.api import api_event, call
 
 RANK = {"read": 0, "install": 1, "admin": 2}
-
-
-def api_event(
-    method: str, path: str, *, scopes: str | None = "read", body: Any = None, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    event = load_event("api_rest_request")
-    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
-    event["path"] = path
-    if scopes is None:
-        event["requestContext"]["authorizer"] = {}
-    else:
-        event["requestContext"]["authorizer"]["scopes"] = scopes
-    if body is not None:
-        event["body"] = body if isinstance(body, str) else json.dumps(body)
-    event["headers"].update(headers or {})
-    return event
-
-
-class Context:
-    function_name = "serve_api"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:serve_api"
-    aws_request_id = "test"
-
-
-def call(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    response = handle(event, Context())
-    return response["statusCode"], json.loads(response["body"] or "{}")
 
 
 def concrete(template: str) -> str:
