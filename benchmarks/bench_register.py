@@ -17,18 +17,17 @@ budget is missed.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import math
 import os
 import sys
-import tarfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from testkit.pack_archives import tar_gz
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTIONS = int(os.environ.get("BENCH_ACTIONS", "3581"))
@@ -50,14 +49,7 @@ def pack_archive(version: str, actions: int, ref: str = "bench") -> bytes:
             "description: one of many actions\n"
             "parameters:\n  message: {type: string, required: true}\n  region: {type: string, default: us-east-1}\n"
         )
-    out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as packed, tarfile.open(fileobj=packed, mode="w") as tar:
-        for name, content in files.items():
-            data = content.encode()
-            info = tarfile.TarInfo(f"{ref}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return tar_gz(files, root=f"{ref}/")
 
 
 class Bench:

@@ -21,6 +21,7 @@ from conftest import Harness
 
 from attune_cli.local_stack import LocalStack
 from attune_packs.buildspec import build_tools
+from testkit.pack_archives import tar_gz
 
 pytestmark = pytest.mark.slow
 
@@ -43,15 +44,8 @@ SUITE_KEYS = {"name", "type", "status", "total", "passed", "failed", "skipped", 
 
 
 def write_archive(folder: Path, ref: str, files: dict[str, str]) -> str:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, content in {"pack.yaml": f'ref: {ref}\nversion: "1.0.0"\n', **files}.items():
-            data = content.encode()
-            info = tarfile.TarInfo(f"{ref}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
     path = folder / f"{ref}.tar.gz"
-    path.write_bytes(out.getvalue())
+    path.write_bytes(tar_gz({"pack.yaml": f'ref: {ref}\nversion: "1.0.0"\n', **files}, root=f"{ref}/"))
     return str(path)
 
 

@@ -5,10 +5,8 @@ malformed components, large schemas, throttling."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
-import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from attune_packs.errors import DependencyError, NotFoundError, ThrottledError
 from attune_packs.models import RegisterRequest, RegisterResponse
 from attune_packs.services import catalog, lifecycle
 from attune_packs.services.stages.register import RegistryPolicy, register_packs
+from testkit.pack_archives import tar_gz
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "attune-packs"
@@ -81,14 +80,7 @@ def archive(ref: str, version: str, *, actions: int = 1, deps: str = "", extra: 
         files[f"actions/a{i:04}.yaml"] = f"name: a{i:04}\nrunner_type: python-script\nentry_point: run.py\n"
     files["actions/run.py"] = "def run(): return 1\n"
     files.update(extra or {})
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, content in files.items():
-            data = content.encode()
-            info = tarfile.TarInfo(f"{ref}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return tar_gz(files, root=f"{ref}/")
 
 
 def upload(store: S3ObjectStore, body: bytes) -> str:
