@@ -122,15 +122,7 @@ def lock_install(
 
     plan = plan_install(request, store, table, settings, stored_indices=stored_indices, visit=visit)
     _refuse_failed_plan(plan)
-    return Lockfile(
-        target=LockedTarget(
-            registry_url=request.registry_url,
-            python_version=request.python_version,
-            nodejs_version=request.nodejs_version,
-            architecture=settings.target_architecture,
-        ),
-        packs=packs,
-    )
+    return _lockfile(request, settings, packs)
 
 
 def _refuse_failed_plan(plan: InstallPlan) -> None:
@@ -315,6 +307,11 @@ def lock_of_installation(
                 environments=_built_environments(built, settings, compile_python),
             )
         )
+    return _lockfile(request, settings, packs)
+
+
+def _lockfile(request: InstallRequest, settings: Settings, packs: list[LockedPack]) -> Lockfile:
+    """The lockfile of ``packs``, for the target the request and the deployment name."""
     return Lockfile(
         target=LockedTarget(
             registry_url=request.registry_url,
