@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 Kind = Literal["file", "dir", "symlink", "hardlink", "char", "block", "fifo"]
 ArchiveType = Literal["tar.gz", "tar", "zip"]
@@ -264,3 +264,24 @@ def write_pack(
 def stored_archive_key(body: bytes) -> str:
     """Where the download stage stores an archive: under the sha256 of its bytes (readers verify it)."""
     return f"archives/sha256/{hashlib.sha256(body).hexdigest()}.tar.gz"
+
+
+if TYPE_CHECKING:
+    from attune_packs.domain.archive import PackArchive
+
+
+def in_memory_archive(files: Mapping[str, str | bytes]) -> PackArchive:
+    """A pack root as the archive reader hands it on (files already read), for tests of what reads a
+    pack's files without an archive around them."""
+    from attune_packs.domain.archive import PackArchive
+
+    encoded = {name: data.encode() if isinstance(data, str) else data for name, data in files.items()}
+    return PackArchive(
+        format="tar.gz",
+        root="",
+        files=encoded,
+        file_list=sorted(encoded),
+        total_bytes=0,
+        file_count=len(encoded),
+        compressed_bytes=0,
+    )

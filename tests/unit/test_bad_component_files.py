@@ -7,7 +7,7 @@ import pytest
 from attune_packs.domain.archive import PackArchive
 from attune_packs.domain.manifest import read_pack
 from attune_packs.errors import ManifestError
-from testkit.pack_archives import pack_files
+from testkit.pack_archives import in_memory_archive, pack_files
 
 ACTION = "name: broken\nrunner_type: python-script\nentry_point: hello.py\n"
 
@@ -21,16 +21,7 @@ BAD_FILES = [
 
 
 def archive_of(files: dict[str, str]) -> PackArchive:
-    encoded = {k: v.encode() if isinstance(v, str) else v for k, v in files.items()}
-    return PackArchive(
-        format="tar.gz",
-        root="",
-        files=encoded,
-        file_list=sorted(files),
-        total_bytes=0,
-        file_count=len(files),
-        compressed_bytes=0,
-    )
+    return in_memory_archive(files)
 
 
 @pytest.mark.parametrize("strict", [True, False], ids=["strict", "skip-validation"])

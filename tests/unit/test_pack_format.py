@@ -9,19 +9,11 @@ import pytest
 from attune_packs.domain.archive import PackArchive
 from attune_packs.domain.manifest import parse_manifest, read_pack
 from attune_packs.errors import ManifestError
+from testkit.pack_archives import in_memory_archive
 
 
 def archive_of(files: dict[str, str]) -> PackArchive:
-    encoded = {k: v.encode() for k, v in files.items()}
-    return PackArchive(
-        format="tar.gz",
-        root="",
-        files=encoded,
-        file_list=sorted(files),
-        total_bytes=0,
-        file_count=len(files),
-        compressed_bytes=0,
-    )
+    return in_memory_archive(files)
 
 
 def test_attune_form_with_dependency_mapping_and_runtime_deps() -> None:
@@ -531,15 +523,8 @@ def test_workflow_files_no_action_runs_are_noted_not_registered() -> None:
 
 
 def _fixture_archive(folder: Path) -> PackArchive:
-    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    return PackArchive(
-        format="tar.gz",
-        root="",
-        files=files,
-        file_list=sorted(files),
-        total_bytes=0,
-        file_count=len(files),
-        compressed_bytes=0,
+    return in_memory_archive(
+        {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     )
 
 

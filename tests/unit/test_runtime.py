@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from attune_packs.domain.archive import PackArchive
 from attune_packs.domain.manifest import read_pack
 from attune_packs.domain.runtime import (
     nodejs_env_hash,
@@ -14,6 +13,7 @@ from attune_packs.domain.runtime import (
     runtime_requirements,
 )
 from attune_packs.errors import ManifestError, RequirementsError
+from testkit.pack_archives import in_memory_archive
 
 H1 = "a" * 64
 H2 = "b" * 64
@@ -181,18 +181,7 @@ def test_equal_requirements_give_equal_hashes_whatever_their_spelling_and_file_s
 
 
 def pack_with(files: dict[str, str]) -> object:
-    encoded = {k: v.encode() for k, v in files.items()}
-    return read_pack(
-        PackArchive(
-            format="tar.gz",
-            root="",
-            files=encoded,
-            file_list=sorted(files),
-            total_bytes=0,
-            file_count=len(files),
-            compressed_bytes=0,
-        )
-    )
+    return read_pack(in_memory_archive(files))
 
 
 def test_runtime_requirements_of_a_python_pack() -> None:
