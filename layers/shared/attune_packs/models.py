@@ -395,6 +395,8 @@ class BuildPackEnvsEvent(RootModel[BuildEvent]):
     """What the build-envs function receives: a Map item of the state machine (``task_token``), an
     asynchronous request of the HTTP API (``async_build``), or a direct stage request (``pack_paths``)."""
 
+    model_config = ConfigDict(defer_build=True)
+
 
 class BuildReference(Response):
     """A Map item's answer when its whole result (a BuiltEnvironment) is stored as a report."""

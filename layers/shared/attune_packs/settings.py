@@ -21,7 +21,7 @@ from attune_packs.errors import ConfigurationError
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, defer_build=True)
 
     bucket_name: str = Field(alias="BUCKET_NAME")
     table_name: str = Field(default="", alias="TABLE_NAME")

@@ -60,7 +60,7 @@ def index_pack(ref: str) -> Response[Any]:
 
 
 class TokenBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(min_length=1, max_length=128)
     scopes: list[str] = Field(min_length=1, max_length=3, description=f"among {', '.join(SCOPES)}")
     ttl_days: int = Field(

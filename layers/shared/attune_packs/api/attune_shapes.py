@@ -30,7 +30,7 @@ from attune_packs.models import (
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # --- download -----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ class InstallBody(InstallRequest):
     """``packs[]`` or a single ``source`` (Attune's InstallPackRequest: source, ref_spec, skip_tests,
     skip_deps); the rest as the state machine takes it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     packs: list[str] = Field(default_factory=list, max_length=MAX_PACKS_PER_INSTALLATION)
     source: str | None = Field(default=None, max_length=2048, description="Attune's single source")
     skip_deps: bool | None = Field(default=None, description="Attune's name for skip_dependencies")
@@ -47,7 +47,7 @@ class InstallBody(InstallRequest):
 
 
 class InstallStarted(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     installation_id: str
     execution_arn: str
     created: bool = Field(description="false: the same Idempotency-Key already started this installation")
@@ -77,7 +77,7 @@ def install(body: InstallBody) -> Response[Any]:
 
 
 class InstallationStatus(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     installation_id: str
     status: str = Field(description="RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED")
     current_stage: str | None = None
@@ -102,13 +102,13 @@ def installation(installation_id: str) -> Response[Any]:
 
 
 class UploadBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     filename: str = Field(min_length=1, max_length=200)
     content_type: str = Field(default="application/gzip", max_length=100)
 
 
 class PresignedUpload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     upload: dict[str, Any] = Field(description="url and fields of a browser-style POST form to S3")
     key: str
     max_bytes: int
@@ -144,7 +144,7 @@ def create_upload(body: UploadBody) -> Response[Any]:
 class MultipartForm(BaseModel):
     """What Attune's upload form carries: the archive in ``pack`` and two flags."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     filename: str
     content: bytes
     force: bool = False

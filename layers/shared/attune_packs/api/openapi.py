@@ -26,7 +26,7 @@ _ERROR_REF = "#/components/schemas/ErrorBody"
 class ErrorBody(BaseModel):
     """Every refusal and fault: a stable code, a message a person can act on, details per field."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     error: str
     code: str = Field(description="stable error code, e.g. INVALID_REQUEST, FORBIDDEN, NOT_FOUND, PAYLOAD_TOO_LARGE")
     details: Any = Field(default=None, description="for INVALID_REQUEST: [{field, problem}]")
@@ -37,7 +37,7 @@ def envelope(model: Any) -> type[BaseModel]:
     """``{"data": <model>}``, named after the model (``list[X]``: ``XListEnvelope``)."""
     args = getattr(model, "__args__", ())
     name = f"{args[0].__name__}List" if args else model.__name__
-    return create_model(f"{name}Envelope", data=(model, ...))
+    return create_model(f"{name}Envelope", __config__=ConfigDict(defer_build=True), data=(model, ...))
 
 
 def responses(status: int, model: Any, description: str) -> dict[int, Any]:

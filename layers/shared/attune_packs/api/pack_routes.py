@@ -24,7 +24,7 @@ from attune_packs.services.pack_updates import PackUpdate, update_pack
 class Pack(BaseModel):
     """An installed pack's current record (Attune's PackResponse names where they apply)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     ref: str
     version: str
     label: str | None = None
@@ -38,7 +38,7 @@ class PackDetail(Pack):
 
 
 class TestRunStarted(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     execution: pack_tests.PackTestExecution
     status_url: str
 
@@ -79,7 +79,7 @@ def remove_pack(ref: str, force: Annotated[bool, Query()] = False) -> Response[A
 
 
 class RollbackBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     version: str | None = Field(default=None, max_length=64)
     force: bool = False
 

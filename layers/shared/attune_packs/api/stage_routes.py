@@ -91,7 +91,7 @@ class RegisterBatchBody(Reported):
 class RegisterPackBody(BaseModel):
     """Attune's RegisterPackRequest: one pack, here from an s3:// location in this deployment's bucket."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
     path: str = Field(min_length=6, max_length=1024, description="s3://<this bucket>/<key> of a pack archive")
     skip_tests: bool = False
     force: bool = False
@@ -189,7 +189,7 @@ def _register(
 class RegisterPackData(BaseModel):
     """Attune's PackInstallResponse (``pack``, ``test_result``, ``tests_skipped``) plus the registration."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     pack: dict[str, Any] = Field(description="the pack as GET /packs/{ref} shows it")
     test_result: dict[str, Any] | None = None
     tests_skipped: bool

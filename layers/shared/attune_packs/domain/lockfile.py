@@ -24,7 +24,7 @@ _SHA256 = r"^sha256:[0-9a-f]{64}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class LockedRequirement(_Strict):

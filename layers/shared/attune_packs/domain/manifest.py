@@ -131,7 +131,7 @@ class _RefFromName(str):
 class PackManifest(BaseModel):
     """pack.yaml. Unknown fields are kept (``extra``), never fatal."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     name: str
     ref: str

@@ -16,7 +16,7 @@ _URL = re.compile(r"^https?://[^\s]+$")
 
 
 class TestRunner(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     type: str = Field(pattern=r"^(script|unittest|pytest)$")
     entry_point: str | None = None
     timeout: int = Field(default=300, ge=1, le=3600)
@@ -24,7 +24,7 @@ class TestRunner(BaseModel):
 
 
 class Testing(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     enabled: bool = True
     runners: dict[str, TestRunner] = Field(default_factory=dict)
     min_pass_rate: float = Field(default=1.0, ge=0, le=1)
@@ -36,7 +36,7 @@ class PythonDependencies(BaseModel):
     ``requirements_file_content``, ``min_version`` / ``max_version``). The lines are checked like
     ``requirements.txt`` when the environment is planned (:mod:`attune_packs.domain.runtime`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     runtime: str | None = None
     dependencies: list[str] | None = None
@@ -53,7 +53,7 @@ class PythonDependencies(BaseModel):
 class PackMeta(BaseModel):
     """pack.yaml ``meta``: Attune's catalogue fields. Unknown fields are kept (``extra``)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     category: str | None = None
     keywords: list[str] = Field(default_factory=list)

@@ -38,7 +38,7 @@ def normalised_checksum(value: str | None) -> str | None:
 
 
 class InstallSource(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     type: Literal["git", "archive"]
     url: str
     ref: str | None = None
@@ -72,7 +72,7 @@ def _pack_list(packs: object) -> object:
 
 
 class IndexEntry(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     ref: str
     version: str
     description: str = ""
@@ -138,7 +138,7 @@ class IndexEntry(BaseModel):
 
 
 class RegistryIndex(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     packs: list[IndexEntry]
 
 

@@ -15,7 +15,7 @@ from attune_packs.services.tokens import verify_token
 
 
 class TokenAuthorizerEvent(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
     type: str = "TOKEN"
     authorization_token: str | None = Field(default=None, alias="authorizationToken")
     method_arn: str = Field(alias="methodArn")

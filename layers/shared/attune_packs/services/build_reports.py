@@ -36,7 +36,7 @@ REPORT_KEY = re.compile(REPORT_KEY_PATTERN.removeprefix("^").removesuffix("$"))
 class BuildStateDetail(BaseModel):
     """``detail`` of CodeBuild's "Build State Change" event."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
     build_status: str = Field(alias="build-status")
     build_id: str = Field(alias="build-id")
     project_name: str = Field(default="", alias="project-name")
@@ -125,7 +125,7 @@ Status = Literal["passed", "failed", "partial", "skipped", "error"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class TestFailure(_Strict):

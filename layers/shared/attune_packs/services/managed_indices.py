@@ -22,7 +22,7 @@ from attune_packs.settings import Settings
 
 
 class IndexInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
     url: str = Field(min_length=5, max_length=2048, description="s3://... or https://... location of index.json")
     name: str = Field(default="", max_length=128)
     position: int = Field(default=100, ge=0, le=999_999)
@@ -37,7 +37,7 @@ class IndexInput(BaseModel):
 
 
 class IndexRecord(IndexInput):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     id: str
     created_at: str
     updated_at: str

@@ -31,7 +31,7 @@ _FINISHED = {"SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"}
 
 
 class TestSuite(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     name: str = ""
     type: str = ""
     status: str = ""
@@ -45,7 +45,7 @@ class PackTestExecution(BaseModel):
     """One run of a pack's tests."""
 
     __test__ = False  # not a pytest class
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     id: str
     pack_ref: str
     pack_version: str
@@ -69,7 +69,7 @@ class PackTestExecution(BaseModel):
 
 class TestHistoryPage(BaseModel):
     __test__ = False
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     pack_ref: str
     executions: list[PackTestExecution]
     total: int

@@ -24,7 +24,7 @@ from attune_packs.services.catalog import check_pack_ref
 class DescriptionPatch(BaseModel):
     """Attune's PackDescriptionPatch: {"op": "set", "value": "..."} or {"op": "clear"}."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     op: Literal["set", "clear"]
     value: str | None = Field(default=None, max_length=4000)
 
@@ -33,7 +33,7 @@ class PackUpdate(BaseModel):
     """Attune's UpdatePackRequest, the fields an installed pack may change here. Version, schema,
     dependencies and the rest come from the pack's archive: install another version to change them."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
     label: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | DescriptionPatch | None = Field(
         default=None, description="the new text, or Attune's patch form {op: set, value} / {op: clear}"

@@ -55,7 +55,7 @@ _COMPARED = tuple(name for name in Component.model_fields if name not in {"sourc
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class PlannedEnvironment(_Out):

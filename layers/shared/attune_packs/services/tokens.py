@@ -14,7 +14,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from attune_packs.data import tokens as stored
 from attune_packs.data.operations import PackTable
@@ -43,6 +43,8 @@ class ForbiddenError(AttuneError):
 
 
 class TokenInfo(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     token_id: str
     name: str
     scopes: list[str]
@@ -56,6 +58,8 @@ class TokenInfo(BaseModel):
 
 
 class CreatedToken(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     token: str
     info: TokenInfo
 

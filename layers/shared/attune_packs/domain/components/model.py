@@ -15,7 +15,7 @@ EntryPointKind = Literal["file", "platform_binary", "workflow"]
 class Component(BaseModel):
     """One registrable component, normalised from Attune's or StackStorm's metadata form."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: str
     name: str
