@@ -52,7 +52,7 @@ def test_every_module_of_the_layer_ships_with_its_compiled_form(built: Path) -> 
 
 def test_the_compiled_modules_are_used_whatever_the_file_times_say(built: Path) -> None:
     # A .pyc header: magic (4 bytes), flags (4 bytes). Flags 0b01 = hash-based, source not checked.
-    compiled = Path(importlib.util.cache_from_source(str(built / "attune_packs" / "models.py")))
+    compiled = Path(importlib.util.cache_from_source(str(built / "attune_packs" / "models" / "common.py")))
     assert compiled.read_bytes()[:4] == importlib.util.MAGIC_NUMBER
     assert int.from_bytes(compiled.read_bytes()[4:8], "little") == 0b01
 
