@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from fakes import FakeObjectStore, FakePackTable
 
+from attune_packs.domain.install_order import install_order
 from attune_packs.domain.registry_index import parse_registry_ref
 from attune_packs.errors import DownloadError
 from attune_packs.models import DependenciesRequest, DependenciesResponse
-from attune_packs.services.stages.dependencies import analyze_dependencies, install_order
+from attune_packs.services.stages.dependencies import analyze_dependencies
 from attune_packs.settings import Settings
 from testkit.pack_archives import pack_files, stored_archive_key, tar_gz
 

@@ -39,7 +39,7 @@ Modules:
 * :mod:`~attune_packs.domain.resolver.cycles`: install order and dependency cycles.
 """
 
-from attune_packs.domain.resolver.cycles import topological_order
+from attune_packs.domain.install_order import topological_order
 from attune_packs.domain.resolver.model import (
     Choice,
     InstalledPack,

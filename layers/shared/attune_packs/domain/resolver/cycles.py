@@ -3,59 +3,16 @@ ruled out of a cycle, and the conflicts of the cycles that remain."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from attune_packs.domain.install_order import topological_order
 from attune_packs.domain.resolver.model import Candidate, PackNode, Resolution
 from attune_packs.domain.resolver.provider import Provider
 from attune_packs.domain.semver import Version
 from attune_packs.models import Conflict
 
-# --- cycles and order ----------------------------------------------------------------------------
-
-
-def topological_order(graph: Mapping[str, Iterable[str]]) -> tuple[list[str], list[list[str]]]:
-    """Dependencies first (only edges inside ``graph`` count; a self-edge is a cycle); ties broken
-    by ref. Returns the order of the packs not on or behind a cycle, and the cycles found."""
-    inside = {ref: sorted({d for d in deps if d in graph}) for ref, deps in graph.items()}
-    order: list[str] = []
-    done: set[str] = set()
-    remaining = set(inside)
-    while True:
-        ready = sorted(r for r in remaining if all(d in done for d in inside[r]))
-        if not ready:
-            break
-        for ref in ready:
-            order.append(ref)
-            done.add(ref)
-            remaining.discard(ref)
-    cycles: list[list[str]] = []
-    on_cycle: set[str] = set()
-    for ref in sorted(remaining):
-        if ref in on_cycle:
-            continue
-        cycle = _find_cycle(ref, inside, remaining)
-        if cycle and not on_cycle & set(cycle):
-            on_cycle.update(cycle)
-            cycles.append(cycle)
-    return order, cycles
-
-
-def _find_cycle(start: str, graph: Mapping[str, list[str]], remaining: set[str]) -> list[str]:
-    path: list[str] = []
-    position: dict[str, int] = {}
-    node = start
-    while node not in position:
-        position[node] = len(path)
-        path.append(node)
-        nexts = [d for d in graph[node] if d in remaining]
-        if not nexts:
-            return []
-        node = nexts[0]
-    cycle = path[position[node] :]
-    # Start the cycle at its smallest ref so the same cycle always reads the same.
-    first = cycle.index(min(cycle))
-    return cycle[first:] + cycle[:first]
+# --- cycles --------------------------------------------------------------------------------------
 
 
 def with_exclusion(

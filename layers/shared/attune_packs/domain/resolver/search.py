@@ -9,8 +9,9 @@ from typing import Any
 from resolvelib import ResolutionImpossible, ResolutionTooDeep
 from resolvelib.resolvers import Resolution as ResolvelibRun
 
+from attune_packs.domain.install_order import topological_order
 from attune_packs.domain.registry_index import RegistryCatalog
-from attune_packs.domain.resolver.cycles import cycle_choices, cycle_conflicts, topological_order, with_exclusion
+from attune_packs.domain.resolver.cycles import cycle_choices, cycle_conflicts, with_exclusion
 from attune_packs.domain.resolver.explanation import add_conflicts, explain
 from attune_packs.domain.resolver.model import (
     Candidate,

@@ -24,7 +24,6 @@ from attune_packs.domain.resolver import (
     ResolverLimits,
     constraint_of,
     resolve,
-    topological_order,
 )
 from attune_packs.domain.resolver import Resolution as ResolutionResult
 from attune_packs.domain.runtime import runtime_requirements
@@ -306,33 +305,3 @@ def stored_file_reader(stored: StoredPack, store: ObjectStore) -> Callable[[set[
         return {path: content for path, content in archive.files.items() if path in paths}
 
     return read
-
-
-def install_order(graph: dict[str, set[str]]) -> tuple[list[str], list[Conflict]]:
-    """Dependencies first (only edges inside ``graph`` count); ties broken by ref. Packs on a
-    cycle (a self-dependency included) and packs depending on them are reported, not ordered."""
-    order, cycles = topological_order(graph)
-    conflicts: list[Conflict] = []
-    on_cycle: set[str] = set()
-    for cycle in cycles:
-        text = " -> ".join([*cycle, cycle[0]])
-        on_cycle.update(cycle)
-        for member in cycle:
-            conflicts.append(
-                Conflict(
-                    pack_ref=member,
-                    error_code="DEPENDENCY_CYCLE",
-                    message=f"dependency cycle: {text}",
-                    chain=[*cycle, cycle[0]],
-                )
-            )
-    for ref in sorted(set(graph) - set(order) - on_cycle):
-        conflicts.append(
-            Conflict(
-                pack_ref=ref,
-                error_code="DEPENDENCY_CYCLE",
-                message=f"{ref} depends on packs that are on a dependency cycle",
-                chain=[ref, *sorted(d for d in graph[ref] if d in graph)],
-            )
-        )
-    return order, conflicts

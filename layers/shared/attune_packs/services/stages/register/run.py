@@ -34,6 +34,7 @@ from attune_packs.data import installations as stored_installations
 from attune_packs.data.operations import PackTable
 from attune_packs.data.packs import PackHead, read_head
 from attune_packs.domain.components import Component, resolve_references, with_declared_triggers
+from attune_packs.domain.install_order import install_order
 from attune_packs.models import (
     BuiltEnvironment,
     FailedBuild,
@@ -43,7 +44,6 @@ from attune_packs.models import (
     RegisterResponse,
     RegisterSummary,
 )
-from attune_packs.services.stages.dependencies import install_order
 from attune_packs.services.stages.per_pack import PackFailures
 from attune_packs.services.stages.register.flip import flip_pointer
 from attune_packs.services.stages.register.gate import gate_tests
