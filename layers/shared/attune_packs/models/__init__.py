@@ -19,15 +19,15 @@ if TYPE_CHECKING:
     from attune_packs.models.build import AsyncBuildRequest as AsyncBuildRequest
     from attune_packs.models.build import BuildEnvsRequest as BuildEnvsRequest
     from attune_packs.models.build import BuildEnvsResponse as BuildEnvsResponse
-    from attune_packs.models.build import BuildEvent as BuildEvent
     from attune_packs.models.build import BuildOptions as BuildOptions
-    from attune_packs.models.build import BuildPackEnvsEvent as BuildPackEnvsEvent
     from attune_packs.models.build import BuildReference as BuildReference
     from attune_packs.models.build import BuildSummary as BuildSummary
     from attune_packs.models.build import BuildTask as BuildTask
     from attune_packs.models.build import BuiltEnvironment as BuiltEnvironment
     from attune_packs.models.build import EnvironmentArtifact as EnvironmentArtifact
     from attune_packs.models.build import FailedBuild as FailedBuild
+    from attune_packs.models.build_event import BuildEvent as BuildEvent
+    from attune_packs.models.build_event import BuildPackEnvsEvent as BuildPackEnvsEvent
     from attune_packs.models.common import COMPONENT_TYPES as COMPONENT_TYPES
     from attune_packs.models.common import MAX_PACKS_PER_INSTALLATION as MAX_PACKS_PER_INSTALLATION
     from attune_packs.models.common import MAX_RESOLVED_PACKS as MAX_RESOLVED_PACKS
@@ -90,9 +90,9 @@ _HOME = {
     "AsyncBuildRequest": "build",
     "BuildEnvsRequest": "build",
     "BuildEnvsResponse": "build",
-    "BuildEvent": "build",
+    "BuildEvent": "build_event",
     "BuildOptions": "build",
-    "BuildPackEnvsEvent": "build",
+    "BuildPackEnvsEvent": "build_event",
     "BuildReference": "build",
     "BuildSummary": "build",
     "BuildTask": "build",

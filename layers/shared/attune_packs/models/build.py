@@ -4,9 +4,9 @@ section 3.3)."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, field_validator
+from pydantic import Field, field_validator
 
 from attune_packs.models.common import REPORT_KEY_PATTERN, PackFailure, Request, Response
 
@@ -118,31 +118,6 @@ class AsyncBuildRequest(Request):
 
     async_build: BuildEnvsRequest
     installation_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-
-
-def _build_event_kind(event: Any) -> str:
-    if isinstance(event, BaseModel):
-        fields = set(type(event).model_fields)
-    else:
-        fields = set(event) if isinstance(event, dict) else set()
-    if "task_token" in fields:
-        return "map_item"
-    return "async" if "async_build" in fields else "direct"
-
-
-BuildEvent = Annotated[
-    Annotated[BuildTask, Tag("map_item")]
-    | Annotated[AsyncBuildRequest, Tag("async")]
-    | Annotated[BuildEnvsRequest, Tag("direct")],
-    Discriminator(_build_event_kind),
-]
-
-
-class BuildPackEnvsEvent(RootModel[BuildEvent]):
-    """What the build-envs function receives: a Map item of the state machine (``task_token``), an
-    asynchronous request of the HTTP API (``async_build``), or a direct stage request (``pack_paths``)."""
-
-    model_config = ConfigDict(defer_build=True)
 
 
 class BuildReference(Response):
