@@ -26,7 +26,6 @@ from attune_packs.models import (
     Reported,
 )
 from attune_packs.services import installations
-from attune_packs.services import registration_gate as gate
 
 LOCAL_FOLDER = (
     "Attune's local folder for {what}: accepted and ignored, because this installer keeps {where} in S3 "
@@ -159,6 +158,7 @@ def _register(
     pack_paths: list[str], options: RegisterBatchBody | RegisterPackBody, references: list[BuildReference]
 ) -> shapes.RegisterPacksData:
     from attune_packs.models import RegisterRequest
+    from attune_packs.services import registration_gate as gate
     from attune_packs.services.stages.register import RegistryPolicy, register_packs
 
     store, table = wiring.object_store(), wiring.pack_table()

@@ -50,9 +50,8 @@ from attune_packs.services.plan import InstallPlan, PlannedPack, plan_install
 from attune_packs.services.registry_indices import StoredIndices, no_stored_indices
 from attune_packs.services.stages.build_envs import PYTHON_PLATFORMS
 from attune_packs.services.stages.build_plans import LOCKED_SOURCE
-from attune_packs.services.stages.dependencies import stored_file_reader
 from attune_packs.services.stages.npm_sources import _lock_entries
-from attune_packs.services.stored_packs import StoredPack, load_pack
+from attune_packs.services.stored_packs import StoredPack, load_pack, stored_file_reader
 from attune_packs.settings import Settings
 
 # (requirements text, Python MAJOR.MINOR, uv platform) -> the compiled requirements with hashes

@@ -17,7 +17,6 @@ from attune_packs.data import indices as stored
 from attune_packs.data.indices import INDICES_PARTITION as INDICES_PARTITION
 from attune_packs.data.operations import PackTable
 from attune_packs.errors import NotFoundError
-from attune_packs.services.registry_indices import index_urls, load_indices
 from attune_packs.settings import Settings
 
 
@@ -113,6 +112,10 @@ def search_packs(
 ) -> list[dict[str, Any]]:
     """Packs the configured indices offer, first index per ref winning, filtered by ``query``
     (ref, description, keywords) or exactly by ``ref``."""
+    # Imported here: fetching and parsing indices (HTTP, the manifest format) is a search's work
+    # only, and the API function would otherwise load it at every cold start.
+    from attune_packs.services.registry_indices import index_urls, load_indices
+
     urls = index_urls(None, settings, lambda: enabled_index_urls(table))
     found: dict[str, dict[str, Any]] = {}
     needle = query.lower()

@@ -14,8 +14,7 @@ from attune_packs.data.operations import PackTable
 from attune_packs.domain.runtime import runtime_requirements
 from attune_packs.errors import AttuneError, InvalidRequestError, TransientError
 from attune_packs.models import BuildReference, PackFailure
-from attune_packs.services.stages.dependencies import stored_file_reader
-from attune_packs.services.stored_packs import load_pack
+from attune_packs.services.stored_packs import load_pack, stored_file_reader
 
 # Where the build stage stores its results (BuildTask.report_key under reports/installs/).
 BUILD_REPORT_PREFIX = "reports/installs/"

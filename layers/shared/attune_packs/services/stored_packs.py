@@ -117,3 +117,14 @@ def load_pack(pack_path: str, store: ObjectStore, table: PackTable | None = None
     location = resolve_pack_path(pack_path, store, table)
     archive = scan_stored(location, store)
     return StoredPack(location.uri, checksum_from_key(location.key), read_pack(archive, strict=strict))
+
+
+def stored_file_reader(stored: StoredPack, store: ObjectStore) -> Callable[[set[str]], dict[str, bytes]]:
+    """Read more files of a stored pack (requirement files that ``-r`` includes): the archive is
+    scanned again, safely, keeping just those."""
+
+    def read(paths: set[str]) -> dict[str, bytes]:
+        archive = scan_stored(parse_s3_uri(stored.uri), store, want=lambda path: path in paths)
+        return {path: content for path, content in archive.files.items() if path in paths}
+
+    return read

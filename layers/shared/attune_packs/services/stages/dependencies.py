@@ -39,11 +39,10 @@ from attune_packs.models import (
     Resolution,
     RuntimeRequirements,
 )
-from attune_packs.s3_uri import parse_s3_uri
 from attune_packs.services.managed_indices import enabled_index_urls
 from attune_packs.services.registry_indices import IndexFailure, index_urls, load_indices
 from attune_packs.services.stages.per_pack import PackFailures
-from attune_packs.services.stored_packs import StoredPack, load_pack, scan_stored
+from attune_packs.services.stored_packs import StoredPack, load_pack, stored_file_reader
 from attune_packs.settings import Settings
 
 
@@ -294,14 +293,3 @@ def _load_batch(
                 continue
         batch[pack.ref] = pack
     return batch, errors, conflicts
-
-
-def stored_file_reader(stored: StoredPack, store: ObjectStore) -> Callable[[set[str]], dict[str, bytes]]:
-    """Read more files of a stored pack (requirement files that ``-r`` includes): the archive is
-    scanned again, safely, keeping just those."""
-
-    def read(paths: set[str]) -> dict[str, bytes]:
-        archive = scan_stored(parse_s3_uri(stored.uri), store, want=lambda path: path in paths)
-        return {path: content for path, content in archive.files.items() if path in paths}
-
-    return read
