@@ -50,7 +50,7 @@ from attune_packs.services.plan import InstallPlan, PlannedPack, plan_install
 from attune_packs.services.registry_indices import StoredIndices, no_stored_indices
 from attune_packs.services.stages.build_envs import PYTHON_PLATFORMS
 from attune_packs.services.stages.build_plans import LOCKED_SOURCE
-from attune_packs.services.stages.npm_sources import _lock_entries
+from attune_packs.services.stages.npm_sources import lock_entries
 from attune_packs.services.stored_packs import StoredPack, load_pack, stored_file_reader
 from attune_packs.settings import Settings
 
@@ -179,7 +179,7 @@ def _locked_nodejs(stored: StoredPack, env_hash: str, version: str) -> LockedNod
     packages: dict[str, LockedNodePackage] = {}
     if name is not None:
         content = stored.contents.file(name) or b"{}"
-        for path, entry in sorted(_lock_entries(json.loads(content), name).items()):
+        for path, entry in sorted(lock_entries(json.loads(content), name).items()):
             packages[path] = LockedNodePackage(
                 version=entry.get("version"), integrity=entry.get("integrity"), resolved=entry.get("resolved")
             )

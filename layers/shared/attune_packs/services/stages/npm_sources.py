@@ -91,7 +91,7 @@ def check_node_sources(
     if lockfile is None:
         return None
     lock = _lock_document(lockfile, lock_name)
-    entries = _lock_entries(lock, lock_name or "package-lock.json")
+    entries = lock_entries(lock, lock_name or "package-lock.json")
     _check_resolved(entries, lock_name, policy or NpmSourcePolicy())
     installed = {p: e for p, e in entries.items() if not e.get("dev")}
     return json.dumps({"lockfileVersion": lock["lockfileVersion"], "packages": installed}, sort_keys=True).encode()
@@ -141,7 +141,7 @@ def _check_resolved(entries: dict[str, dict[str, Any]], lock_name: str | None, p
             )
 
 
-def _lock_entries(lock: dict[str, Any], lock_name: str) -> dict[str, dict[str, Any]]:
+def lock_entries(lock: dict[str, Any], lock_name: str) -> dict[str, dict[str, Any]]:
     if isinstance(lock.get("packages"), dict):
         entries = {p: e for p, e in lock["packages"].items() if p}
     else:  # lockfileVersion 1: a tree of "dependencies"
