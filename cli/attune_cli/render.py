@@ -91,7 +91,9 @@ def install_report(installation_id: str, result: ExecutionResult) -> dict[str, A
     )
     registered = register.get("registered_packs", [])
     registered_count = len(registered) or int((register.get("summary") or {}).get("success_count") or 0)
-    if result.status != "SUCCEEDED" or output.get("status") != "COMPLETED" or not registered_count:
+    if result.status == "UNKNOWN":  # the execution's history is gone: its reports say what was done
+        outcome = "unknown"
+    elif result.status != "SUCCEEDED" or output.get("status") != "COMPLETED" or not registered_count:
         outcome = "failed"
     else:
         outcome = "partial" if failures else "ok"

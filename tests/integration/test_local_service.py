@@ -61,9 +61,10 @@ def test_the_first_command_starts_the_service_and_its_state_survives_stop_and_st
 
     # When a pack is installed, Then the command started the service, on loopback, and used it
     archive = write_pack(tmp_path, "svc_pack", "1.0.0")
-    code, out, err = cli(capsys, state, "install", str(archive), "--skip-env-build", "-q")
+    code, out, err = cli(capsys, state, "install", str(archive), "--skip-env-build", "-q", "--json")
     assert code == EXIT_OK, out + err
     assert "starting the local stack" in err
+    installation_id = json.loads(out)["installation_id"]
     info = service_info(state)
     assert info is not None and info.url.startswith("http://127.0.0.1:")
 
@@ -85,6 +86,13 @@ def test_the_first_command_starts_the_service_and_its_state_survives_stop_and_st
     assert installed(capsys, state) == {"svc_pack": "1.0.0"}
     code, out, _ = cli(capsys, state, "show", "svc_pack", "--json")
     assert code == EXIT_OK and json.loads(out)["version"] == "1.0.0"
+
+    # And the installation's status, whose execution history the restart lost, comes from its reports
+    code, out, err = cli(capsys, state, "status", installation_id, "--json")
+    assert code == EXIT_OK, out + err
+    report = json.loads(out)
+    assert report["status"] == "UNKNOWN"
+    assert [(p["pack_ref"], p["pack_version"]) for p in report["registered"]] == [("svc_pack", "1.0.0")]
 
 
 def first_stage_entered(api: ApiBackend, installation_id: str, timeout: float = 120) -> dict[str, Any]:

@@ -79,7 +79,13 @@ def install(body: InstallBody) -> Response[Any]:
 class InstallationStatus(BaseModel):
     model_config = ConfigDict(extra="allow", defer_build=True)
     installation_id: str
-    status: str = Field(description="RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED")
+    status: str = Field(
+        description="RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; UNKNOWN once the execution's history is gone "
+        "(then result holds what the stages reported)"
+    )
+    history_available: bool = Field(
+        default=True, description="false past the execution's history (90 days on AWS, a restart of the local stack)"
+    )
     current_stage: str | None = None
     result: Any = None
 

@@ -69,10 +69,14 @@ def start_upload_installation(bucket: str, key: str, executions: Executions) -> 
 
 
 def installation_status(installation_id: str, executions: Executions, store: ObjectStore) -> dict[str, Any]:
-    """Status, stage transitions and, once finished, the whole stage reports (see ``reports``)."""
+    """Status, stage transitions and, once finished, the whole stage reports (see ``reports``).
+
+    An execution's history does not last forever (90 days on AWS; the local stack's until it
+    restarts): past it, the installation is answered from its stage reports, which stay in S3,
+    with the status ``UNKNOWN`` and ``history_available`` false."""
     description = executions.describe(installation_id)
     if description is None:
-        raise NotFoundError(f"no installation {installation_id!r}")
+        return _without_history(installation_id, store)
     events = executions.history(description["executionArn"])
     stage = None
     stages: list[dict[str, Any]] = []
@@ -99,6 +103,7 @@ def installation_status(installation_id: str, executions: Executions, store: Obj
     return {
         "installation_id": installation_id,
         "status": description["status"],
+        "history_available": True,
         "current_stage": stage if description["status"] == "RUNNING" else None,
         "last_stage": stage,
         "started_at": _iso(description.get("startDate")),
@@ -115,6 +120,29 @@ def installation_status(installation_id: str, executions: Executions, store: Obj
         "error": {"error": description.get("error"), "cause": description.get("cause")}
         if description["status"] in {"FAILED", "TIMED_OUT", "ABORTED"}
         else None,
+    }
+
+
+def _without_history(installation_id: str, store: ObjectStore) -> dict[str, Any]:
+    result = unfinished_installation_output(installation_id, store)
+    if result is None:
+        raise NotFoundError(f"no installation {installation_id!r}")
+    # What the stages reported, not whether the execution ended well: that was in its history.
+    result.pop("status", None)
+    return {
+        "installation_id": installation_id,
+        "status": "UNKNOWN",
+        "history_available": False,
+        "current_stage": None,
+        "last_stage": None,
+        "started_at": None,
+        "stopped_at": None,
+        "started_by": None,
+        "client_label": None,
+        "stages": [],
+        "request": None,
+        "result": result,
+        "error": None,
     }
 
 
