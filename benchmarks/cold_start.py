@@ -50,12 +50,29 @@ def built_layer() -> Iterator[None]:
             _LAYER = previous
 
 
-def _environment() -> dict[str, str]:
-    """The Lambda's import path: the shared layer only (not the CLI), region set as on AWS; a
-    read-only code folder, so nothing is compiled and cached between samples."""
-    env = dict(os.environ)
+def function_environments() -> dict[str, dict[str, str]]:
+    """Each function's environment as template.yaml gives it (by its code folder under functions/);
+    a value CloudFormation resolves at deploy time (a !Ref, a !Sub) becomes a placeholder."""
+    from attune_cli.template import StackResources
+
+    return {
+        str(spec.code_uri.relative_to(ROOT / "functions")).rstrip("/"): {
+            name: value if isinstance(value, str) else f"bench-{name.lower()}"
+            for name, value in spec.environment.items()
+        }
+        for spec in StackResources.load(ROOT).functions()
+    }
+
+
+def _environment(function: dict[str, str] | None = None) -> dict[str, str]:
+    """As on Lambda: the shared layer only on the import path (not the CLI), read-only (nothing is
+    compiled and kept between samples), the region, the runtime API variable (so settings are
+    validated at import, as in Lambda's init phase) and the function's own environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYDANTIC_", "POWERTOOLS_", "ATTUNE_"))}
+    env.update(function or {})
     env["PYTHONPATH"] = str(_LAYER)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["AWS_LAMBDA_RUNTIME_API"] = "127.0.0.1:9001"
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     return env
 
@@ -68,10 +85,10 @@ def _statement(handler: Path) -> str:
     )
 
 
-def _cpu_seconds(statement: str) -> float:
+def _cpu_seconds(statement: str, function: dict[str, str] | None = None) -> float:
     """CPU time (user + system) of one fresh interpreter running ``statement``: on a shared
     machine wall time measures the neighbours as much as the import."""
-    process = subprocess.Popen([sys.executable, "-c", statement], cwd=ROOT, env=_environment())
+    process = subprocess.Popen([sys.executable, "-c", statement], cwd=ROOT, env=_environment(function))
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
@@ -79,8 +96,8 @@ def _cpu_seconds(statement: str) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def import_seconds(statement: str, runs: int = SAMPLES) -> float:
-    return statistics.median(_cpu_seconds(statement) for _ in range(runs))
+def import_seconds(statement: str, runs: int = SAMPLES, function: dict[str, str] | None = None) -> float:
+    return statistics.median(_cpu_seconds(statement, function) for _ in range(runs))
 
 
 @dataclass(frozen=True)
@@ -100,8 +117,10 @@ def measure() -> tuple[float, float, list[Figure]]:
         return _measure()
 
 
-# The least any handler of this stack imports: boto3, one pydantic model (a constrained field
-# loads the rest of pydantic's machinery) and powertools' Logger and Metrics, no project code.
+# The least any handler of this stack does at init: import boto3, define one pydantic model (a
+# constrained field loads the rest of pydantic's machinery) and validate with it once (as each
+# function checks its settings), create powertools' Logger and Metrics; no project code. It runs
+# with the environment every function shares (template.yaml Globals).
 STACK_FLOOR = "; ".join(
     [
         "import boto3",
@@ -109,6 +128,7 @@ STACK_FLOOR = "; ".join(
         "from aws_lambda_powertools import Logger, Metrics",
         "A = type('A', (BaseModel,), {'__annotations__': {'x': int}, 'x': Field(default=1, ge=1), "
         "'model_config': ConfigDict(defer_build=True)})",
+        "A(x=2)",
         "Logger(service='floor')",
         "Metrics(namespace='floor', service='floor')",
     ]
@@ -118,10 +138,12 @@ STACK_FLOOR = "; ".join(
 def _measure() -> tuple[float, float, list[Figure]]:
     empty = import_seconds("pass")
     baseline = import_seconds("import boto3")
-    floor = import_seconds(STACK_FLOOR)
+    environments = function_environments()
+    shared = dict(set.intersection(*(set(env.items()) for env in environments.values())))
+    floor = import_seconds(STACK_FLOOR, function=shared)
     figures = [Figure("(floor: boto3 + pydantic + powertools)", floor, floor / baseline)]
     for handler in HANDLERS:
-        seconds = import_seconds(_statement(handler))
+        seconds = import_seconds(_statement(handler), function=environments[str(handler)])
         figures.append(Figure(str(handler), seconds, seconds / baseline))
     return empty, baseline, figures
 
@@ -157,7 +179,7 @@ def _why(handler: str, top: int) -> None:
         text=True,
         check=True,
         cwd=ROOT,
-        env=_environment(),
+        env=_environment(function_environments()[handler]),
     )
     rows = []
     for line in run.stderr.splitlines():

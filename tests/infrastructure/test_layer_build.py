@@ -60,3 +60,9 @@ def test_the_compiled_modules_are_used_whatever_the_file_times_say(built: Path) 
 def test_only_files_compiled_by_the_build_interpreter_are_shipped(built: Path) -> None:
     tags = {p.name.split(".")[-2] for p in built.rglob("__pycache__/*.pyc")}
     assert tags == {sys.implementation.cache_tag}
+
+
+def test_functions_skip_the_discovery_of_pydantic_plugins_none_of_them_uses() -> None:
+    # Discovery scans every installed distribution's entry points when the first validator is built.
+    env = StackResources.load(ROOT).template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
