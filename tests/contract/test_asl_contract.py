@@ -11,6 +11,7 @@ import pytest
 
 from attune_cli.template import StackResources
 from attune_packs import errors, models
+from attune_packs.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "statemachine" / "install_packs.asl.json"
@@ -121,9 +122,17 @@ def test_the_install_request_model_provides_every_request_field_the_asl_reads(as
     assert read <= set(models.InstallRequest.model_fields)
 
 
-def test_the_dependency_loop_is_bounded(asl: dict[str, Any]) -> None:
+def test_the_dependency_loop_is_bounded_by_the_rounds_the_stages_know(asl: dict[str, Any]) -> None:
     choice = asl["States"]["MissingDependencies"]["Choices"][0]["And"]
-    assert any(c.get("Variable") == "$.round.n" and "NumericLessThan" in c for c in choice)
+    bounds = [c["NumericLessThan"] for c in choice if c.get("Variable") == "$.round.n" and "NumericLessThan" in c]
+    assert bounds == [models.MAX_DEPENDENCY_ROUNDS]
+    assert Settings(BUCKET_NAME="b").max_dependency_rounds == models.MAX_DEPENDENCY_ROUNDS  # what `plan` follows
+
+
+def test_registration_learns_how_the_dependency_loop_ended(asl: dict[str, Any]) -> None:
+    params = asl["States"]["RegisterPacks"]["Parameters"]
+    assert params["dependency_rounds.$"] == "$.round.n"
+    assert params["missing_dependencies.$"] == "$.deps.missing_count"
 
 
 def test_environment_builds_wait_for_a_task_token(asl: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from attune_cli.build_runner import state_change_event
 from attune_cli.local_stack import HostedFunction
 from attune_cli.render import install_report
 from attune_packs.adapters.clients import client
+from attune_packs.models import MAX_DEPENDENCY_ROUNDS
 from testkit.pack_archives import pack_files, write_pack
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
@@ -368,7 +369,7 @@ def test_s3_5xx_and_a_reset_during_a_multipart_upload_are_retried(harness: Harne
 
 # --- the dependency loop at its bound ---------------------------------------------------------------
 
-MAX_ROUNDS = 5  # the state machine's MissingDependencies choice
+MAX_ROUNDS = MAX_DEPENDENCY_ROUNDS  # the state machine's MissingDependencies choice
 
 
 def chain_index(folder: Path, length: int) -> Path:
@@ -416,6 +417,9 @@ def test_a_chain_beyond_the_dependency_loop_bound_registers_nothing_half_and_a_r
         f"chain{n}": "DEPENDENCY_NOT_FOUND" for n in range(6)
     }
     assert any("chain6" in f["error"] for f in report["failures"])
+    # and why: the chain is longer than the rounds one installation follows
+    why = f"stopped downloading dependencies after its {MAX_ROUNDS} rounds"
+    assert all(why in f["error"] for f in report["failures"])
 
     # A re-run completes it: the deep end first (within the bound), then the rest
     deep = install(harness, ["chain5"], registry_url=str(index))

@@ -18,6 +18,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from attune_packs.errors import ConfigurationError
+from attune_packs.models.common import MAX_DEPENDENCY_ROUNDS
 
 
 class Settings(BaseModel):
@@ -35,7 +36,7 @@ class Settings(BaseModel):
     # CPU architecture the pack actions run on (Lambda's): part of every environment hash.
     target_architecture: str = Field(default="arm64", alias="TARGET_ARCHITECTURE")
     max_archive_bytes: int = Field(default=512 * 2**20, alias="MAX_ARCHIVE_BYTES")
-    max_dependency_rounds: int = Field(default=5, alias="MAX_DEPENDENCY_ROUNDS")
+    max_dependency_rounds: int = Field(default=MAX_DEPENDENCY_ROUNDS, alias="MAX_DEPENDENCY_ROUNDS")
     # Network downloads (issue 3): hosts or CIDRs that may be fetched although not globally
     # routable (the local stack and tests use loopback), plain http, and size/time limits.
     download_allow_networks: tuple[str, ...] = Field(default=(), alias="DOWNLOAD_ALLOW_NETWORKS")

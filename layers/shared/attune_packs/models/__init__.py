@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from attune_packs.models.build_event import BuildEvent as BuildEvent
     from attune_packs.models.build_event import BuildPackEnvsEvent as BuildPackEnvsEvent
     from attune_packs.models.common import COMPONENT_TYPES as COMPONENT_TYPES
+    from attune_packs.models.common import MAX_DEPENDENCY_ROUNDS as MAX_DEPENDENCY_ROUNDS
     from attune_packs.models.common import MAX_PACKS_PER_INSTALLATION as MAX_PACKS_PER_INSTALLATION
     from attune_packs.models.common import MAX_RESOLVED_PACKS as MAX_RESOLVED_PACKS
     from attune_packs.models.common import REPORT_KEY_PATTERN as REPORT_KEY_PATTERN
@@ -63,6 +64,7 @@ _HOME = {
     # common
     "COMPONENT_TYPES": "common",
     "LockPin": "common",
+    "MAX_DEPENDENCY_ROUNDS": "common",
     "MAX_PACKS_PER_INSTALLATION": "common",
     "MAX_RESOLVED_PACKS": "common",
     "PackFailure": "common",

@@ -48,6 +48,9 @@ MAX_PACKS_PER_INSTALLATION = 200
 # A dependency round may ask for more (the resolver's own limit); those beyond the installation
 # limit fail one by one with TOO_MANY_PACKS instead of failing the request.
 MAX_RESOLVED_PACKS = 1000
+# Rounds of dependency downloads one installation runs at most: the bound of the state machine's
+# loop (statemachine/install_packs.asl.json, MissingDependencies; a contract test keeps them equal).
+MAX_DEPENDENCY_ROUNDS = 5
 
 
 class Reported(Request):

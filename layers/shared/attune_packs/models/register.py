@@ -18,6 +18,11 @@ class RegisterRequest(Reported):
     installation_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
     requested_by: str | None = Field(default=None, max_length=1200, description="who asked: a token id, a user")
     build_results: list[BuiltEnvironment | FailedBuild | BuildReference] = Field(default_factory=list)
+    # Set by the state machine: how its dependency loop ended, so a missing dependency can say why.
+    dependency_rounds: int = Field(default=0, ge=0, le=1000, description="rounds of dependency downloads run")
+    missing_dependencies: int = Field(
+        default=0, ge=0, description="dependencies still missing when the dependency loop ended"
+    )
 
 
 class RegisteredPack(Response):

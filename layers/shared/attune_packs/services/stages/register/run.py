@@ -35,7 +35,9 @@ from attune_packs.data.operations import PackTable
 from attune_packs.data.packs import PackHead, read_head
 from attune_packs.domain.components import Component, resolve_references, with_declared_triggers
 from attune_packs.domain.install_order import install_order
+from attune_packs.errors import DependencyError
 from attune_packs.models import (
+    MAX_DEPENDENCY_ROUNDS,
     BuiltEnvironment,
     FailedBuild,
     PackFailure,
@@ -197,6 +199,21 @@ def _record_installation(
     run.table.batch_put(items)
 
 
+def _with_loop_end(error: DependencyError, request: RegisterRequest) -> DependencyError:
+    """A missing dependency says so when the installation's dependency loop ran out of rounds with
+    dependencies still missing: the chain is longer than one installation follows."""
+    if error.error_code != "DEPENDENCY_NOT_FOUND" or not request.missing_dependencies:
+        return error
+    if request.dependency_rounds < MAX_DEPENDENCY_ROUNDS:
+        return error
+    return DependencyError(
+        f"{error.message}: this installation stopped downloading dependencies after its {MAX_DEPENDENCY_ROUNDS} "
+        f"rounds with {request.missing_dependencies} still missing (a longer chain of dependencies than one "
+        "installation follows): install the deepest dependencies first, then this pack again",
+        error_code=error.error_code,
+    )
+
+
 # -- one pack ----------------------------------------------------------------------------------------
 
 
@@ -240,7 +257,10 @@ def _version_record(
         pack_ref=ref,
         warnings=warnings,
     )
-    dependencies = check_dependencies(run.table, ref, manifest.dependencies)
+    try:
+        dependencies = check_dependencies(run.table, ref, manifest.dependencies)
+    except DependencyError as error:
+        raise _with_loop_end(error, request) from None
     batch = {r: p.contents.manifest.dependencies for r, p in run.manifests.items()}
     check_dependents(head, manifest.semver, force=request.force, batch=batch)
     references = "skipped"
