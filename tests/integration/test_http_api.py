@@ -17,6 +17,7 @@ from attune_cli.local_stack import LocalStack
 from attune_packs.adapters.dynamodb import DynamoPackTable
 from attune_packs.api.routes import openapi_document
 from attune_packs.services.tokens import create_token, revoke_token
+from testkit.pack_archives import tar_gz
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -373,3 +374,43 @@ def test_a_read_or_install_token_cannot_list_tokens(api: Api) -> None:
     assert listed.status_code == 200 and all("hash" not in t for t in listed.json()["data"])
     no_expiry = {"name": "x", "scopes": ["read"], "ttl_days": None}
     assert api.call("POST", "/api/v1/tokens", json=no_expiry).status_code == 400
+
+
+def test_a_packs_tests_run_again_in_a_real_build_and_their_result_joins_its_history(api: Api) -> None:
+    # Given a pack with a script test runner, installed over HTTP (its tests ran in the install's build)
+    files = {
+        "pack.yaml": (
+            'ref: smoke_tested\nversion: "1.0.0"\n'
+            "testing:\n  runners:\n    smoke: {type: script, entry_point: smoke.py}\n"
+        ),
+        "actions/noop.yaml": "name: noop\nrunner_type: shell\nentry_point: noop.sh\n",
+        "actions/noop.sh": "#!/bin/sh\necho ok\n",
+        "smoke.py": "print('smoke ok')\n",
+    }
+    started = multipart_upload(api, tar_gz(files, root="smoke_tested/"))
+    assert started.status_code == 202, started.text
+    status = wait_for(api, started.json()["data"]["installation_id"])
+    assert status["status"] == "SUCCEEDED", status
+    assert [p["pack_ref"] for p in status["result"]["register"]["registered_packs"]] == ["smoke_tested"], status
+    [installed] = api.call("GET", "/api/v1/packs/smoke_tested/tests", token="read").json()["data"]["executions"]
+    assert (installed["trigger"], installed["status"], installed["passed"]) == ("install", "passed", 1)
+
+    # When its tests are run again
+    rerun = api.call("POST", "/api/v1/packs/smoke_tested/test", token="install")
+    assert rerun.status_code == 202, rerun.text
+    execution_id = rerun.json()["data"]["execution"]["id"]
+
+    # Then a build runs them (the local CodeBuild runner, the real buildspec) and the run completes
+    deadline = time.monotonic() + 300
+    while True:
+        latest = api.call("GET", "/api/v1/packs/smoke_tested/tests/latest", token="read").json()["data"]
+        if latest["status"] != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert (latest["id"], latest["trigger"], latest["status"]) == (execution_id, "rerun", "passed")
+    assert (latest["total_tests"], latest["passed"], latest["failed"]) == (1, 1, 0)
+    assert latest["report"] and latest["report"] != installed["report"]
+
+    # And the history lists both runs, newest first
+    history = api.call("GET", "/api/v1/packs/smoke_tested/tests", token="read").json()["data"]["executions"]
+    assert [(e["trigger"], e["status"]) for e in history] == [("rerun", "passed"), ("install", "passed")]
