@@ -53,7 +53,13 @@ class InstallRequest(Request):
     @model_validator(mode="after")
     def _stages_accept_it(self) -> InstallRequest:
         """Refuse now (400, no execution) what the first stages would refuse after it started."""
-        DownloadRequest(
+        self.download_request()
+        self.build_options()
+        return self
+
+    def download_request(self) -> DownloadRequest:
+        """What the state machine asks the download stage (its first state)."""
+        return DownloadRequest(
             packs=self.packs,
             registry_url=self.registry_url,
             ref_spec=self.ref_spec,
@@ -62,7 +68,10 @@ class InstallRequest(Request):
             allow_unpinned=self.allow_unpinned,
             locked=self.locked,
         )
-        BuildOptions(
+
+    def build_options(self) -> BuildOptions:
+        """What the state machine gives each build (its BuildEnvironments Map), ``skip_env_build`` aside."""
+        return BuildOptions(
             python_version=self.python_version,
             nodejs_version=self.nodejs_version,
             skip_python=self.skip_python,
@@ -72,4 +81,3 @@ class InstallRequest(Request):
             skip_tests=self.skip_tests,
             timeout=self.build_timeout,
         )
-        return self

@@ -165,14 +165,8 @@ def _resolve(
     downloads: _Downloads,
 ) -> tuple[DependenciesResponse | None, int]:
     """The download stage, then the dependencies stage and its download loop."""
-    common = DownloadRequest(
-        packs=request.packs,
-        registry_url=request.registry_url,
-        ref_spec=request.ref_spec,
-        timeout=request.timeout,
-        verify_ssl=request.verify_ssl,
-        allow_unpinned=request.allow_unpinned,
-    )
+    # Sources as they are now: a lock's pins are compared with the plan afterwards, not enforced in it.
+    common = request.download_request().model_copy(update={"locked": None})
     first = download_packs(common, store, settings, stored_indices=stored_indices)
     downloads.add(first.downloaded_packs, first.failed_packs)
     paths = first.pack_paths
