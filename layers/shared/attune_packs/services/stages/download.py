@@ -428,7 +428,9 @@ def _fetch(resolved: ResolvedSource, context: DownloadContext, staging: str) -> 
                     )
                 return _Fetched(hashlib.sha256(first).hexdigest(), body=first)
             staged = True
-            stored = context.store.upload_stream(staging, cast(BinaryIO, _Prefixed(first, stream)), max_bytes=limit)
+            prefixed = _Prefixed(first, stream)
+            del first  # held by ``prefixed`` only, until the upload has read it
+            stored = context.store.upload_stream(staging, cast(BinaryIO, prefixed), max_bytes=limit)
     except BaseException:
         if staged:
             context.store.delete(staging)
