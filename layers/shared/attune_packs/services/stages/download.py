@@ -406,11 +406,11 @@ class _Fetched:
     body: bytes | None = None
     staging: S3Location | None = None
 
-    def open(self, store: ObjectStore) -> AbstractContextManager[BinaryIO]:
+    def open(self, store: ObjectStore) -> BinaryIO:
         if self.body is not None:
-            return closing(cast(BinaryIO, io.BytesIO(self.body)))
+            return io.BytesIO(self.body)
         assert self.staging is not None
-        return closing(store.open(self.staging))
+        return store.open(self.staging)
 
 
 def _fetch(resolved: ResolvedSource, context: DownloadContext, staging: str) -> _Fetched:
