@@ -18,17 +18,22 @@ What each call is for, fresh install:
 Unchanged again: the conditional PUT is refused and the archive written again (an object is never
 trusted by its key); register reads, finds the same content current, and only records the
 installation.
+
+A pack whose items do not fit in the flip's transaction writes them first, 25 per BatchWriteItem
+(with its STAGED marker): the "one per 25 components" of the budget.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from conftest import Harness
 
 from attune_cli.backends import ExecutionResult
+from testkit.pack_archives import tar_gz
 
 FRESH = {
     "s3:PutObject": 4,
@@ -98,3 +103,23 @@ def test_a_fresh_install_and_an_unchanged_one_stay_within_the_call_budget_call_f
     assert again.calls == Counter(UNCHANGED)
     assert fresh.budget == again.budget == 13
     assert sum(fresh.calls.values()) <= fresh.budget and sum(again.calls.values()) <= again.budget
+
+
+def test_a_pack_too_large_for_the_flip_stages_its_items_25_per_call_within_the_budget(
+    harness: Harness, tmp_path: Path
+) -> None:
+    # Given a pack of 120 actions (more items than the flip's transaction may carry)
+    files = {"pack.yaml": 'ref: wide\nversion: "1.0.0"\ndescription: many actions\n', "actions/run.py": ""}
+    for n in range(120):
+        files[f"actions/a{n:03}.yaml"] = f"name: a{n:03}\nrunner_type: python-script\nentry_point: run.py\n"
+    archive = tmp_path / "wide-1.0.0.tar.gz"
+    archive.write_bytes(tar_gz(files, root="wide/"))
+
+    # When it is installed
+    install = counted_install(harness, str(archive))
+
+    # Then its 120 components, their listing and the STAGED marker took ceil(122 / 25) = 5 batches,
+    # besides the installation record's; the rest is what any install costs
+    assert [(p["pack_ref"], p["status"]) for p in install.registered] == [("wide", "registered")]
+    assert install.calls == Counter({**FRESH, "dynamodb:BatchWriteItem": 5 + 1})
+    assert sum(install.calls.values()) == 15 <= install.budget == 12 + 5
