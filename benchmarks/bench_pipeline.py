@@ -1,7 +1,9 @@
 """Whole-pipeline figures on the local stack, and handler cold-start cost.
 
 * AWS API calls made by the handlers per installed pack (deterministic counts, by service and
-  operation) for a pack with no environment to build, installed fresh and then again.
+  operation) for a pack with no environment to build, installed fresh and then again, and for a
+  pack of 3,581 actions installed fresh, with the budget (12 + 1 per 25 components registered):
+  the benchmark fails when an install misses it.
 * State transitions of the execution.
 * The largest state payload (input or output, bytes) for 10, 50 and 150 packs installed together:
   stage reports keep it to a few hundred bytes per pack, far from Step Functions' 256 KiB.
@@ -41,31 +43,62 @@ def _backend(stack: Any) -> Any:
     )
 
 
-def install_counts() -> None:
+CALLS_FIXED = 12  # issue 13: AWS calls per installed pack (no environment build) <= 12 + 1 per 25 components
+CALLS_PER_COMPONENTS = 25
+
+
+def calls_budget(components: int) -> int:
+    return CALLS_FIXED + -(-components // CALLS_PER_COMPONENTS)
+
+
+WIDE_ACTIONS = 3581  # issue 13's large pack (StackStorm's aws pack)
+
+
+def install_counts() -> bool:
+    """Install ``core_utils`` fresh, then again unchanged, then a pack of 3,581 actions fresh; print
+    the handlers' AWS calls with the budget (counted from the components each install registered).
+    False when a budget is missed."""
     from attune_cli.local_stack import LocalStack
     from attune_packs.models import InstallRequest
+    from benchmarks.bench_register import pack_archive
 
+    index = str(ROOT / "examples" / "index.json")
+    missed: list[str] = []
     with tempfile.TemporaryDirectory() as state, LocalStack(Path(state) / "state") as stack:
         backend = _backend(stack)
-        for label in ("fresh install", "same install again"):
+        wide = Path(state) / "wide-1.0.0.tar.gz"
+        wide.write_bytes(pack_archive("1.0.0", WIDE_ACTIONS, ref="wide"))
+        installs = [
+            ("fresh install", InstallRequest(packs=["core_utils"], registry_url=index)),
+            ("same install again", InstallRequest(packs=["core_utils"], registry_url=index)),
+            (f"fresh install, {WIDE_ACTIONS:,} actions", InstallRequest(packs=[str(wide)])),
+        ]
+        for label, request in installs:
             counter: Counter[str] = Counter()
             _count_calls(counter)
             started = time.perf_counter()
-            execution = backend.start_install(
-                InstallRequest(packs=["core_utils"], registry_url=str(ROOT / "examples" / "index.json"))
-            )
-            result = backend.follow(execution.arn, lambda _e: None, poll_seconds=0.1)
+            result = backend.follow(backend.start_install(request).arn, lambda _e: None, poll_seconds=0.1)
             elapsed = time.perf_counter() - started
             transitions = sum(1 for e in result.events if e["type"].endswith("StateEntered"))
+            registered = (result.output or {}).get("register", {}).get("registered_packs", [])
+            components = sum(sum(p["components_registered"].values()) for p in registered)
+            calls, budget = sum(counter.values()), calls_budget(components)
+            verdict = "ok" if result.status == "SUCCEEDED" and len(registered) == 1 and calls <= budget else "MISSED"
             print(
-                f"  {label}: {result.status} in {elapsed:.2f}s, {sum(counter.values())} AWS calls by the handlers "
-                f"for 1 pack, {transitions} state transitions"
+                f"  {label}: {result.status} in {elapsed:.2f}s, {calls} AWS calls by the handlers for "
+                f"{len(registered)} pack of {components} components (budget {CALLS_FIXED} + ceil({components} / "
+                f"{CALLS_PER_COMPONENTS}) = {budget}: {verdict}), {transitions} state transitions"
             )
-            for name, calls in sorted(counter.items()):
-                print(f"      {name:<36} {calls}")
+            for name, count in sorted(counter.items()):
+                print(f"      {name:<36} {count}")
+            if verdict != "ok":
+                missed.append(f"{label}: {calls} calls > {budget} ({result.status})")
             from attune_packs import wiring
 
             wiring.reset()
+    if missed:
+        print(f"  BUDGET MISSED: {'; '.join(missed)}")
+    return not missed
 
 
 def _pack_archive(folder: Path, ref: str) -> str:
@@ -115,12 +148,14 @@ def cold_starts() -> bool:
 
 def main() -> None:
     print("AWS calls per install (local stack):")
-    install_counts()
+    calls_ok = install_counts()
     print("State payloads (largest state input or output of the execution):")
     payload_sizes()
     print("Handler import cost (cold start), boto3 included:")
     if not cold_starts():
         raise SystemExit("cold start budget missed (see above)")
+    if not calls_ok:
+        raise SystemExit("AWS calls per install: budget missed (see above)")
 
 
 if __name__ == "__main__":

@@ -130,8 +130,11 @@ class FlipTogether(DynamoPackTable):
 
 
 @pytest.mark.parametrize("same_content", [False, True], ids=["different-versions", "same-archive"])
+@pytest.mark.parametrize(
+    "policy", [None, RegistryPolicy(inline_registration_bytes=0)], ids=["items-in-the-flip", "items-staged-first"]
+)
 def test_concurrent_registrations_of_one_pack_have_exactly_one_winner_and_no_mixture(
-    table: DynamoPackTable, store: S3ObjectStore, same_content: bool
+    table: DynamoPackTable, store: S3ObjectStore, same_content: bool, policy: RegistryPolicy | None
 ) -> None:
     # Given version 1.0.0 installed, and six registrations of the pack prepared in parallel
     register(store, table, upload(store, archive("race", "1.0.0", actions=3)))
@@ -152,7 +155,7 @@ def test_concurrent_registrations_of_one_pack_have_exactly_one_winner_and_no_mix
 
     def contend(n: int) -> None:
         try:
-            results[n] = register(store, tables[n], paths[n], installation_id=f"contender-{n}")
+            results[n] = register(store, tables[n], paths[n], installation_id=f"contender-{n}", policy=policy)
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             results[n] = exc
 
@@ -206,23 +209,28 @@ class CrashBeforeFlip(DynamoPackTable):
         super().transact(operations)
 
 
+@pytest.mark.parametrize(
+    ("policy", "left_by_the_crash"),
+    [(RegistryPolicy(inline_registration_bytes=0), 5), (None, 0)],
+    ids=["items staged before the flip", "items written by the flip"],
+)
 def test_a_crash_between_items_and_flip_leaves_the_old_version_whole_and_a_retry_completes(
-    aws: None, store: S3ObjectStore
+    aws: None, store: S3ObjectStore, policy: RegistryPolicy | None, left_by_the_crash: int
 ) -> None:
     table = CrashBeforeFlip(boto3.client("dynamodb", region_name="us-east-1"), TABLE)
     table.crash = False
     old = upload(store, archive("app", "1.0.0", actions=2))
     new = upload(store, archive("app", "1.1.0", actions=5))
-    register(store, table, old)
+    register(store, table, old, policy=policy)
     table.crash = True
-    crashed = register(store, table, new, installation_id="crashed")
+    crashed = register(store, table, new, installation_id="crashed", policy=policy)
     # an unexpected exception fails its pack (INTERNAL_ERROR naming its type), not the stage
     assert [(f.error_code, f.details["exception_type"]) for f in crashed.failed_packs] == [
         ("INTERNAL_ERROR", "RuntimeError")
     ]
 
-    # The new items are in the table, yet every reader sees 1.0.0 whole
-    assert len(component_items(table, "app")) == 2 + 5
+    # The staged items (if any) are in the table, yet every reader sees 1.0.0 whole
+    assert len(component_items(table, "app")) == 2 + left_by_the_crash
     shown = catalog.show_pack(table, "app")
     assert shown["version"] == "1.0.0" and names(shown) == {"a0000", "a0001"}
     assert {c["pack_version"] for c in shown["components"]["actions"]} == {"1.0.0"}
@@ -232,7 +240,7 @@ def test_a_crash_between_items_and_flip_leaves_the_old_version_whole_and_a_retry
         catalog.get_component(table, "app.a0004")
 
     # A retry completes, and the crashed attempt's items are collected once surely dead
-    retried = register(store, table, new, installation_id="crashed")
+    retried = register(store, table, new, installation_id="crashed", policy=policy)
     assert retried.registered_packs[0].status == "registered"
     assert names(catalog.show_pack(table, "app")) == {f"a{i:04}" for i in range(5)}
     later = datetime.now(UTC) + timedelta(hours=2)

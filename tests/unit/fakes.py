@@ -26,14 +26,22 @@ class FakeObjectStore:
         return f"s3://{self.bucket}/{key}"
 
     def upload_stream(
-        self, key: str, stream: BinaryIO, *, max_bytes: int, metadata: dict[str, str] | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        max_bytes: int,
+        metadata: dict[str, str] | None = None,
+        if_absent: bool = False,
     ) -> StoredObject:
         self.calls["upload"] += 1
         body = stream.read(max_bytes + 1)
         if len(body) > max_bytes:
             raise SourceError("too large", error_code="DOWNLOAD_TOO_LARGE")
-        self.objects[key] = (body, metadata or {})
-        return StoredObject(S3Location(self.bucket, key), hashlib.sha256(body).hexdigest(), len(body))
+        created = not (if_absent and key in self.objects)
+        if created:
+            self.objects[key] = (body, metadata or {})
+        return StoredObject(S3Location(self.bucket, key), hashlib.sha256(body).hexdigest(), len(body), created)
 
     def head(self, location: S3Location) -> dict[str, Any] | None:
         self.calls["head"] += 1

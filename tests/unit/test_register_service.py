@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fakes import FakeObjectStore, FakePackTable
 
+from attune_packs.data.operations import Put
 from attune_packs.data.packs import component_fields
 from attune_packs.errors import DependencyError, NotFoundError, SourceGoneError, ThrottledError
 from attune_packs.models import (
@@ -47,6 +48,11 @@ def pack_items(table: FakePackTable, ref: str, prefix: str = "") -> dict[str, di
 def component_keys(table: FakePackTable, ref: str) -> set[str]:
     """The keys of the pack's component items (not of the listings of them)."""
     return {sk for sk, item in pack_items(table, ref, "COMPONENT#").items() if item["entity"] == "component"}
+
+
+# Every registration's items written in batches before its flip (as for a pack too large for the
+# flip's transaction), whatever its size.
+STAGED_FIRST = RegistryPolicy(inline_registration_bytes=0)
 
 
 class Clock:
@@ -176,12 +182,42 @@ def test_environment_artifacts_are_recorded_on_the_pack() -> None:
     assert table.items[("PACK#a", "VERSION#1.0.0")]["environments"]["python"]["artifact"] == env.artifact
 
 
-def test_a_crash_before_the_flip_leaves_the_old_version_visible_and_a_retry_completes() -> None:
+def test_a_registration_that_fits_is_written_by_the_flip_alone_without_a_staged_marker() -> None:
+    # Given a small pack (its items fit in the flip's transaction)
+    store, table = FakeObjectStore(), FakePackTable()
+    # When it is registered
+    register(store, table, put(store, "app", "1.0.0"))
+    # Then one transaction wrote the pointer, the version and the items; one batch the installation
+    assert table.calls == {"query": 1, "transact_write_items": 1, "batch_write_item": 1}
+    [flip] = table.transactions
+    written = {op.item["SK"].split("#")[0] for op in flip if isinstance(op, Put)}
+    assert written == {"CURRENT", "VERSION", "COMPONENT"}
+    assert not [sk for sk in pack_items(table, "app") if sk.startswith("CURRENT#STAGED#")]
+
+
+def test_a_crash_of_a_flip_that_carries_the_items_writes_nothing_and_a_retry_completes() -> None:
     store, table, clock = FakeObjectStore(), FakePackTable(), Clock()
     register(store, table, put(store, "app", "1.0.0"), clock=clock)
+    before = {k: dict(v) for k, v in table.items.items() if k[0] == "PACK#app"}
+    table.fail_next_transact = True
+    newer = put(store, "app", "1.1.0", extra={"actions/b.yaml": "name: b\nrunner_type: x\n"})
+    crashed = register(store, table, newer, clock=clock)
+    assert crashed.failed_packs[0].error_code == "INTERNAL_ERROR"
+    # nothing of the crashed attempt is in the table: no items, no marker to collect later
+    assert {k: v for k, v in table.items.items() if k[0] == "PACK#app"} == before
+    retried = register(store, table, newer, clock=clock)
+    assert retried.registered_packs[0].pack_version == "1.1.0"
+    assert {c["name"] for c in show_pack(table, "app")["components"]["actions"]} == {"hello", "b"}
+
+
+def test_a_crash_before_the_flip_leaves_the_old_version_visible_and_a_retry_completes() -> None:
+    """Items staged before the flip (a registration too large for its transaction)."""
+    store, table, clock = FakeObjectStore(), FakePackTable(), Clock()
+    options: dict[str, Any] = {"clock": clock, "policy": STAGED_FIRST}
+    register(store, table, put(store, "app", "1.0.0"), **options)
     table.fail_next_transact = True
     crashed = register(
-        store, table, put(store, "app", "1.1.0", extra={"actions/b.yaml": "name: b\nrunner_type: x\n"}), clock=clock
+        store, table, put(store, "app", "1.1.0", extra={"actions/b.yaml": "name: b\nrunner_type: x\n"}), **options
     )
     # an unexpected exception is that pack's INTERNAL_ERROR, with its type, not a failed stage
     [failure] = crashed.failed_packs
@@ -197,13 +233,13 @@ def test_a_crash_before_the_flip_leaves_the_old_version_visible_and_a_retry_comp
         get_component(table, "app.b")
     # a retry completes (under a new registration id)
     retried = register(
-        store, table, put(store, "app", "1.1.0", extra={"actions/b.yaml": "name: b\nrunner_type: x\n"}), clock=clock
+        store, table, put(store, "app", "1.1.0", extra={"actions/b.yaml": "name: b\nrunner_type: x\n"}), **options
     )
     assert retried.registered_packs[0].pack_version == "1.1.0"
     assert {c["name"] for c in show_pack(table, "app")["components"]["actions"]} == {"hello", "b"}
     # the crashed attempt is collected once it is older than any registration can run
     clock.now += timedelta(hours=1)
-    register(store, table, put(store, "app", "1.2.0"), clock=clock)
+    register(store, table, put(store, "app", "1.2.0"), **options)
     staged = [sk for sk in pack_items(table, "app") if sk.startswith("CURRENT#STAGED#")]
     assert staged == []
     live = {table.items[("PACK#app", "CURRENT")]["registration_id"]}
@@ -213,11 +249,12 @@ def test_a_crash_before_the_flip_leaves_the_old_version_visible_and_a_retry_comp
 
 def test_a_young_staged_registration_is_never_collected() -> None:
     store, table, clock = FakeObjectStore(), FakePackTable(), Clock()
-    register(store, table, put(store, "app", "1.0.0"), clock=clock)
+    register(store, table, put(store, "app", "1.0.0"), clock=clock, policy=STAGED_FIRST)
     table.fail_next_transact = True
-    crashed = register(store, table, put(store, "app", "1.1.0"), clock=clock)
+    crashed = register(store, table, put(store, "app", "1.1.0"), clock=clock, policy=STAGED_FIRST)
     assert crashed.failed_packs[0].error_code == "INTERNAL_ERROR"
     in_flight = [sk for sk in pack_items(table, "app") if sk.startswith("CURRENT#STAGED#")]
+    assert len(in_flight) == 1
     clock.now += timedelta(minutes=5)  # it could still be flipping
     register(store, table, put(store, "app", "1.2.0"), clock=clock)
     assert [sk for sk in pack_items(table, "app") if sk.startswith("CURRENT#STAGED#")] == in_flight
@@ -237,12 +274,14 @@ class RacingTable(FakePackTable):
         super().transact(operations)
 
 
-def test_the_loser_of_a_race_gets_conflict_and_leaves_nothing_behind() -> None:
+@pytest.mark.parametrize("policy", [None, STAGED_FIRST], ids=["items in the flip", "items staged first"])
+def test_the_loser_of_a_race_gets_conflict_and_leaves_nothing_behind(policy: RegistryPolicy | None) -> None:
     store, table = FakeObjectStore(), RacingTable()
     register(store, table, put(store, "app", "1.0.0"))
     winner = put(store, "app", "1.2.0", extra={"actions/w.yaml": "name: w\nrunner_type: x\n"})
     table.before = lambda: register(store, table, winner, installation_id="winner")
-    lost = register(store, table, put(store, "app", "1.1.0", extra={"actions/l.yaml": "name: l\nrunner_type: x\n"}))
+    loser = put(store, "app", "1.1.0", extra={"actions/l.yaml": "name: l\nrunner_type: x\n"})
+    lost = register(store, table, loser, policy=policy)
     failure = lost.failed_packs[0]
     assert failure.error_code == "CONFLICT" and "1.2.0 is now current" in failure.error
     shown = show_pack(table, "app")

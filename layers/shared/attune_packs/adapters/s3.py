@@ -21,6 +21,9 @@ from attune_packs.s3_uri import parse_s3_uri as parse_s3_uri
 
 PART_SIZE = 8 * 2**20  # S3 multipart parts (min 5 MiB); memory stays at about one part
 _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"}
+# A conditional write (If-None-Match: *) refused because an object is at the key (412), or because
+# another conditional write of that key is in progress (409): either way this call wrote nothing.
+_EXISTS_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,20 @@ class StoredObject:
     location: S3Location
     sha256: str
     size: int
+    created: bool = True  # False: ``if_absent`` and an object was already at the key (nothing written)
 
 
 class ObjectStore(Protocol):
     bucket: str
 
     def upload_stream(
-        self, key: str, stream: BinaryIO, *, max_bytes: int, metadata: dict[str, str] | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        max_bytes: int,
+        metadata: dict[str, str] | None = None,
+        if_absent: bool = False,
     ) -> StoredObject: ...
     def head(self, location: S3Location) -> dict[str, Any] | None: ...
     def open(self, location: S3Location) -> BinaryIO: ...
@@ -47,6 +57,11 @@ class ObjectStore(Protocol):
 def _is_throttle(exc: Exception) -> bool:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
     return code in _THROTTLE_CODES
+
+
+def _refused_as_existing(exc: Exception) -> bool:
+    """Whether S3 refused a conditional write because of an object at (or being written to) its key."""
+    return getattr(exc, "response", {}).get("Error", {}).get("Code") in _EXISTS_CODES
 
 
 def _retriable(exc: Exception, doing: str) -> TransientError:
@@ -93,13 +108,25 @@ class S3ObjectStore:
         self.bucket = bucket
 
     def upload_stream(
-        self, key: str, stream: BinaryIO, *, max_bytes: int, metadata: dict[str, str] | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        max_bytes: int,
+        metadata: dict[str, str] | None = None,
+        if_absent: bool = False,
     ) -> StoredObject:
-        """Stream ``stream`` to ``key`` in parts while hashing it; never holds more than one part."""
+        """Stream ``stream`` to ``key`` in parts while hashing it; never holds more than one part.
+
+        ``if_absent``: a conditional write (``If-None-Match: *`` on the PUT, or on completing the
+        multipart upload) that S3 refuses when an object is already at ``key``: the whole stream is
+        still read and hashed, nothing is written, and the answer says ``created=False``."""
         digest = hashlib.sha256()
         size = 0
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
+        meta = metadata or {}
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
         try:
             for chunk in _chunks(stream, PART_SIZE):
                 size += len(chunk)
@@ -111,28 +138,52 @@ class S3ObjectStore:
                 digest.update(chunk)
                 if upload_id is None and len(chunk) < PART_SIZE:
                     # Small object: one PUT, no multipart bookkeeping.
-                    self._s3.put_object(Bucket=self.bucket, Key=key, Body=chunk, Metadata=metadata or {})
-                    return StoredObject(S3Location(self.bucket, key), digest.hexdigest(), size)
+                    created = self._put(key, chunk, meta, condition)
+                    return StoredObject(S3Location(self.bucket, key), digest.hexdigest(), size, created)
                 if upload_id is None:
-                    upload_id = self._s3.create_multipart_upload(Bucket=self.bucket, Key=key, Metadata=metadata or {})[
-                        "UploadId"
-                    ]
+                    upload_id = self._s3.create_multipart_upload(Bucket=self.bucket, Key=key, Metadata=meta)["UploadId"]
                 number = len(parts) + 1
                 etag = self._s3.upload_part(
                     Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
                 )["ETag"]
                 parts.append({"ETag": etag, "PartNumber": number})
             if upload_id is None:  # empty stream
-                self._s3.put_object(Bucket=self.bucket, Key=key, Body=b"", Metadata=metadata or {})
+                created = self._put(key, b"", meta, condition)
             else:
-                self._s3.complete_multipart_upload(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-                )
+                created = self._complete(key, upload_id, parts, condition)
         except BaseException:
             if upload_id is not None:
                 self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             raise
-        return StoredObject(S3Location(self.bucket, key), digest.hexdigest(), size)
+        if upload_id is not None and not created:  # refused: its parts are not kept
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        return StoredObject(S3Location(self.bucket, key), digest.hexdigest(), size, created)
+
+    def _put(self, key: str, body: bytes, metadata: dict[str, str], condition: dict[str, str]) -> bool:
+        """One PUT; False when its condition found an object at the key (nothing written)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, Metadata=metadata, **condition)
+        except ClientError as exc:
+            if condition and _refused_as_existing(exc):
+                return False
+            raise
+        return True
+
+    def _complete(self, key: str, upload_id: str, parts: list[dict[str, Any]], condition: dict[str, str]) -> bool:
+        """Complete a multipart upload; False when its condition found an object at the key."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **condition
+            )
+        except ClientError as exc:
+            if condition and _refused_as_existing(exc):
+                return False
+            raise
+        return True
 
     def head(self, location: S3Location) -> dict[str, Any] | None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -6,10 +6,12 @@ an archive or a Git repository), archive URLs (``https://…/x.tar.gz|.tgz|.zip`
 on the local stack only, local files.
 
 Per source: open a byte stream (a Git commit becomes a tar.gz stream, see
-:mod:`attune_packs.sources.git`), stream it to a staging key while hashing (multipart, one part in
-memory), verify the expected checksum, scan the archive safely and read its pack.yaml, then copy it
-to ``archives/sha256/<hex>.<fmt>`` unless identical content is already there. The staging object is
-always removed. One failing source never fails the others. Everything a source names is checked
+:mod:`attune_packs.sources.git`) and read it while hashing: a source that fits in one upload part
+(8 MiB, nearly every pack) stays in memory; a larger one is streamed to a staging key (multipart,
+one part in memory), always removed afterwards. Then verify the expected checksum, write the
+canonical archive of the members checked, read its pack.yaml back, and store it at
+``archives/sha256/<hex>.<fmt>`` (one conditional PUT for a new small archive: see
+:func:`_store_canonical`). One failing source never fails the others. Everything a source names is checked
 before any network access (:mod:`attune_packs.sources.http` for URLs and addresses).
 
 The request's ``timeout`` bounds all network work of the request together: each source gets what is
@@ -19,6 +21,8 @@ would be cut off.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
 import tempfile
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 from urllib.parse import urlparse, urlsplit
 
-from attune_packs.adapters.s3 import ObjectStore
+from attune_packs.adapters.s3 import PART_SIZE, ObjectStore, StoredObject
 from attune_packs.domain.archive import (
     CANONICAL_FORMAT,
     ArchiveLimits,
@@ -75,6 +79,9 @@ from attune_packs.sources.http import Deadline, HttpClient, NetworkPolicy, Trans
 
 STAGING_PREFIX = "staging/"
 _SPOOL_MEMORY = 8 * 2**20  # the canonical archive is kept in memory up to this size, then on disk
+# A source up to one upload part is kept in memory (as one part is by the upload); a larger one
+# goes to a staging key, so that memory stays flat whatever the archive's size.
+IN_MEMORY_SOURCE_BYTES = PART_SIZE
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 Opener = Callable[[], AbstractContextManager[BinaryIO]]
 
@@ -391,36 +398,117 @@ def _too_many(source: str) -> PackFailure:
     )
 
 
+@dataclass
+class _Fetched:
+    """A source's bytes as fetched: in memory when they fit in one upload part, else at a staging key."""
+
+    sha256: str
+    body: bytes | None = None
+    staging: S3Location | None = None
+
+    def open(self, store: ObjectStore) -> BinaryIO:
+        if self.body is not None:
+            return io.BytesIO(self.body)
+        assert self.staging is not None
+        return store.open(self.staging)
+
+
+def _fetch(resolved: ResolvedSource, context: DownloadContext, staging: str) -> _Fetched:
+    """Read the source while hashing it. A source that fits in one upload part stays in memory (no
+    S3 call); a larger one is streamed to ``staging`` (multipart, one part in memory)."""
+    limit = context.settings.max_archive_bytes
+    staged = False
+    try:
+        with resolved.open() as stream:
+            first = _read_up_to(stream, IN_MEMORY_SOURCE_BYTES + 1)
+            if len(first) <= IN_MEMORY_SOURCE_BYTES:
+                if len(first) > limit:
+                    raise SourceError(
+                        f"the archive is larger than the {limit // 2**20} MiB limit", error_code="DOWNLOAD_TOO_LARGE"
+                    )
+                return _Fetched(hashlib.sha256(first).hexdigest(), body=first)
+            staged = True
+            prefixed = _Prefixed(first, stream)
+            del first  # held by ``prefixed`` only, until the upload has read it
+            stored = context.store.upload_stream(staging, cast(BinaryIO, prefixed), max_bytes=limit)
+    except BaseException:
+        if staged:
+            context.store.delete(staging)
+        raise
+    return _Fetched(stored.sha256, staging=stored.location)
+
+
+def _read_up_to(stream: BinaryIO, size: int) -> bytes:
+    buffer = bytearray()
+    while len(buffer) < size:
+        data = stream.read(size - len(buffer))
+        if not data:
+            break
+        buffer += data
+    return bytes(buffer)
+
+
+class _Prefixed:
+    """``first`` (already read from ``rest``), then the remainder of ``rest``."""
+
+    def __init__(self, first: bytes, rest: BinaryIO) -> None:
+        self._first, self._rest = first, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._first:
+            take = len(self._first) if size is None or size < 0 else size
+            chunk, self._first = self._first[:take], self._first[take:]
+            return chunk
+        return self._rest.read(size)
+
+
+def _store_canonical(
+    key: str, spool: BinaryIO, canonical: CanonicalArchive, metadata: dict[str, str], store: ObjectStore
+) -> tuple[StoredObject, bool]:
+    """Write the canonical archive at its content-addressed key; whether this call created it.
+
+    Written even when the key exists: content-addressed writes are idempotent, and an object
+    already there is not trusted by its key (a damaged or replaced one is repaired). A small
+    archive is written with one conditional PUT (``If-None-Match: *``), written again only when S3
+    refuses it because an object is there; a large one (multipart) is looked up first, so that it
+    is not uploaded twice."""
+    if canonical.size < PART_SIZE:
+        written = store.upload_stream(key, spool, max_bytes=canonical.size, metadata=metadata, if_absent=True)
+        if written.created:
+            return written, True
+        spool.seek(0)
+        return store.upload_stream(key, spool, max_bytes=canonical.size, metadata=metadata), False
+    is_new = store.head(S3Location(store.bucket, key)) is None
+    return store.upload_stream(key, spool, max_bytes=canonical.size, metadata=metadata), is_new
+
+
 def _download_one(source: str, context: DownloadContext) -> DownloadedPack:
     resolved = classify(source, context)
     store = context.store
     staging = f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+    fetched = _fetch(resolved, context, staging)
     try:
-        with resolved.open() as stream:
-            stored = store.upload_stream(staging, stream, max_bytes=context.settings.max_archive_bytes)
-        source_checksum = f"sha256:{stored.sha256}"
+        source_checksum = f"sha256:{fetched.sha256}"
         if resolved.expected_checksum and resolved.expected_checksum != source_checksum:
             raise ChecksumMismatchError(
                 f"{source}: the downloaded archive has checksum {source_checksum}, but the registry pins "
                 f"{resolved.expected_checksum}; the archive was changed or corrupted"
             )
-        with store.open(stored.location) as body, tempfile.SpooledTemporaryFile(_SPOOL_MEMORY) as spool:
+        with fetched.open(store) as body, tempfile.SpooledTemporaryFile(_SPOOL_MEMORY) as spool:
             canonical = write_canonical(body, cast(BinaryIO, spool), limits=context.archive_limits)
             spool.seek(0)
             manifest = _checked_manifest(source, resolved, canonical, cast(BinaryIO, spool), context)
             key = archive_key(canonical.sha256, CANONICAL_FORMAT)
-            is_new = store.head(S3Location(store.bucket, key)) is None
-            metadata = {"pack-ref": manifest.ref, "pack-version": manifest.version, "source-sha256": stored.sha256}
+            metadata = {"pack-ref": manifest.ref, "pack-version": manifest.version, "source-sha256": fetched.sha256}
             if resolved.git_commit:
                 metadata["git-commit"] = resolved.git_commit
             spool.seek(0)
-            # Written even when the key exists: content-addressed writes are idempotent, and an object
-            # already there is not trusted by its key.
-            written = store.upload_stream(key, cast(BinaryIO, spool), max_bytes=canonical.size, metadata=metadata)
+            written, is_new = _store_canonical(key, cast(BinaryIO, spool), canonical, metadata, store)
             if written.sha256 != canonical.sha256:
                 raise TransientError(f"{source}: the canonical archive changed while it was stored; retry")
     finally:
-        store.delete(staging)
+        if fetched.staging is not None:
+            store.delete(staging)
     return DownloadedPack(
         source=source,
         source_type=resolved.source_type,

@@ -25,6 +25,7 @@ from attune_packs.errors import AttuneError, DependencyError, ManifestError, Reg
 from attune_packs.services.catalog import public_json_size
 from attune_packs.services.stages.register.policy import RegistryPolicy
 from attune_packs.services.stages.register.prune import collect_garbage, discard, is_stale, next_retained
+from attune_packs.services.stages.register.write import Registration
 
 
 @dataclass
@@ -108,9 +109,15 @@ def flip_pointer(
     now: datetime,
     staged_keys: list[Key] | None = None,
     extra: dict[str, Any] | None = None,
+    registration: Registration | None = None,
 ) -> FlipOutcome:
     """Make ``record`` (a version record) current in one transaction conditional on the revision
     in ``head`` and on each dependency's revision; then delete what is no longer referenced.
+
+    The registration's items are either already staged (``staged_keys``) or given unwritten
+    (``registration``): then they are written in the flip's own transaction when they fit there
+    (``policy.inline_registration_bytes``, the transaction's room), all or nothing with the pointer
+    and without a ``STAGED`` marker; otherwise they are staged first.
 
     On a lost race the registration's own staged items are deleted and ``CONFLICT`` is raised; if
     a dependency changed meanwhile, ``DEPENDENCY_CHANGED``."""
@@ -120,7 +127,6 @@ def flip_pointer(
     operations: list[Operation] = [
         stored.put_pointer(pointer, if_revision=head.revision),
         Put(stored.version_item(ref, record, registration_id, now)),
-        stored.delete_staged_marker(ref, registration_id),
     ]
     if head.removed is not None:
         operations.append(stored.delete_removal_record(ref))
@@ -128,12 +134,20 @@ def flip_pointer(
     operations.extend(dependency_operations)
     retention_operations, queued = _retention_operations(ref, version, dropped, now)
     operations.extend(retention_operations)
+    room = TRANSACTION_LIMIT - len(operations)
+    inline = registration is not None and registration.fits(room, policy.inline_registration_bytes)
+    if not inline:
+        operations.append(stored.delete_staged_marker(ref, registration_id))
     if len(operations) > TRANSACTION_LIMIT:
         discard(table, staged_keys)
         raise DependencyError(
             f"pack {ref} has too many dependencies to register atomically ({len(dependencies)})",
             error_code="DEPENDENCY_LIMIT",
         )
+    if registration is not None and inline:
+        operations.extend(Put(item) for item in registration.items)
+    elif registration is not None:
+        staged_keys = registration.stage(table)
     try:
         table.transact(operations)
     except TransactionConditionFailed as exc:

@@ -20,6 +20,11 @@ class RegistryPolicy:
     # Component parameter / output schemas and attributes larger than this go to S3.
     offload_bytes: int = 32 * 1024
     max_item_bytes: int = 350 * 1024  # DynamoDB's limit is 400 KB, names included
+    # A registration whose items take at most this (as JSON) and fit in the room the flip's
+    # transaction leaves (100 operations) is written in that transaction: half of the 4 MB a
+    # TransactWriteItems may carry, the rest is for the pointer and the version record. 0: always
+    # staged first, in batches.
+    inline_registration_bytes: int = 2 * 2**20
 
     def __post_init__(self) -> None:
         if self.keep_versions < 1:

@@ -8,11 +8,14 @@ module each:
    same content again is a no-op; other content under an equal version or a downgrade: only with
    ``force``), then the environments (their artifacts' digests), dependencies, dependents'
    constraints, component references and the test result's policy (:mod:`.gate`);
-2. :mod:`.write`: a new registration id is drawn and its items (a ``STAGED`` marker and one item
-   per component, large schemas moved to S3) are written in batches of 25; nothing points at them;
+2. :mod:`.write`: a new registration id is drawn and its items (one per component, large schemas
+   moved to S3, and their listing) are made; when they do not fit in the flip's transaction
+   (most packs do: up to about 95 items and 2 MiB), they are written first in batches of 25 with
+   a ``STAGED`` marker, and nothing points at them;
 3. :mod:`.flip`: one transaction flips the pointer, conditional on the revision read in 1 (and on
-   each dependency's revision), writes the version record, records this pack as a dependent of
-   its dependencies and queues registrations that fall out of retention as garbage;
+   each dependency's revision), writes the version record (and the registration's items when they
+   fit), records this pack as a dependent of its dependencies and queues registrations that fall
+   out of retention as garbage;
 4. :mod:`.prune`: garbage (unreferenced registrations' items, and attempts that crashed before
    their flip) is deleted. Readers follow the pointer, so they see the old pack or the new pack,
    never a mixture; of two concurrent registrations exactly one wins and the other gets ``CONFLICT``.
@@ -62,7 +65,7 @@ from attune_packs.services.stages.register.plan import (
     stored_build,
 )
 from attune_packs.services.stages.register.policy import Clock, RegistryPolicy, new_registration_id, utc_now
-from attune_packs.services.stages.register.write import stage_registration, stored_manifest
+from attune_packs.services.stages.register.write import registration_items, stored_manifest
 from attune_packs.services.stored_packs import StoredPack, load_pack
 
 
@@ -317,8 +320,7 @@ def _register_one(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None
     now = run.clock()
     record["registered_at"] = now.isoformat()
     registration_id = new_registration_id()
-    staged = stage_registration(
-        run.table,
+    registration = registration_items(
         run.store,
         ref,
         manifest.version,
@@ -337,7 +339,7 @@ def _register_one(pack: StoredPack, build: BuiltEnvironment | FailedBuild | None
         dependencies=dependencies,
         policy=run.policy,
         now=now,
-        staged_keys=staged,
+        registration=registration,
     )
     record["validation_results"]["warnings"].extend(outcome.warnings)
     run.components[ref] = components

@@ -1,10 +1,12 @@
-"""Write: stage a registration's items (its STAGED marker, then one item per component, large
-schemas moved to S3) in batches of 25. Nothing points at them until the flip."""
+"""Write: a registration's items (its STAGED marker, then one item per component, large schemas
+moved to S3). The flip writes them in its own transaction when they fit there; otherwise they are
+staged first, in batches of 25, and nothing points at them until the flip."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +84,56 @@ def _too_large(component: Component, fields: dict[str, Any], size: int) -> Manif
     )
 
 
+@dataclass
+class Registration:
+    """A registration's items before they are written: its ``STAGED`` marker, then one item per
+    component and the listing of them all."""
+
+    marker: dict[str, Any]
+    items: list[dict[str, Any]]
+
+    def fits(self, operations: int, max_bytes: int) -> bool:
+        """Whether its items fit in ``operations`` more operations of a transaction and ``max_bytes``."""
+        return len(self.items) <= operations and sum(public_json_size(item) for item in self.items) <= max_bytes
+
+    def stage(self, table: PackTable) -> list[Key]:
+        """Write the marker and the items in batches (nothing points at them until the flip); their
+        keys, the marker's first."""
+        written = [self.marker, *self.items]
+        table.batch_put(written)
+        return [item_key(item) for item in written]
+
+
+def registration_items(
+    store: ObjectStore,
+    ref: str,
+    version: str,
+    registration_id: str,
+    components: list[Component],
+    policy: RegistryPolicy,
+    now: datetime,
+    uploaded: set[str] | None = None,
+    installation_id: str | None = None,
+) -> Registration:
+    """A registration's items, each checked against the item size limit (large schemas moved to S3
+    first); nothing is written to the table."""
+    uploaded = uploaded if uploaded is not None else set()
+    staged: list[dict[str, Any]] = []
+    for component in components:
+        fields = _offload(component.model_dump(mode="json"), store, policy, uploaded)
+        item = stored.component_item(
+            ref, version, registration_id, component.type, component.name, component.ref, fields
+        )
+        size = public_json_size(item)
+        if size > policy.max_item_bytes:
+            raise _too_large(component, fields, size)
+        staged.append(item)
+    return Registration(
+        marker=stored.staged_marker(ref, version, registration_id, installation_id, now),
+        items=[*staged, *stored.listing_items(ref, version, registration_id, staged)],
+    )
+
+
 def stage_registration(
     table: PackTable,
     store: ObjectStore,
@@ -97,19 +149,7 @@ def stage_registration(
     """Write a registration's items (its STAGED marker first, then one item per component and the
     listing of them all) in batches. Nothing points at them until the flip. Returns their keys,
     the marker's first."""
-    uploaded = uploaded if uploaded is not None else set()
-    items: list[dict[str, Any]] = [stored.staged_marker(ref, version, registration_id, installation_id, now)]
-    staged: list[dict[str, Any]] = []
-    for component in components:
-        fields = _offload(component.model_dump(mode="json"), store, policy, uploaded)
-        item = stored.component_item(
-            ref, version, registration_id, component.type, component.name, component.ref, fields
-        )
-        size = public_json_size(item)
-        if size > policy.max_item_bytes:
-            raise _too_large(component, fields, size)
-        staged.append(item)
-    items.extend(staged)
-    items.extend(stored.listing_items(ref, version, registration_id, staged))
-    table.batch_put(items)
-    return [item_key(item) for item in items]
+    registration = registration_items(
+        store, ref, version, registration_id, components, policy, now, uploaded, installation_id
+    )
+    return registration.stage(table)
