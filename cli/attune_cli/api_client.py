@@ -205,6 +205,23 @@ class ApiBackend:
             time.sleep(poll_seconds)
 
     def list_packs(self) -> list[dict[str, Any]]:
+        """Every installed pack, by ref: pages of up to 1000 after a cursor (each page reads only
+        its own packs); from an API without cursors, numbered pages."""
+        packs: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 1000}
+        while True:
+            body = self._call("GET", "/packs", params=params)
+            pagination = body.get("pagination") or {}
+            if "next_cursor" not in pagination:
+                if pagination.get("pages") == 1 and not packs:  # all of them, in the first numbered page
+                    return list(body["data"])
+                return self._numbered_pages()
+            packs.extend(body["data"])
+            if not pagination["next_cursor"]:
+                return packs
+            params = {"limit": 1000, "cursor": pagination["next_cursor"]}
+
+    def _numbered_pages(self) -> list[dict[str, Any]]:
         packs: list[dict[str, Any]] = []
         page = 1
         while True:

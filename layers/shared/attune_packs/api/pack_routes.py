@@ -45,8 +45,17 @@ class TestRunStarted(BaseModel):
 
 @app.get(f"{PREFIX}/packs", responses=responses(200, list[Pack], "one page of installed packs, by ref"))
 def list_packs(
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1, page_size: Annotated[int, Query(ge=1, le=100)] = 20
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response[Any]:
+    """Pages by number (``page``, ``page_size``: every page reads every pack, to count them), or
+    with ``limit`` and ``cursor`` (a page reads only its own packs; ``pagination.next_cursor``, if
+    not null, is the ``cursor`` of the next page)."""
+    if limit is not None or cursor is not None:
+        chunk = catalog.list_packs_page(wiring.pack_table(), limit=limit or 100, cursor=cursor)
+        return data(chunk["packs"], pagination={"limit": limit or 100, "next_cursor": chunk["next_cursor"]})
     packs = sorted(catalog.list_packs(wiring.pack_table()), key=lambda p: p["ref"])
     start = (page - 1) * page_size
     return data(
