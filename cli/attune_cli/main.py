@@ -125,14 +125,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     with _backend(args) as backend:
         result = backend.follow(backend.execution_arn(args.installation_id), lambda _e: None, timeout=0)
     report = render.install_report(args.installation_id, result)
-    print(json.dumps(report, indent=2) if args.json else render.install_summary(report))
+    print(render.json_text(report) if args.json else render.install_summary(report))
     return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     with _backend(args) as backend:
         packs = backend.list_packs()
-    print(json.dumps(packs, indent=2) if args.json else render.pack_table(packs))
+    print(render.json_text(packs) if args.json else render.pack_table(packs))
     return EXIT_OK
 
 
@@ -145,7 +145,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         except NotFoundError as exc:
             print(f"attune-packs: {exc.message}", file=sys.stderr)
             return EXIT_FAILED
-    print(json.dumps(pack, indent=2, default=str) if args.json else render.pack_details(pack))
+    print(render.json_text(pack, default=str) if args.json else render.pack_details(pack))
     return EXIT_OK
 
 
@@ -219,7 +219,7 @@ def cmd_components(args: argparse.Namespace) -> int:
             page = backend.list_components(args.type, limit=args.limit, cursor=args.cursor)
         except AttuneError as exc:
             return _registry_error(exc)
-    print(json.dumps(page, indent=2, default=str) if args.json else _components_table(page))
+    print(render.json_text(page, default=str) if args.json else _components_table(page))
     return EXIT_OK
 
 

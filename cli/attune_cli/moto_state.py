@@ -16,14 +16,9 @@
   errors, go through moto's serializer. Comparing two string (or binary, or boolean) values — what
   a query does for every item it sorts or matches — skips moto's generic value casting, and an
   item's size (summed for every item a query returns) is computed without re-wrapping values.
-* **Queries read their partition, not the table.** moto answers every query by sorting every item
-  of the table, then sizing each candidate before testing its key condition: a read of a small
-  pack cost as much as the table's largest partition. A query's candidates are the items its key
-  condition selects (the partition's items for the table, the items whose index keys match for
-  an index), handed to moto's own query, which then sorts, pages, filters and projects them as
-  before: the same answers, at the cost of what they read. moto deep-copies the items a query
-  returns before answering; under the lock above nothing changes them until the answer is
-  written (projections make new items), so a query's items are answered from the table's own.
+* **Queries at the cost of what they read** (:mod:`attune_cli.moto_queries`): moto sorts and
+  sizes every item of the table for every query; here a query looks at the items its key
+  condition selects, and what it learns about them is kept until the next write.
 * **Restore.** The stored state is written straight into moto's backends at start (no HTTP, no
   S3 notifications: restoring is not uploading).
 """
@@ -34,6 +29,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from attune_cli.moto_queries import PartitionQueries
 from attune_cli.persistence import StateStore, StoredState, item_record, object_record
 
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -56,6 +52,7 @@ class MotoState:
         self.bucket = bucket
         self.store = store
         self.dynamodb_lock = threading.RLock()
+        self.queries = PartitionQueries()
         self._local = threading.local()
 
     # -- backends --------------------------------------------------------------------------------
@@ -80,15 +77,20 @@ class MotoState:
 
         def call_action(handler: Any) -> Any:
             with state.dynamodb_lock:
-                response = original_call(handler)
+                try:
+                    response = original_call(handler)
+                finally:
+                    if handler._get_action() not in _ITEM_READS:
+                        state.queries.changed()
                 if state.store is not None and handler._get_action() in _WRITES:
                     state._journal_items(handler._get_action(), handler.body)
                 return response
 
         patch(DynamoHandler, "call_action", call_action)
         patch(DynamoHandler, "serialized", _fast_serialized(DynamoHandler.serialized))
+        _enrich_json_as_is(patch)
         _fast_comparisons(patch)
-        _partition_queries(patch)
+        self.queries.install(patch)
 
         original_put, original_delete = S3Backend.put_object, S3Backend.delete_object
 
@@ -193,8 +195,10 @@ class MotoState:
     def restore(self, state: StoredState) -> None:
         assert self.store is not None
         backend = self.dynamodb()
-        for (table, _key), item in state.items.items():
-            backend.put_item(table or self.table, item)
+        with self.dynamodb_lock:
+            for (table, _key), item in state.items.items():
+                backend.put_item(table or self.table, item)
+            self.queries.changed()
         s3 = self.s3()
         store, self.store = self.store, None  # restoring is not a change
         try:
@@ -233,6 +237,22 @@ def _fast_serialized(original: Any) -> Any:
         return original(handler, action_result)
 
     return serialized
+
+
+def _enrich_json_as_is(patch: Patch) -> None:
+    """moto writes its request id into every answer's ``<RequestId>`` element with a regular
+    expression run over the whole body (a 1 MB query answer included); a body without that element
+    (every JSON answer) comes back unchanged from it, so it is not searched."""
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse._enrich_response
+
+    def enrich(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+        if isinstance(body, str) and "<RequestId>" not in body:
+            return original(headers, "")[0], body
+        return original(headers, body)
+
+    patch(BaseResponse, "_enrich_response", staticmethod(enrich))
 
 
 _PLAIN = frozenset({"S", "B", "BOOL"})  # types whose cast value is the value itself
@@ -296,114 +316,3 @@ def _typed(value: Any) -> Any:
     from moto.dynamodb.models.dynamo_type import DynamoType
 
     return value if isinstance(value, DynamoType) else DynamoType(value)
-
-
-def _partition_queries(patch: Patch) -> None:
-    """``Table.query`` over the items its key condition selects (see the module's docstring):
-    moto's query reads its candidates from ``Table.all_items``, which is answered, for the one call
-    a query makes, with the selected items only."""
-    from moto.dynamodb.models.dynamo_type import Item
-    from moto.dynamodb.models.table import Table
-
-    scoped = threading.local()
-    original_query, original_all_items, original_copy = Table.query, Table.all_items, Item.__deepcopy__
-
-    def query(table: Any, hash_key: Any, range_comparison: Any, range_objs: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = args[4] if len(args) > 4 else kwargs.get("index_name")
-        candidates = _candidates(
-            table,
-            hash_key,
-            index_name,
-            kwargs.get("hash_key_conditions") or [],
-            # moto tests the last range condition only, and with a legacy QueryFilter it keeps
-            # items that match the filter but not the condition: then the condition is left to it
-            None if _has_filter(kwargs) else _range_test(range_comparison, range_objs, kwargs),
-        )
-        scoped.pending, scoped.sharing = (table, candidates), True
-        try:
-            return original_query(table, hash_key, range_comparison, range_objs, *args, **kwargs)
-        finally:
-            scoped.pending, scoped.sharing = None, False
-
-    def all_items(table: Any) -> Any:
-        pending = getattr(scoped, "pending", None)
-        if pending is not None and pending[0] is table and pending[1] is not None:
-            scoped.pending = None
-            return pending[1]
-        return original_all_items(table)
-
-    def deepcopy(item: Any, memo: dict[int, Any]) -> Any:
-        return item if getattr(scoped, "sharing", False) else original_copy(item, memo)
-
-    patch(Table, "query", query)
-    patch(Table, "all_items", all_items)
-    patch(Item, "__deepcopy__", deepcopy)
-
-
-_QUERY_KEYWORDS = {"consistent_read", "filter_expression", "hash_key_conditions", "range_key_conditions", "index_name"}
-
-
-def _has_filter(kwargs: dict[str, Any]) -> bool:
-    return any(key not in _QUERY_KEYWORDS for key in kwargs)
-
-
-def _range_test(range_comparison: Any, range_objs: Any, kwargs: dict[str, Any]) -> Callable[[Any], bool] | None:
-    """moto's test of the last range condition (DynamoType.compare), with the operands cast once."""
-    from moto.dynamodb.comparisons import get_comparison_func
-
-    conditions = kwargs.get("range_key_conditions") or []
-    if not range_comparison or not conditions:
-        return None
-    name, compare = conditions[-1][0], get_comparison_func(range_comparison)
-    operands = [operand.cast_value for operand in range_objs]
-
-    def test(item: Any) -> bool:
-        value = item.attrs.get(name)
-        return value is not None and bool(compare(value.cast_value, *operands))
-
-    return test
-
-
-def _equals(got: Any, wanted: Any) -> bool:
-    return got is not None and bool(got == wanted)
-
-
-def _candidates(
-    table: Any,
-    hash_key: Any,
-    index_name: str | None,
-    hash_conditions: list[tuple[str, Any]],
-    range_test: Callable[[Any], bool] | None,
-) -> list[Any] | None:
-    """The items a query's key condition selects, about in moto's order (moto sorts them again:
-    a sorted list costs it one comparison an item); None: let moto look at all of them."""
-    if not table.range_key_attr:
-        return None
-    if index_name is None:
-        if hash_key is None:
-            return None
-        items = list(table.items.get(hash_key, {}).values())
-        order = [table.range_key_attr]
-    elif hash_conditions:
-        items = [
-            item
-            for partition in table.items.values()
-            for item in partition.values()
-            if all(_equals(item.attrs.get(name), value) for name, value in hash_conditions)
-        ]
-        schema = table.get_index(index_name).schema
-        order = [k["AttributeName"] for kind in ("HASH", "RANGE") for k in schema if k["KeyType"] == kind]
-        order += [table.hash_key_attr, table.range_key_attr]
-    else:
-        return None
-    if range_test is not None:
-        items = [item for item in items if range_test(item)]
-    try:
-        items.sort(key=lambda item: tuple(_raw(item.attrs.get(name)) for name in order))
-    except TypeError:  # values of different kinds: moto's own sort decides
-        pass
-    return items
-
-
-def _raw(value: Any) -> Any:
-    return "" if value is None else value.value
