@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from attune_cli.backends import ExecutionResult
+if TYPE_CHECKING:
+    from attune_cli.backends import ExecutionResult
 
 STAGES = {
     "DownloadPacks": "download",
