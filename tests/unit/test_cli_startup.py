@@ -1,8 +1,10 @@
 """A read-only CLI command is a thin HTTP client: it imports neither the models (pydantic) nor the
-layer's services nor an AWS SDK, whatever it prints (each would cost it more than its request)."""
+layer's services nor an AWS SDK, whatever it prints (each would cost it more than its request), and
+builds the parsers of its own commands only (a command line parses the same as with all of them)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -10,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from attune_cli.main import COMMAND_GROUPS, build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = [
@@ -88,3 +92,36 @@ def test_a_read_command_imports_no_models_services_or_aws_sdk(stack: str, comman
     imported = set(report["imported"])
     assert "attune_cli.main" in imported and "attune_cli.api_client" in imported  # the script did run the CLI
     assert [m for m in HEAVY if m in imported] == []
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def test_the_command_groups_name_every_command_once() -> None:
+    grouped = [name for names in COMMAND_GROUPS.values() for name in names]
+    assert sorted(grouped) == sorted(_subcommands(build_parser())) and len(set(grouped)) == len(grouped)
+
+
+LINES = [
+    ["list", "--json"],
+    ["show", "big", "--state-dir", "/tmp/x"],
+    ["status", "api-1"],
+    ["components", "actions", "--limit", "50", "--cursor", "p"],
+    ["install", "-q", "--skip-env-build", "a.tar.gz", "--lock-out", "lock"],
+    ["plan", "slack", "--registry", "index.json"],
+    ["lock", "slack", "-o", "out.lock"],
+    ["remove", "app", "--force"],
+    ["rollback", "app", "1.0.0"],
+    ["upload", "a.zip", "-q"],
+    ["tests", "app", "--page", "2"],
+    ["test", "app", "--no-wait"],
+    ["token", "create", "--name", "ci", "--scopes", "read", "install"],
+    ["local", "start", "--port", "0"],
+]
+
+
+@pytest.mark.parametrize("line", LINES, ids=lambda line: " ".join(line[:2]))
+def test_a_command_line_parses_the_same_with_only_its_commands_parsers(line: list[str]) -> None:
+    assert vars(build_parser(line[0]).parse_args(line)) == vars(build_parser().parse_args(line))
+    assert set(_subcommands(build_parser(line[0]))) < set(_subcommands(build_parser()))
