@@ -18,6 +18,7 @@ until the next request that is not an item read (:meth:`PartitionQueries.changed
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ _QUERY_KEYWORDS = {"consistent_read", "filter_expression", "hash_key_conditions"
 class PartitionQueries:
     def __init__(self) -> None:
         self._scoped = threading.local()
-        self._partitions: dict[tuple[Any, ...], list[Any]] = {}  # candidates by key condition, in order
+        self._partitions: dict[tuple[Any, ...], _Partition] = {}  # candidates by hash key condition
         self._sizes: dict[int, tuple[Any, int]] = {}  # id(item) -> (item, its size): the item is kept alive
 
     def changed(self) -> None:
@@ -49,12 +50,11 @@ class PartitionQueries:
 
         def query(table: Any, hash_key: Any, range_comparison: Any, range_objs: Any, *args: Any, **kwargs: Any) -> Any:
             index_name = args[4] if len(args) > 4 else kwargs.get("index_name")
-            candidates = queries._candidates(table, hash_key, index_name, kwargs.get("hash_key_conditions") or [])
+            partition = queries._partition(table, hash_key, index_name, kwargs.get("hash_key_conditions") or [])
             # moto tests the last range condition only; with a legacy QueryFilter it keeps items
             # that match the filter but not the condition: then the condition is left to it
-            test = None if _has_filter(kwargs) else _range_test(range_comparison, range_objs, kwargs)
-            if candidates is not None and test is not None:
-                candidates = [item for item in candidates if test(item)]
+            condition = None if _has_filter(kwargs) else _RangeCondition.of(range_comparison, range_objs, kwargs)
+            candidates = None if partition is None else partition.matching(condition)
             scoped.pending, scoped.querying = (table, candidates), True
             try:
                 return original_query(table, hash_key, range_comparison, range_objs, *args, **kwargs)
@@ -85,9 +85,9 @@ class PartitionQueries:
         patch(Item, "size", size)
         patch(responses, "dynamo_to_dict", _plain_answer(responses.dynamo_to_dict))
 
-    def _candidates(
+    def _partition(
         self, table: Any, hash_key: Any, index_name: str | None, hash_conditions: list[tuple[str, Any]]
-    ) -> list[Any] | None:
+    ) -> _Partition | None:
         """The items of the partition a query reads, about in moto's order (moto sorts them again:
         a sorted list costs it one comparison an item); None: let moto look at all of them."""
         if not table.range_key_attr or (index_name is None and hash_key is None):
@@ -111,36 +111,88 @@ class PartitionQueries:
                 for item in partition.values()
                 if all(_equals(item.attrs.get(name), value) for name, value in hash_conditions)
             ]
+            # moto's order: the index's keys, then the table's (the hash keys are the same for all)
             schema = table.get_index(index_name).schema
-            order = [k["AttributeName"] for kind in ("HASH", "RANGE") for k in schema if k["KeyType"] == kind]
+            order = [k["AttributeName"] for k in schema if k["KeyType"] == "RANGE"]
             order += [table.hash_key_attr, table.range_key_attr]
+        kept = self._partitions[key] = _Partition(items, order)
+        return kept
+
+
+class _Partition:
+    """A query's candidates, in the order of their keys after the hash key (``order``); when the
+    first of them is a string in every item, a condition on it is answered by bisection."""
+
+    def __init__(self, items: list[Any], order: list[str]) -> None:
+        self.items, self.sorted_by = items, order[0]
+        self.keys: list[str] | None = None
         try:
             items.sort(key=lambda item: tuple(_raw(item.attrs.get(name)) for name in order))
         except TypeError:  # values of different kinds: moto's own sort decides
-            pass
-        self._partitions[key] = items
-        return items
+            return
+        values = [item.attrs.get(self.sorted_by) for item in items]
+        if all(value is None or value.type == "S" for value in values):
+            self.keys = ["" if value is None else value.value for value in values]
+
+    def matching(self, condition: _RangeCondition | None) -> list[Any]:
+        if condition is None:
+            return self.items
+        low, high = 0, len(self.items)
+        if self.keys is not None and condition.name == self.sorted_by:
+            low, high = condition.window(self.keys)
+        return [item for item in self.items[low:high] if condition.test(item)]
+
+
+class _RangeCondition:
+    """moto's test of a query's last range condition (DynamoType.compare), operands cast once."""
+
+    def __init__(self, name: str, comparison: str, operands: list[Any]) -> None:
+        from moto.dynamodb.comparisons import get_comparison_func
+
+        self.name, self.comparison, self.operands = name, comparison, operands
+        self._compare = get_comparison_func(comparison)
+        self._values = [operand.cast_value for operand in operands]
+
+    @classmethod
+    def of(cls, range_comparison: Any, range_objs: Any, kwargs: dict[str, Any]) -> _RangeCondition | None:
+        conditions = kwargs.get("range_key_conditions") or []
+        if not range_comparison or not conditions:
+            return None
+        return cls(conditions[-1][0], range_comparison, list(range_objs))
+
+    def test(self, item: Any) -> bool:
+        value = item.attrs.get(self.name)
+        return value is not None and bool(self._compare(value.cast_value, *self._values))
+
+    def window(self, keys: list[str]) -> tuple[int, int]:
+        """Where in ``keys`` (sorted strings) the items this condition can hold lie."""
+        if not self.operands or any(operand.type != "S" for operand in self.operands):
+            return 0, len(keys)
+        first = self.operands[0].value
+        bounds: dict[str, Callable[[], tuple[int, int]]] = {
+            "EQ": lambda: (bisect_left(keys, first), bisect_right(keys, first)),
+            "LT": lambda: (0, bisect_left(keys, first)),
+            "LE": lambda: (0, bisect_right(keys, first)),
+            "GT": lambda: (bisect_right(keys, first), len(keys)),
+            "GE": lambda: (bisect_left(keys, first), len(keys)),
+            "BETWEEN": lambda: (bisect_left(keys, first), bisect_right(keys, self.operands[-1].value)),
+            "BEGINS_WITH": lambda: _prefixed(keys, first),
+        }
+        return bounds.get(_NAMED.get(self.comparison, self.comparison.upper()), lambda: (0, len(keys)))()
+
+
+_NAMED = {"=": "EQ", "<": "LT", "<=": "LE", ">": "GT", ">=": "GE"}  # moto's comparisons by either name
+
+
+def _prefixed(keys: list[str], prefix: str) -> tuple[int, int]:
+    low = high = bisect_left(keys, prefix)
+    while high < len(keys) and keys[high].startswith(prefix):
+        high += 1
+    return low, high
 
 
 def _has_filter(kwargs: dict[str, Any]) -> bool:
     return any(key not in _QUERY_KEYWORDS for key in kwargs)
-
-
-def _range_test(range_comparison: Any, range_objs: Any, kwargs: dict[str, Any]) -> Callable[[Any], bool] | None:
-    """moto's test of the last range condition (DynamoType.compare), with the operands cast once."""
-    from moto.dynamodb.comparisons import get_comparison_func
-
-    conditions = kwargs.get("range_key_conditions") or []
-    if not range_comparison or not conditions:
-        return None
-    name, compare = conditions[-1][0], get_comparison_func(range_comparison)
-    operands = [operand.cast_value for operand in range_objs]
-
-    def test(item: Any) -> bool:
-        value = item.attrs.get(name)
-        return value is not None and bool(compare(value.cast_value, *operands))
-
-    return test
 
 
 def _equals(got: Any, wanted: Any) -> bool:

@@ -75,11 +75,27 @@ def _items() -> list[dict[str, Any]]:
             }
         )
     items.append({"PK": _s("PACK#big"), "SK": _s("CURRENT"), "GSI1PK": _s("PACKS"), "GSI1SK": _s("big")})
+    items.append({"PK": _s("PACK#unlisted"), "SK": _s("CURRENT"), "GSI1PK": _s("PACKS")})  # not in the index
     for n in range(14):  # about 100 KB each: a page holds ten of them
         items.append({"PK": _s("PACK#large"), "SK": _s(f"BLOB#{n:02}"), "body": _s("x" * 100_000)})
     return items
 
 
+LARGE_PARTITION: dict[str, Any] = {
+    "KeyConditionExpression": "PK = :pk",
+    "ExpressionAttributeValues": {":pk": _s("PACK#large")},
+}
+PACKS_INDEX: dict[str, Any] = {
+    "IndexName": INDEX,
+    "KeyConditionExpression": "GSI1PK = :pk",
+    "ExpressionAttributeValues": {":pk": _s("PACKS")},
+}
+ACTIONS_INDEX: dict[str, Any] = {
+    "IndexName": INDEX,
+    "KeyConditionExpression": "GSI1PK = :pk",
+    "ExpressionAttributeValues": {":pk": _s("COMPONENT#actions")},
+    "Limit": 64,
+}
 QUERIES: list[dict[str, Any]] = [
     {"KeyConditionExpression": "PK = :pk", "ExpressionAttributeValues": {":pk": _s("PACK#alpha")}},
     {"KeyConditionExpression": "PK = :pk", "ExpressionAttributeValues": {":pk": _s("PACK#big")}, "Limit": 97},
@@ -99,6 +115,10 @@ QUERIES: list[dict[str, Any]] = [
         "ScanIndexForward": False,
         "Limit": 50,
     },
+    {  # to the end of the partition
+        "KeyConditionExpression": "PK = :pk AND begins_with(SK, :sk)",
+        "ExpressionAttributeValues": {":pk": _s("PACK#gamma"), ":sk": _s("VERSION#")},
+    },
     {
         "KeyConditionExpression": "PK = :pk AND SK > :after",
         "ExpressionAttributeValues": {":pk": _s("PACK#gamma"), ":after": _s("VERSION#1.10.0")},
@@ -110,20 +130,37 @@ QUERIES: list[dict[str, Any]] = [
         "ProjectionExpression": "SK, n, document.flag",
         "Limit": 40,
     },
-    {"KeyConditionExpression": "PK = :pk", "ExpressionAttributeValues": {":pk": _s("PACK#large")}},
+    *(
+        {
+            "KeyConditionExpression": f"PK = :pk AND SK {operator} :v",
+            "ExpressionAttributeValues": {":pk": _s("PACK#big"), ":v": _s("COMPONENT#1.0.0#r1#actions#c0101")},
+            "Limit": 70,
+        }
+        for operator in ("=", "<", "<=", ">=")
+    ),
+    LARGE_PARTITION,
     {"KeyConditionExpression": "PK = :pk", "ExpressionAttributeValues": {":pk": _s("PACK#none")}},
-    {"IndexName": INDEX, "KeyConditionExpression": "GSI1PK = :pk", "ExpressionAttributeValues": {":pk": _s("PACKS")}},
+    PACKS_INDEX,
     {
         "IndexName": INDEX,
         "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK > :after",
         "ExpressionAttributeValues": {":pk": _s("COMPONENT#actions"), ":after": _s("big.~")},
         "Limit": 2,
     },
+    ACTIONS_INDEX,
     {
         "IndexName": INDEX,
-        "KeyConditionExpression": "GSI1PK = :pk",
-        "ExpressionAttributeValues": {":pk": _s("COMPONENT#actions")},
-        "Limit": 64,
+        "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK BETWEEN :a AND :b",
+        "ExpressionAttributeValues": {
+            ":pk": _s("COMPONENT#actions"),
+            ":a": _s("big.c0050"),
+            ":b": _s("big.c0101#1.0.0#r1"),
+        },
+    },
+    {
+        "IndexName": INDEX,
+        "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK <= :v",
+        "ExpressionAttributeValues": {":pk": _s("PACKS"), ":v": _s("big")},
     },
     {
         "IndexName": INDEX,
@@ -187,7 +224,8 @@ def test_queries_answer_as_moto_does_before_and_after_writes(tmp_path: Path) -> 
         assert got == wanted
     # what the writes changed shows in the answers read after them
     after_writes = local[-1]
-    assert [i["GSI1SK"]["S"] for i in after_writes[9][0]["Items"]] == ["beta", "big", "delta", "gamma"]
-    assert after_writes[11][0]["Items"][0]["GSI1SK"]["S"] == "aaa.first#1.0.0#r1"
-    assert [len(page["Items"]) for page in local[7]] == [9, 5]  # 1 MB pages of ~100 KB items
-    assert [len(page["Items"]) for page in after_writes[7]] == [10, 4]  # one of them is small now
+    packs, actions, large = (QUERIES.index(q) for q in (PACKS_INDEX, ACTIONS_INDEX, LARGE_PARTITION))
+    assert [i["GSI1SK"]["S"] for i in after_writes[packs][0]["Items"]] == ["beta", "big", "delta", "gamma"]
+    assert after_writes[actions][0]["Items"][0]["GSI1SK"]["S"] == "aaa.first#1.0.0#r1"
+    assert [len(page["Items"]) for page in local[large]] == [9, 5]  # 1 MB pages of ~100 KB items
+    assert [len(page["Items"]) for page in after_writes[large]] == [10, 4]  # one of them is small now

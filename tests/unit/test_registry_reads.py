@@ -12,6 +12,7 @@ from fakes import FakeObjectStore, FakePackTable
 
 from attune_packs import wiring
 from attune_packs.models import RegisterRequest
+from attune_packs.services import catalog
 from attune_packs.services.stages.register import register_packs
 from testkit.api import api_event, call
 from testkit.pack_archives import pack_files, stored_archive_key, tar_gz
@@ -104,3 +105,15 @@ def test_a_page_of_components_reads_one_page_of_the_index(table: FakePackTable) 
     assert [c["ref"] for c in rest["data"]["components"]] == [f"p{i:02}.hello" for i in range(30)]
     assert rest_calls == Counter(query=1, batch_get_item=1)
     assert all("PK" not in c and "GSI1SK" not in c for c in page["components"] + rest["data"]["components"])
+
+
+def test_the_read_routes_answer_the_catalog_records_unchanged(table: FakePackTable) -> None:
+    assert get(table, "/api/v1/packs/big")[1] == {"data": catalog.show_pack(table, "big")}
+    assert get(table, "/api/v1/components/actions", limit=5, cursor="p10")[1] == {
+        "data": catalog.list_components(table, "actions", limit=5, cursor="p10")
+    }
+    page = catalog.list_packs_page(table, limit=3, cursor="p20")
+    assert get(table, "/api/v1/packs", limit=3, cursor="p20")[1] == {
+        "data": page["packs"],
+        "pagination": {"limit": 3, "next_cursor": page["next_cursor"]},
+    }
