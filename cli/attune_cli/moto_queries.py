@@ -11,8 +11,10 @@ table; those whose index keys match, for an index), handed to moto's own query, 
 pages, filters and projects them as before: the same answers, from the items they come from.
 Because every DynamoDB request is answered under one lock (:mod:`.moto_state`), nothing changes
 an item while a query answers: the items are answered without a deep copy (projections make new
-ones), and what a query learns (an index partition's items in order, an item's size) is kept
-until the next request that is not an item read (:meth:`PartitionQueries.changed`).
+ones), and what a query learns (a partition's items in key order, an item's size) is kept until
+the next request that is not an item read (:meth:`PartitionQueries.changed`). A condition on a
+string sort key finds its items in the kept order by bisection; an answer's values are turned into
+plain DynamoDB JSON by one walk over their types.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ _QUERY_KEYWORDS = {"consistent_read", "filter_expression", "hash_key_conditions"
 
 
 class PartitionQueries:
+    """The patches of moto's query (:meth:`install`) and what they keep between two writes."""
+
     def __init__(self) -> None:
         self._scoped = threading.local()
         self._partitions: dict[tuple[Any, ...], _Partition] = {}  # candidates by hash key condition

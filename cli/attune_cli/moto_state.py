@@ -15,7 +15,8 @@
   written with ``json.dumps`` (binary values base64-encoded, as on the wire); anything else, and
   errors, go through moto's serializer. Comparing two string (or binary, or boolean) values — what
   a query does for every item it sorts or matches — skips moto's generic value casting, and an
-  item's size (summed for every item a query returns) is computed without re-wrapping values.
+  item's size (summed for every item a query returns) is computed without re-wrapping values,
+  and a JSON answer is not searched for an XML ``<RequestId>`` element to rewrite.
 * **Queries at the cost of what they read** (:mod:`attune_cli.moto_queries`): moto sorts and
   sizes every item of the table for every query; here a query looks at the items its key
   condition selects, and what it learns about them is kept until the next write.
