@@ -8,6 +8,9 @@ compared with its budget:
     list, show, status, components   <= 0.5 s    (read-only commands, whatever is installed)
     install of an unchanged pack     <= 3 s
 
+Also shown, without a budget: ``python -c "import attune_cli.main"`` (what every command pays before
+it asks the stack anything).
+
 Sizes: BENCH_CLI_PACKS (default 150) and BENCH_CLI_ACTIONS (default 3581). A missed budget
 fails the run (exit status 1) after every figure is printed.
 """
@@ -74,11 +77,11 @@ class Cli:
         return statistics.median(self.run(*args)[0] for _ in range(RUNS))
 
 
-def _baseline() -> float:
+def _baseline(code: str = "pass", env: dict[str, str] | None = None) -> float:
     times = []
     for _ in range(RUNS):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)  # noqa: S603
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)  # noqa: S603
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -122,6 +125,8 @@ def main() -> None:
 def _measure(cli: Cli, installation: str, actions: int) -> list[tuple[str, float, float]]:
     baseline = _baseline()
     figures = [("python -c pass (baseline)", baseline, float("nan"))]
+    # what every command pays before it asks anything: the interpreter and the CLI's imports
+    figures.append(("import attune_cli.main", _baseline("import attune_cli.main", cli.env), float("nan")))
     for label, args in (
         ("list", ("list",)),
         ("show http_tools", ("show", "http_tools")),

@@ -10,22 +10,20 @@ token only goes where it was told to; proxies from the environment apply to remo
 
 from __future__ import annotations
 
-import ipaddress
 import json as _json
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-from attune_cli.backends import Execution, ExecutionResult
 from attune_packs.errors import AttuneError, NotFoundError
 
 if TYPE_CHECKING:  # pydantic's import costs a read-only command more than its whole request
+    import urllib.request
+
+    from attune_cli.backends import Execution, ExecutionResult
     from attune_packs.models import InstallRequest
 
 CONFIG_PATH = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "attune-packs" / "config.json"
@@ -33,23 +31,26 @@ CONFIG_PATH = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) /
 
 def _loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
-    if host == "localhost":
+    if host in {"localhost", "127.0.0.1", "::1"}:  # the local service's (without importing ipaddress)
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is answered as the error it is for an API client (the token must not follow it)."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 def _opener(url: str) -> urllib.request.OpenerDirector:
-    handlers: list[Any] = [_NoRedirects()]
+    import urllib.request
+
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        """A redirect is answered as the error it is for an API client (the token must not follow it)."""
+
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    handlers: list[Any] = [NoRedirects()]
     if _loopback(url):
         handlers.append(urllib.request.ProxyHandler({}))  # proxies apply to real stacks only
     return urllib.request.build_opener(*handlers)
@@ -72,6 +73,19 @@ def multipart_form(fields: dict[str, str], file: tuple[str, str, bytes, str]) ->
         + b"\r\n"
     )
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _send_direct(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, str, bytes]:
+    import http.client
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    try:
+        connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), data, headers)
+        response = connection.getresponse()
+        return response.status, response.reason, response.read()
+    finally:
+        connection.close()
 
 
 class ApiError(AttuneError):
@@ -103,7 +117,10 @@ class ApiBackend:
                 f"{self.base_url}: the API must be reached over https (the token would travel in clear)",
                 error_code="API_URL_INSECURE",
             )
-        self._opener = _opener(self.base_url)
+        # plain HTTP on loopback (the local service) goes straight through http.client: what urllib
+        # does there (no proxy, no redirect followed) without importing it
+        self._direct = urlsplit(self.base_url).scheme == "http" and _loopback(self.base_url)
+        self._opener: urllib.request.OpenerDirector | None = None if self._direct else _opener(self.base_url)
         self._token = token
 
     def _send(
@@ -114,6 +131,11 @@ class ApiBackend:
             headers["Content-Type"] = content_type
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
+        if self._opener is None:
+            return _send_direct(method, url, data, headers)
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - http(s) only
         try:
             with self._opener.open(request, timeout=60) as response:
@@ -153,12 +175,16 @@ class ApiBackend:
 
     # -- the Backend interface -------------------------------------------------------------------
     def start_install(self, request: InstallRequest) -> Execution:
+        from attune_cli.backends import Execution
+
         body = request.model_dump(mode="json", exclude={"started_by"})
         data = self._call("POST", "/packs/install", json=body)["data"]
         return Execution(arn=data["installation_id"], name=data["installation_id"])
 
     def start_locked_install(self, request: InstallRequest, lock: dict[str, Any]) -> Execution:
         """The stack verifies the lock (LOCK_MISMATCH if anything moved) and installs exactly it."""
+        from attune_cli.backends import Execution
+
         body = request.model_dump(mode="json", exclude={"started_by", "locked", "locked_requirements"})
         data = self._call("POST", "/packs/install", json={**body, "lock": lock})["data"]
         return Execution(arn=data["installation_id"], name=data["installation_id"])
@@ -185,6 +211,10 @@ class ApiBackend:
         poll_seconds: float | None = None,
         timeout: float = 7200,
     ) -> ExecutionResult:
+        from datetime import datetime
+
+        from attune_cli.backends import ExecutionResult
+
         poll_seconds = self.poll_seconds if poll_seconds is None else poll_seconds
         announced: set[tuple[str, str]] = set()
         deadline = time.monotonic() + timeout
@@ -205,6 +235,23 @@ class ApiBackend:
             time.sleep(poll_seconds)
 
     def list_packs(self) -> list[dict[str, Any]]:
+        """Every installed pack, by ref: pages of up to 1000 after a cursor (each page reads only
+        its own packs); from an API without cursors, numbered pages."""
+        packs: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 1000}
+        while True:
+            body = self._call("GET", "/packs", params=params)
+            pagination = body.get("pagination") or {}
+            if "next_cursor" not in pagination:
+                if pagination.get("pages") == 1 and not packs:  # all of them, in the first numbered page
+                    return list(body["data"])
+                return self._numbered_pages()
+            packs.extend(body["data"])
+            if not pagination["next_cursor"]:
+                return packs
+            params = {"limit": 1000, "cursor": pagination["next_cursor"]}
+
+    def _numbered_pages(self) -> list[dict[str, Any]]:
         packs: list[dict[str, Any]] = []
         page = 1
         while True:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import inspect
 import io
 import json
 import os
@@ -487,7 +488,8 @@ class LocalStack:
         self._patch(Rule, "send_to_targets", send_to_targets)
 
     def _patch(self, owner: Any, name: str, replacement: Any) -> None:
-        self._patches.append((owner, name, getattr(owner, name)))
+        # as stored (a staticmethod stays one when it is put back)
+        self._patches.append((owner, name, inspect.getattr_static(owner, name)))
         setattr(owner, name, replacement)
 
     def _invoke_quietly(self, function_name: str, event: Any) -> None:

@@ -15,7 +15,11 @@
   written with ``json.dumps`` (binary values base64-encoded, as on the wire); anything else, and
   errors, go through moto's serializer. Comparing two string (or binary, or boolean) values — what
   a query does for every item it sorts or matches — skips moto's generic value casting, and an
-  item's size (summed for every item a query returns) is computed without re-wrapping values.
+  item's size (summed for every item a query returns) is computed without re-wrapping values,
+  and a JSON answer is not searched for an XML ``<RequestId>`` element to rewrite.
+* **Queries at the cost of what they read** (:mod:`attune_cli.moto_queries`): moto sorts and
+  sizes every item of the table for every query; here a query looks at the items its key
+  condition selects, and what it learns about them is kept until the next write.
 * **Restore.** The stored state is written straight into moto's backends at start (no HTTP, no
   S3 notifications: restoring is not uploading).
 """
@@ -26,6 +30,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from attune_cli.moto_queries import PartitionQueries
 from attune_cli.persistence import StateStore, StoredState, item_record, object_record
 
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -48,6 +53,7 @@ class MotoState:
         self.bucket = bucket
         self.store = store
         self.dynamodb_lock = threading.RLock()
+        self.queries = PartitionQueries()
         self._local = threading.local()
 
     # -- backends --------------------------------------------------------------------------------
@@ -72,14 +78,20 @@ class MotoState:
 
         def call_action(handler: Any) -> Any:
             with state.dynamodb_lock:
-                response = original_call(handler)
+                try:
+                    response = original_call(handler)
+                finally:
+                    if handler._get_action() not in _ITEM_READS:
+                        state.queries.changed()
                 if state.store is not None and handler._get_action() in _WRITES:
                     state._journal_items(handler._get_action(), handler.body)
                 return response
 
         patch(DynamoHandler, "call_action", call_action)
         patch(DynamoHandler, "serialized", _fast_serialized(DynamoHandler.serialized))
+        _enrich_json_as_is(patch)
         _fast_comparisons(patch)
+        self.queries.install(patch)
 
         original_put, original_delete = S3Backend.put_object, S3Backend.delete_object
 
@@ -184,8 +196,10 @@ class MotoState:
     def restore(self, state: StoredState) -> None:
         assert self.store is not None
         backend = self.dynamodb()
-        for (table, _key), item in state.items.items():
-            backend.put_item(table or self.table, item)
+        with self.dynamodb_lock:
+            for (table, _key), item in state.items.items():
+                backend.put_item(table or self.table, item)
+            self.queries.changed()
         s3 = self.s3()
         store, self.store = self.store, None  # restoring is not a change
         try:
@@ -224,6 +238,22 @@ def _fast_serialized(original: Any) -> Any:
         return original(handler, action_result)
 
     return serialized
+
+
+def _enrich_json_as_is(patch: Patch) -> None:
+    """moto writes its request id into every answer's ``<RequestId>`` element with a regular
+    expression run over the whole body (a 1 MB query answer included); a body without that element
+    (every JSON answer) comes back unchanged from it, so it is not searched."""
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse._enrich_response
+
+    def enrich(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+        if isinstance(body, str) and "<RequestId>" not in body:
+            return original(headers, "")[0], body
+        return original(headers, body)
+
+    patch(BaseResponse, "_enrich_response", staticmethod(enrich))
 
 
 _PLAIN = frozenset({"S", "B", "BOOL"})  # types whose cast value is the value itself

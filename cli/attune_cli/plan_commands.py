@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from attune_cli import planning
+# attune_cli.planning (and the pydantic models it imports) is imported by the commands that use it:
+# every command builds this module's parsers, and most of them never plan.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 2, 64
 
@@ -54,6 +55,7 @@ def _request(args: argparse.Namespace) -> Any:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from attune_cli import planning
     from attune_cli.main import _backend
 
     request = _request(args)
@@ -64,6 +66,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
+    from attune_cli import planning
     from attune_cli.main import _backend
     from attune_packs.domain.lockfile import Lockfile, dump_lockfile
 
@@ -86,6 +89,8 @@ def lock_sources(path: str) -> list[str]:
 
 def start_locked(backend: Any, request: Any, path: str) -> tuple[Any, Any]:
     """Start the installation of exactly the lockfile at ``path`` (verified first)."""
+    from attune_cli import planning
+
     document = json.loads(Path(path).read_bytes())
     if hasattr(backend, "start_locked_install"):  # the stack's API verifies it
         return request, backend.start_locked_install(request, document)
@@ -94,6 +99,7 @@ def start_locked(backend: Any, request: Any, path: str) -> tuple[Any, Any]:
 
 
 def write_installation_lock(backend: Any, request: Any, installation_id: str, result: Any, path: str) -> None:
+    from attune_cli import planning
     from attune_packs.domain.lockfile import Lockfile, dump_lockfile
 
     lock = Lockfile.model_validate(planning.installation_lock(backend, request, installation_id, result.output or {}))

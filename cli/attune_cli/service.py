@@ -21,12 +21,10 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SERVICE_FILE = "service.json"
 TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
@@ -35,8 +33,10 @@ HEALTH_PATH = "/_local/health"
 START_TIMEOUT = 180.0
 
 
-@dataclass(frozen=True)
-class ServiceInfo:
+class ServiceInfo(NamedTuple):
+    """The running service (a named tuple: every command reads one, and importing dataclasses
+    would cost each of them more than reading it)."""
+
     pid: int
     url: str
     state_dir: str
@@ -104,6 +104,8 @@ def ensure_service(state_dir: Path, *, port: int = 0, quiet: bool = False) -> Se
 
 
 def _spawn(state_dir: Path, port: int, *, quiet: bool) -> ServiceInfo:
+    import subprocess  # only to start the service: every other command finds it running
+
     if not quiet:
         print(f"starting the local stack ({state_dir}) ...", file=sys.stderr, flush=True)
     (state_dir / SERVICE_FILE).unlink(missing_ok=True)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from attune_cli.backends import ExecutionResult
-from attune_cli.render import install_report, install_summary, pack_details
+from attune_cli.render import install_report, install_summary, json_text, pack_details
 
 TEST_RESULT = {
     "status": "partial",
@@ -135,3 +139,28 @@ def test_fields_kept_in_s3_are_named_with_their_location() -> None:
     pack = {"ref": "a", "version": "1", "manifest": {"tags": ["t"]}, "manifest_document": document}
     text = pack_details({**pack, "components": {}, "history": []})
     assert "conf_schema, config_schema: kept in s3://b/manifests/x.json (90000 bytes)" in text
+
+
+JSON_VALUES: list[Any] = [
+    {"ref": "big", "components": {"actions": [{"ref": "big.a", "n": 1, "x": 1.5, "ok": True, "none": None}]}},
+    [],
+    {},
+    {"empty": {}, "list": [], "nested": [[], [{}], [1, [2, [3]]]]},
+    'ünïcode "quoted" \\ back\nslash\t\u2028',
+    [0, -1, 10**30, 1e-7, 1e300, -0.0, 2.5, float("nan"), float("inf"), float("-inf")],
+    [True, False, None, "", " "],
+    {"k" * 300: "v" * 1000, "🙂": "✓"},
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+def test_json_text_is_json_dumps_with_an_indent_of_two(value: Any) -> None:
+    assert json_text(value) == json.dumps(value, indent=2)
+    assert json_text(value, default=str) == json.dumps(value, indent=2, default=str)
+
+
+def test_json_text_leaves_what_json_answers_are_not_made_of_to_json_dumps() -> None:
+    odd: dict[Any, Any] = {1: "int key", "when": datetime(2026, 1, 1, tzinfo=UTC), "pair": (1, 2)}
+    assert json_text(odd, default=str) == json.dumps(odd, indent=2, default=str)
+    with pytest.raises(TypeError):
+        json_text({"when": datetime(2026, 1, 1, tzinfo=UTC)})  # as json.dumps without a default

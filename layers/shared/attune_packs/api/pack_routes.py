@@ -6,6 +6,7 @@ shadow the literal routes below ``/packs/`` (powertools matches in registration 
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -37,6 +38,14 @@ class PackDetail(Pack):
     dependents: list[str]
 
 
+def _plain_data(payload: Any, **extra: Any) -> Response[Any]:
+    """:func:`data`'s answer, serialised here as the resolver's serializer writes it: the registry's
+    records are plain JSON values already, which the resolver's response validation would walk one
+    by one (thousands of components for a large pack) before serialising them the same way."""
+    body = json.dumps({"data": payload, **extra}, default=str, separators=(",", ":"))
+    return Response(status_code=200, content_type="application/json", body=body)
+
+
 class TestRunStarted(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     execution: pack_tests.PackTestExecution
@@ -45,11 +54,20 @@ class TestRunStarted(BaseModel):
 
 @app.get(f"{PREFIX}/packs", responses=responses(200, list[Pack], "one page of installed packs, by ref"))
 def list_packs(
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1, page_size: Annotated[int, Query(ge=1, le=100)] = 20
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response[Any]:
+    """Pages by number (``page``, ``page_size``: every page reads every pack, to count them), or
+    with ``limit`` and ``cursor`` (a page reads only its own packs; ``pagination.next_cursor``, if
+    not null, is the ``cursor`` of the next page)."""
+    if limit is not None or cursor is not None:
+        chunk = catalog.list_packs_page(wiring.pack_table(), limit=limit or 100, cursor=cursor)
+        return _plain_data(chunk["packs"], pagination={"limit": limit or 100, "next_cursor": chunk["next_cursor"]})
     packs = sorted(catalog.list_packs(wiring.pack_table()), key=lambda p: p["ref"])
     start = (page - 1) * page_size
-    return data(
+    return _plain_data(
         packs[start : start + page_size],
         pagination={
             "page": page,
@@ -62,7 +80,7 @@ def list_packs(
 
 @app.get(f"{PREFIX}/packs/<ref>", responses=responses(200, PackDetail, "the installed pack"))
 def show_pack(ref: str) -> Response[Any]:
-    return data(catalog.show_pack(wiring.pack_table(), ref))
+    return _plain_data(catalog.show_pack(wiring.pack_table(), ref))
 
 
 @app.put(f"{PREFIX}/packs/<ref>", responses=responses(200, PackDetail, "the pack, updated"))
@@ -156,7 +174,7 @@ def list_components(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response[Any]:
-    return data(catalog.list_components(wiring.pack_table(), component_type, limit=limit, cursor=cursor))
+    return _plain_data(catalog.list_components(wiring.pack_table(), component_type, limit=limit, cursor=cursor))
 
 
 @app.get(f"{PREFIX}/packs/<ref>/<component_type>")

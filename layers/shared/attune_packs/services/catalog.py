@@ -62,8 +62,8 @@ def show_pack(table: PackTable, ref: str, *, store: ObjectStore | None = None) -
     if head.current is None:
         raise NotFoundError(f"pack {ref!r} is not installed")
     components: dict[str, list[dict[str, Any]]] = {kind: [] for kind in COMPONENT_TYPES}
-    for item in stored.read_components(table, ref, head.current):
-        shown = _resolve_schema(public(item), store) if store is not None else public(item)
+    for item in stored.read_components(table, ref, head.current):  # as callers see them already
+        shown = _resolve_schema(item, store) if store is not None else item
         components.setdefault(str(item["type"]), []).append(shown)
     current = public(head.current)
     if store is not None and isinstance(current.get(stored.MANIFEST_DOCUMENT_FIELD), dict):
@@ -213,8 +213,8 @@ def _current_components(
     if indexed is not None:
         mine = [i for i in indexed if i.get("registration_id") == rid and str(i["pack_version"]) == version]
         if len(mine) == expected:
-            return mine
-    return stored.read_components(table, pack, pointer, component_type)
+            return [public(item) for item in mine]
+    return stored.read_components(table, pack, pointer, component_type)  # as callers see them already
 
 
 def list_components(
@@ -245,7 +245,7 @@ def list_components(
             after = pack
     if more:  # a cut pack was read whole from the table: is there any pack after it?
         more = bool(stored.component_index_page(table, component_type, after_pack=after, limit=1, start=None).items)
-    components = [public(item) for items in found.values() for item in items]
+    components = [item for items in found.values() for item in items]
     return {
         "type": component_type,
         "components": sorted(components, key=lambda c: str(c["ref"])),
