@@ -450,8 +450,10 @@ def _add_registry_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     # the stack checks the type (INVALID_REQUEST): importing the models here would cost every command
     components.add_argument("type", metavar="TYPE", help="a component type: actions, sensors, triggers, rules, ...")
-    components.add_argument("--limit", type=int, default=100, help="about this many per page (default 100)")
-    components.add_argument("--cursor", metavar="PACK", help="continue after this pack (from a previous page)")
+    components.add_argument("--limit", type=int, default=100, help="at most this many per page (default 100)")
+    components.add_argument(
+        "--cursor", metavar="CURSOR", help="continue where a previous page ended (the cursor it printed)"
+    )
     components.set_defaults(func=cmd_components)
 
     upload = sub.add_parser("upload", parents=[common], help="upload an archive and follow the installation it starts")

@@ -265,7 +265,9 @@ def test_a_pack_with_a_thousand_actions_costs_one_write_per_25_items_plus_a_cons
     assert table.calls == -(-items // 25) + 3, "read the pointer, flip it, record the installation"
     assert len(catalog.show_pack(table, "big")["components"]["actions"]) == 1000
     page = catalog.list_components(table, "actions", limit=50)
-    assert len(page["components"]) == 1000 and page["next_cursor"] is None, "a page holds whole packs"
+    assert len(page["components"]) == 50 and page["next_cursor"] == page["components"][-1]["ref"]
+    rest = catalog.list_components(table, "actions", limit=1000, cursor=page["next_cursor"])
+    assert len(rest["components"]) == 950 and rest["next_cursor"] is None
 
 
 # --- round trips ----------------------------------------------------------------------------------
@@ -553,4 +555,4 @@ def test_a_3581_action_pack_costs_at_most_150_calls_and_2_unchanged_counted_at_t
     assert len(shown["components"]["actions"]) == 3580 and len(sent) <= 4
     sent.clear()
     page = catalog.list_components(counted, "actions", limit=50)
-    assert len(page["components"]) == 3580 and page["next_cursor"] is None and len(sent) <= 5
+    assert len(page["components"]) == 50 and page["next_cursor"] == "aws.a0049" and len(sent) <= 5

@@ -98,9 +98,16 @@ def test_a_page_of_components_reads_one_page_of_the_index(table: FakePackTable) 
     status, body, calls = get(table, "/api/v1/components/actions", limit=50)
     assert status == 200
     page = body["data"]
-    # whole packs: the big one (cut by the index page) is read from its listing, then whether any pack follows
-    assert len(page["components"]) == 400 and page["next_cursor"] == "big"
-    assert calls == Counter(query=3, batch_get_item=1)
+    # at most the limit: the big pack (cut by the index page) is read from its listing, and the page
+    # ends inside it, at the component the next page resumes after
+    assert [c["ref"] for c in page["components"]] == [f"big.a{i:04}" for i in range(50)]
+    assert page["next_cursor"] == "big.a0049"
+    assert calls == Counter(query=2, batch_get_item=1)
+    _status, inside, inside_calls = get(table, "/api/v1/components/actions", limit=400, cursor="big.a0049")
+    refs = [c["ref"] for c in inside["data"]["components"]]
+    assert refs == [f"big.a{i:04}" for i in range(50, 399)] + ["big.hello"] + [f"p{i:02}.hello" for i in range(30)]
+    assert inside["data"]["next_cursor"] is None
+    assert inside_calls == Counter(query=2, batch_get_item=2)  # the big pack again, then one index page
     _status, rest, rest_calls = get(table, "/api/v1/components/actions", limit=50, cursor="big")
     assert [c["ref"] for c in rest["data"]["components"]] == [f"p{i:02}.hello" for i in range(30)]
     assert rest_calls == Counter(query=1, batch_get_item=1)

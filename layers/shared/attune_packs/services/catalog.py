@@ -220,37 +220,56 @@ def _current_components(
 def list_components(
     table: PackTable, component_type: str, *, limit: int = 100, cursor: str | None = None
 ) -> dict[str, Any]:
-    """The current components of one type across installed packs, ordered by ref, a page of whole
-    packs at a time (at least ``limit`` components unless the end is reached); pass
-    ``next_cursor`` back for the next page. A pack the index page cuts is read from the table
-    (one query of its current registration), not through more index pages."""
+    """The current components of one type across installed packs, by pack and then by ref, at most
+    ``limit`` a page; pass ``next_cursor`` back for the next page. A cursor is the last component
+    ref returned (``pack.name``: the next page resumes inside that pack) or a pack ref (it resumes
+    after that pack). A pack the index page cuts is read from the table (one query of its current
+    registration), not through more index pages."""
     if component_type not in COMPONENT_TYPES:
         raise InvalidRequestError(f"unknown component type {component_type!r}; one of {', '.join(COMPONENT_TYPES)}")
     if not 1 <= limit <= 1000:
         raise InvalidRequestError("limit must be between 1 and 1000")
-    after = check_pack_ref(cursor) if cursor else None
-    found: dict[str, list[dict[str, Any]]] = {}
-    more = True
-    while more and sum(len(items) for items in found.values()) < limit:
+    after, after_ref = _component_cursor(cursor)
+    found: list[dict[str, Any]] = []
+    if after_ref is not None and after is not None:  # resume inside the pack the last page cut
+        pointer = stored.read_pointers(table, [after]).get(after)
+        rest = _current_components(table, after, pointer, None, component_type)
+        found = [c for c in _by_ref(rest) if str(c["ref"]) > after_ref]
+    more, packs_left = True, False
+    while more and len(found) < limit:
         page = stored.component_index_page(table, component_type, after_pack=after, limit=max(limit, 100), start=None)
         groups: dict[str, list[dict[str, Any]]] = {}
         for item in page.items:
             groups.setdefault(str(item["pack_ref"]), []).append(item)
         more = page.next_start is not None and bool(groups)
         pointers = stored.read_pointers(table, groups)
-        cut = list(groups)[-1] if more else None
-        for pack, items in groups.items():
-            indexed = None if pack == cut else items
-            found[pack] = _current_components(table, pack, pointers.get(pack), indexed, component_type)
+        packs = list(groups)
+        cut = packs[-1] if more else None
+        for number, pack in enumerate(packs, start=1):
+            indexed = None if pack == cut else groups[pack]
+            found.extend(_by_ref(_current_components(table, pack, pointers.get(pack), indexed, component_type)))
             after = pack
-    if more:  # a cut pack was read whole from the table: is there any pack after it?
+            if len(found) >= limit:
+                packs_left = number < len(packs)
+                break
+    if len(found) > limit:  # the page ends inside a pack: the next one resumes after its last component
+        return {"type": component_type, "components": found[:limit], "next_cursor": str(found[limit - 1]["ref"])}
+    if more and not packs_left:  # a cut pack was read whole from the table: is there any pack after it?
         more = bool(stored.component_index_page(table, component_type, after_pack=after, limit=1, start=None).items)
-    components = [item for items in found.values() for item in items]
-    return {
-        "type": component_type,
-        "components": sorted(components, key=lambda c: str(c["ref"])),
-        "next_cursor": after if more else None,
-    }
+    return {"type": component_type, "components": found, "next_cursor": after if more or packs_left else None}
+
+
+def _component_cursor(cursor: str | None) -> tuple[str | None, str | None]:
+    """(the pack to resume in or after, the component ref to resume after, if inside the pack)."""
+    if not cursor:
+        return None, None
+    pack, dot, _ = cursor.partition(".")
+    check_pack_ref(pack)
+    return pack, (cursor if dot else None)
+
+
+def _by_ref(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(components, key=lambda c: str(c["ref"]))
 
 
 def installation_record(table: PackTable, installation_id: str) -> dict[str, Any]:
