@@ -129,9 +129,12 @@ class Backend:
         return catalog.list_packs(self.table)
 
     def show_pack(self, ref: str) -> dict[str, Any]:
+        from attune_packs.adapters.s3 import S3ObjectStore
         from attune_packs.services import catalog
 
-        return catalog.show_pack(self.table, ref)
+        return catalog.with_manifest_read_back(
+            catalog.show_pack(self.table, ref), lambda: S3ObjectStore(self.s3, self.bucket)
+        )
 
     def remove_pack(self, ref: str, *, force: bool = False) -> dict[str, Any]:
         from attune_packs.services import lifecycle

@@ -33,6 +33,7 @@ def table(monkeypatch: pytest.MonkeyPatch) -> FakePackTable:
     table, store = FakePackTable(), FakeObjectStore()
     installed(table, store, ("big", 400), *((f"p{i:02}", 1) for i in range(30)))
     monkeypatch.setattr(wiring, "pack_table", lambda: table)
+    monkeypatch.setattr(wiring, "object_store", lambda: store)
     table.calls.clear()
     return table
 
@@ -124,3 +125,23 @@ def test_the_read_routes_answer_the_catalog_records_unchanged(table: FakePackTab
         "data": page["packs"],
         "pagination": {"limit": 3, "next_cursor": page["next_cursor"]},
     }
+
+
+def test_a_packs_page_shows_its_large_pack_yaml_fields_read_back_from_s3(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a pack whose configuration schema is too large for its record (kept in S3)
+    table, store = FakePackTable(), FakeObjectStore()
+    properties = "".join(f"    option_{i}: {{type: string, description: {'d' * 200}}}\n" for i in range(400))
+    manifest = f"conf_schema:\n  type: object\n  properties:\n{properties}"
+    files = pack_files("app")
+    files["pack.yaml"] = f"{files['pack.yaml']}{manifest}"
+    body = tar_gz(files)
+    register_packs(RegisterRequest(pack_paths=[store.add(stored_archive_key(body), body)]), store=store, table=table)
+    monkeypatch.setattr(wiring, "pack_table", lambda: table)
+    monkeypatch.setattr(wiring, "object_store", lambda: store)
+    assert "conf_schema" not in table.items[("PACK#app", "CURRENT")]["manifest"]
+
+    # When its page is asked for, Then the schema is in it, read back in place
+    status, shown, _calls = get(table, "/api/v1/packs/app")
+    assert status == 200
+    assert len(shown["data"]["manifest"]["conf_schema"]["properties"]) == 400
+    assert "manifest_document" not in shown["data"]

@@ -80,7 +80,9 @@ def list_packs(
 
 @app.get(f"{PREFIX}/packs/<ref>", responses=responses(200, PackDetail, "the installed pack"))
 def show_pack(ref: str) -> Response[Any]:
-    return _plain_data(catalog.show_pack(wiring.pack_table(), ref))
+    return _plain_data(
+        catalog.with_manifest_read_back(catalog.show_pack(wiring.pack_table(), ref), wiring.object_store)
+    )
 
 
 @app.put(f"{PREFIX}/packs/<ref>", responses=responses(200, PackDetail, "the pack, updated"))

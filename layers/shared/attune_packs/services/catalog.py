@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from attune_packs.adapters.s3 import ObjectStore
@@ -56,7 +57,8 @@ def list_packs_page(table: PackTable, *, limit: int = 50, cursor: str | None = N
 def show_pack(table: PackTable, ref: str, *, store: ObjectStore | None = None) -> dict[str, Any]:
     """The installed pack: its current record (with ``manifest``, every pack.yaml field kept, and
     ``system`` / ``enabled``), components by type, version history, dependents. With ``store``,
-    component schemas and pack.yaml's large fields kept in S3 are read back in place."""
+    component schemas and pack.yaml's large fields kept in S3 are read back in place (one read a
+    component: the API's page of a pack uses :func:`with_manifest_read_back` alone)."""
     check_pack_ref(ref)
     head = read_head(table, ref)
     if head.current is None:
@@ -121,6 +123,14 @@ def pack_history(table: PackTable, ref: str) -> dict[str, Any]:
         "dependents": sorted(head.dependents),
         "last_removal": public(head.removed) if head.removed else None,
     }
+
+
+def with_manifest_read_back(record: dict[str, Any], store: Callable[[], ObjectStore]) -> dict[str, Any]:
+    """``record`` (a pack's, as :func:`show_pack` answers it) with pack.yaml's large fields read
+    back from S3 when some were kept there (one read; ``store`` is only made then)."""
+    if not isinstance(record.get(stored.MANIFEST_DOCUMENT_FIELD), dict):
+        return record
+    return _resolve_manifest(record, store())
 
 
 def _resolve_manifest(record: dict[str, Any], store: ObjectStore) -> dict[str, Any]:
