@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from attune_cli.template import StackResources
+from attune_packs.services.stages.register import write as register_write
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -127,9 +128,16 @@ def test_s3_writes_are_limited_to_the_prefixes_each_function_owns(stack: StackRe
         },
         "GetPackDependenciesFunction": {"reports/installs/*/dependencies-*"},
         "BuildPackEnvsFunction": {"reports/installs/*/build-*", "reports/async-builds/*"},
-        "RegisterPacksFunction": {"components/*", "reports/installs/*/register.json"},
+        "RegisterPacksFunction": {"components/*", "manifests/*", "reports/installs/*/register.json"},
         "EnvironmentBuildRole": {"envs/*", "reports/builds/*", "reports/installs/*/build-*"},
-        "ServeApiFunction": {"staging/*", "archives/*", "uploads/*", "reports/async-builds/*"},
+        "ServeApiFunction": {
+            "staging/*",
+            "archives/*",
+            "uploads/*",
+            "reports/async-builds/*",
+            "components/*",
+            "manifests/*",
+        },
         "ReportBuildResultFunction": {"reports/installs/*/build-*"},
     }
     for logical_id, prefixes in owned.items():
@@ -141,6 +149,26 @@ def test_s3_writes_are_limited_to_the_prefixes_each_function_owns(stack: StackRe
                 )
                 written |= {r["Fn::Sub"].split("}/", 1)[1] for r in resources}
         assert written == prefixes, logical_id
+
+
+def _granted(resource: dict[str, Any], action: str) -> set[str]:
+    prefixes = set()
+    for statement in _statements(resource):
+        if action in statement["Action"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            prefixes |= {r["Fn::Sub"].split("}/", 1)[1] for r in resources if isinstance(r, dict) and "Fn::Sub" in r}
+    return prefixes
+
+
+def test_what_registration_offloads_to_s3_may_be_written_where_it_registers_and_read_where_it_is_shown(
+    stack: StackResources,
+) -> None:
+    # Registration runs in the register stage and, for a rollback beyond retention, in the API.
+    offloaded = {f"{prefix}*" for prefix in (register_write.SCHEMA_PREFIX, register_write.MANIFEST_PREFIX)}
+    for function in ("RegisterPacksFunction", "ServeApiFunction"):
+        assert offloaded <= _granted(stack.resources[function], "s3:PutObject"), function
+    # The API shows packs and plans with them read back.
+    assert offloaded <= _granted(stack.resources["ServeApiFunction"], "s3:GetObject")
 
 
 def test_builds_run_in_the_given_vpc_only_when_one_is_given(stack: StackResources) -> None:

@@ -38,7 +38,7 @@ STAGE_FUNCTIONS = {
 }
 # Where installations may leave objects: archives and environments (content-addressed, referenced
 # by the registry), reports (the record of every run, failed ones included), component schemas.
-KEPT_PREFIXES = ("archives/", "envs/", "reports/", "components/", "staging/", "uploads/")
+KEPT_PREFIXES = ("archives/", "envs/", "reports/", "components/", "manifests/", "staging/", "uploads/")
 
 
 class ProcessCrashed(Exception):
