@@ -13,8 +13,9 @@ Because every DynamoDB request is answered under one lock (:mod:`.moto_state`), 
 an item while a query answers: the items are answered without a deep copy (projections make new
 ones), and what a query learns (a partition's items in key order, an item's size) is kept until
 the next request that is not an item read (:meth:`PartitionQueries.changed`). A condition on a
-string sort key finds its items in the kept order by bisection; an answer's values are turned into
-plain DynamoDB JSON by one walk over their types.
+string sort key finds where its items start in the kept order by bisection, and moto is handed the
+partition from there on (the items after the matches still decide where its pages end); an
+answer's values are turned into plain DynamoDB JSON by one walk over their types.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class PartitionQueries:
             # moto tests the last range condition only; with a legacy QueryFilter it keeps items
             # that match the filter but not the condition: then the condition is left to it
             condition = None if _has_filter(kwargs) else _RangeCondition.of(range_comparison, range_objs, kwargs)
-            candidates = None if partition is None else partition.matching(condition)
+            forward = args[2] if len(args) > 2 else kwargs.get("scan_index_forward", True)
+            candidates = None if partition is None else partition.candidates(condition, forward is not False)
             scoped.pending, scoped.querying = (table, candidates), True
             try:
                 return original_query(table, hash_key, range_comparison, range_objs, *args, **kwargs)
@@ -138,24 +140,23 @@ class _Partition:
         if all(value is None or value.type == "S" for value in values):
             self.keys = ["" if value is None else value.value for value in values]
 
-    def matching(self, condition: _RangeCondition | None) -> list[Any]:
-        if condition is None:
+    def candidates(self, condition: _RangeCondition | None, forward: bool) -> list[Any]:
+        """What moto's loop must see to answer as it does on every item: from the first item the
+        condition can hold, in the query's direction, to the partition's end. moto tests the
+        condition itself; the items after the matches still decide its page end (with ``Limit``
+        reached, a next item, matching or not, gives a ``LastEvaluatedKey``; a large one ends a
+        1 MB page). The items before the first match cannot change its answer."""
+        if condition is None or self.keys is None or condition.name != self.sorted_by:
             return self.items
-        low, high = 0, len(self.items)
-        if self.keys is not None and condition.name == self.sorted_by:
-            low, high = condition.window(self.keys)
-        return [item for item in self.items[low:high] if condition.test(item)]
+        low, high = condition.window(self.keys)
+        return self.items[low:] if forward else self.items[:high]
 
 
 class _RangeCondition:
-    """moto's test of a query's last range condition (DynamoType.compare), operands cast once."""
+    """A query's last range condition (the one moto tests), to find where its items lie."""
 
     def __init__(self, name: str, comparison: str, operands: list[Any]) -> None:
-        from moto.dynamodb.comparisons import get_comparison_func
-
         self.name, self.comparison, self.operands = name, comparison, operands
-        self._compare = get_comparison_func(comparison)
-        self._values = [operand.cast_value for operand in operands]
 
     @classmethod
     def of(cls, range_comparison: Any, range_objs: Any, kwargs: dict[str, Any]) -> _RangeCondition | None:
@@ -163,10 +164,6 @@ class _RangeCondition:
         if not range_comparison or not conditions:
             return None
         return cls(conditions[-1][0], range_comparison, list(range_objs))
-
-    def test(self, item: Any) -> bool:
-        value = item.attrs.get(self.name)
-        return value is not None and bool(self._compare(value.cast_value, *self._values))
 
     def window(self, keys: list[str]) -> tuple[int, int]:
         """Where in ``keys`` (sorted strings) the items this condition can hold lie."""

@@ -1,6 +1,7 @@
-"""The local stack's DynamoDB queries (which look only at the items their key condition selects,
-and keep what they learnt until the next write) answer exactly as moto's own: the same items, in
-the same order, in the same pages, before and after writes."""
+"""The local stack's DynamoDB queries (which look only at the partition their key condition selects,
+from where its range starts, and keep what they learnt until the next write) answer exactly as
+moto's own: the same items, in the same order, in the same pages (where ``Limit`` or 1 MB ends them,
+with or without a ``LastEvaluatedKey``), before and after writes."""
 
 from __future__ import annotations
 
@@ -168,6 +169,30 @@ QUERIES: list[dict[str, Any]] = [
         "ExpressionAttributeValues": {":pk": _s("COMPONENT#sensors"), ":sk": _s("big.c01")},
         "ScanIndexForward": False,
         "Select": "COUNT",
+    },
+    # Limit equal to the matches, with items after them (either way) or at the partition's end:
+    # moto's page ends (LastEvaluatedKey or none) depend on the items that follow the matches
+    *(
+        {
+            "KeyConditionExpression": f"PK = :pk AND {condition}",
+            "ExpressionAttributeValues": {":pk": _s("PACK#gamma"), ":v": _s(value)},
+            "ScanIndexForward": forward,
+            "Limit": limit,
+        }
+        for condition, value, forward, limit in (
+            ("begins_with(SK, :v)", "COMPONENT#", True, 1),
+            ("begins_with(SK, :v)", "CURRENT", True, 2),
+            ("SK < :v", "CURRENT#", True, 2),
+            ("SK > :v", "CURRENT#DEPENDENT#big", False, 3),
+            ("begins_with(SK, :v)", "VERSION#", True, 3),
+            ("begins_with(SK, :v)", "COMPONENT#", False, 1),
+        )
+    ),
+    {  # an index page that ends exactly where the prefix ends
+        "IndexName": INDEX,
+        "KeyConditionExpression": "GSI1PK = :pk AND begins_with(GSI1SK, :sk)",
+        "ExpressionAttributeValues": {":pk": _s("PACKS"), ":sk": _s("b")},
+        "Limit": 2,
     },
 ]
 
