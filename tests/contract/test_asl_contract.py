@@ -132,7 +132,7 @@ def test_the_dependency_loop_is_bounded_by_the_rounds_the_stages_know(asl: dict[
 def test_registration_learns_how_the_dependency_loop_ended(asl: dict[str, Any]) -> None:
     params = asl["States"]["RegisterPacks"]["Parameters"]
     assert params["dependency_rounds.$"] == "$.round.n"
-    assert params["missing_dependencies.$"] == "$.deps.missing_count"
+    assert params["missing_dependency_count.$"] == "$.deps.missing_count"
 
 
 def test_environment_builds_wait_for_a_task_token(asl: dict[str, Any]) -> None:

@@ -66,3 +66,15 @@ def test_functions_skip_the_discovery_of_pydantic_plugins_none_of_them_uses() ->
     # Discovery scans every installed distribution's entry points when the first validator is built.
     env = StackResources.load(ROOT).template["Globals"]["Function"]["Environment"]["Variables"]
     assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
+
+
+def test_the_layer_ships_the_versions_the_tests_run_with() -> None:
+    def pins(path: Path) -> dict[str, str]:
+        lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        return dict(
+            line.lower().replace("_", "-").replace("[tracer]", "").split("==", 1) for line in lines if "==" in line
+        )
+
+    layer, tested = pins(LAYER_SOURCE / "requirements.txt"), pins(ROOT / "requirements-dev.lock")
+    assert {"boto3", "botocore"} <= set(layer)
+    assert {name: version for name, version in layer.items() if tested.get(name) != version} == {}

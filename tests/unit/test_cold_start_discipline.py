@@ -44,6 +44,8 @@ def test_every_model_of_the_layer_defers_building_its_validator_to_its_first_use
 
 # Distributions the layer pins, and the module each provides.
 _PROVIDES = {
+    "boto3": "boto3",
+    "botocore": "botocore",
     "aws-lambda-powertools": "aws_lambda_powertools",
     "aws-xray-sdk": "aws_xray_sdk",
     "pydantic": "pydantic",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fakes import FakeObjectStore
 
-from attune_packs.errors import NotFoundError
+from attune_packs.errors import NotFoundError, TransientError
 from attune_packs.services.installations import installation_status
 
 
@@ -54,3 +54,13 @@ def test_past_its_history_an_installation_is_answered_from_its_stage_reports() -
 def test_an_installation_nothing_is_known_of_is_not_found() -> None:
     with pytest.raises(NotFoundError, match="no installation 'inst-404'"):
         installation_status("inst-404", NoExecutions(), FakeObjectStore())
+
+
+class UnreadableStore(FakeObjectStore):
+    def head(self, location: Any) -> dict[str, Any] | None:
+        raise ConnectionError("S3 is not answering")
+
+
+def test_past_its_history_an_installation_whose_reports_cannot_be_read_is_a_retriable_fault() -> None:
+    with pytest.raises(TransientError, match="cannot be read now"):
+        installation_status("inst-1", NoExecutions(), UnreadableStore())

@@ -20,7 +20,7 @@ class RegisterRequest(Reported):
     build_results: list[BuiltEnvironment | FailedBuild | BuildReference] = Field(default_factory=list)
     # Set by the state machine: how its dependency loop ended, so a missing dependency can say why.
     dependency_rounds: int = Field(default=0, ge=0, le=1000, description="rounds of dependency downloads run")
-    missing_dependencies: int = Field(
+    missing_dependency_count: int = Field(
         default=0, ge=0, description="dependencies still missing when the dependency loop ended"
     )
 

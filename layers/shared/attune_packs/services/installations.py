@@ -124,7 +124,7 @@ def installation_status(installation_id: str, executions: Executions, store: Obj
 
 
 def _without_history(installation_id: str, store: ObjectStore) -> dict[str, Any]:
-    result = unfinished_installation_output(installation_id, store)
+    result = unfinished_installation_output(installation_id, store, strict=True)
     if result is None:
         raise NotFoundError(f"no installation {installation_id!r}")
     # What the stages reported, not whether the execution ended well: that was in its history.

@@ -15,8 +15,8 @@ import json
 from typing import Any
 
 from attune_packs.adapters.s3 import ObjectStore
-from attune_packs.errors import SourceError
-from attune_packs.models import Reported, ReportedResponse
+from attune_packs.errors import SourceError, TransientError
+from attune_packs.models import MAX_DEPENDENCY_ROUNDS, Reported, ReportedResponse
 from attune_packs.s3_uri import S3Location, parse_s3_uri
 
 INSTALLATION_REPORTS = "reports/installs/{installation_id}/"
@@ -103,17 +103,21 @@ def expand_installation_output(output: dict[str, Any] | None, store: ObjectStore
 
 
 def unfinished_installation_output(
-    installation_id: str, store: ObjectStore, max_rounds: int = 5
+    installation_id: str, store: ObjectStore, max_rounds: int = MAX_DEPENDENCY_ROUNDS, *, strict: bool = False
 ) -> dict[str, Any] | None:
     """What the stages of an installation that failed (or was stopped) had reported before: an
-    execution that fails has no output, but its stage reports are in S3. None when there are none."""
+    execution that fails has no output, but its stage reports are in S3. None when there are none.
+    When S3 cannot be read: None (the execution's own error is shown alone), or with ``strict``
+    (the reports are all there is) a retriable ``TransientError``."""
     prefix = INSTALLATION_REPORTS.format(installation_id=installation_id)
     names = ["download", "register"]
     names += [f"dependencies-{n}" for n in range(max_rounds + 1)]
     names += [f"dependency-download-{n}" for n in range(max_rounds + 1)]
     try:
         present = [name for name in names if store.head(S3Location(store.bucket, f"{prefix}{name}.json")) is not None]
-    except Exception:  # noqa: BLE001 - the reports cannot be looked at: show the error alone
+    except Exception as exc:  # noqa: BLE001 - the reports cannot be looked at
+        if strict:
+            raise TransientError(f"the stage reports of installation {installation_id} cannot be read now") from exc
         return None
     if not present:
         return None

@@ -1,5 +1,6 @@
-"""Flip: make a staged registration current in one transaction, conditional on the revision read
-when planning (and on each dependency's revision); then prune what fell out of use.
+"""Flip: make a registration current in one transaction, conditional on the revision read when
+planning (and on each dependency's revision), writing its items in that same transaction when they
+fit there (else they were staged first); then prune what fell out of use.
 
 Readers follow the pointer, so they see the old pack or the new pack, never a mixture; of two
 concurrent registrations exactly one wins and the other gets ``CONFLICT``.

@@ -10,6 +10,9 @@ from datetime import UTC, datetime, timedelta
 Clock = Callable[[], datetime]
 
 
+TRANSACTION_BYTES = 4_000_000  # what one TransactWriteItems may carry, all items together
+
+
 @dataclass(frozen=True)
 class RegistryPolicy:
     """How much history is kept and where large content goes."""
@@ -29,6 +32,11 @@ class RegistryPolicy:
     def __post_init__(self) -> None:
         if self.keep_versions < 1:
             raise ValueError("keep_versions must be at least 1 (the current version)")
+        # The flip's own items (the pointer and the version record, each up to max_item_bytes, and
+        # small ones) must still fit beside the registration in TransactWriteItems' 4 MB.
+        room = TRANSACTION_BYTES - 3 * self.max_item_bytes
+        if not 0 <= self.inline_registration_bytes <= room:
+            raise ValueError(f"inline_registration_bytes must be between 0 and {room}")
 
 
 def utc_now() -> datetime:

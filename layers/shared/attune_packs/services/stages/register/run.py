@@ -205,13 +205,13 @@ def _record_installation(
 def _with_loop_end(error: DependencyError, request: RegisterRequest) -> DependencyError:
     """A missing dependency says so when the installation's dependency loop ran out of rounds with
     dependencies still missing: the chain is longer than one installation follows."""
-    if error.error_code != "DEPENDENCY_NOT_FOUND" or not request.missing_dependencies:
+    if error.error_code != "DEPENDENCY_NOT_FOUND" or not request.missing_dependency_count:
         return error
     if request.dependency_rounds < MAX_DEPENDENCY_ROUNDS:
         return error
     return DependencyError(
         f"{error.message}: this installation stopped downloading dependencies after its {MAX_DEPENDENCY_ROUNDS} "
-        f"rounds with {request.missing_dependencies} still missing (a longer chain of dependencies than one "
+        f"rounds with {request.missing_dependency_count} still missing (a longer chain of dependencies than one "
         "installation follows): install the deepest dependencies first, then this pack again",
         error_code=error.error_code,
     )
