@@ -787,3 +787,40 @@ def test_packs_registered_before_registration_ids_are_read_and_upgraded() -> Non
     register(store, table, put(store, "app", "1.0.1"), policy=RegistryPolicy(keep_versions=1))
     assert ("PACK#app", "COMPONENT#1.0.0#actions#hello") not in table.items
     assert [c["pack_version"] for c in show_pack(table, "app")["components"]["actions"]] == ["1.0.1"]
+
+
+def _flip_of_a_pack_with(actions: int) -> tuple[bool, int]:
+    """(whether the registration was staged first, the operations of the flip's transaction)."""
+    store, table = FakeObjectStore(), FakePackTable()
+    staged, flips = [], []
+    batch_put, transact = table.batch_put, table.transact
+
+    def recording_batch_put(items: Any) -> int:
+        items = list(items)
+        staged.extend(i for i in items if i.get("entity") == "staged_registration")
+        return batch_put(items)
+
+    def recording_transact(operations: Any) -> None:
+        operations = list(operations)
+        flips.append(len(operations))
+        transact(operations)
+
+    table.batch_put, table.transact = recording_batch_put, recording_transact  # type: ignore[method-assign]
+    extra = {
+        f"actions/a{i:03}.yaml": f"name: a{i:03}\nrunner_type: python-script\nentry_point: hello.py\n"
+        for i in range(actions)
+    }
+    [pack] = register(store, table, put(store, "app", "1.0.0", extra=extra)).registered_packs
+    assert pack.status == "registered" and pack.components_registered["actions"] == actions + 1
+    [flip] = flips
+    return bool(staged), flip
+
+
+def test_a_registration_is_written_in_the_flip_up_to_the_transactions_last_operation_and_staged_beyond() -> None:
+    # The largest pack whose items fit fills the flip's transaction exactly; one component more is staged first
+    outcomes = {actions: _flip_of_a_pack_with(actions) for actions in range(90, 101)}
+    inline = [actions for actions, (staged, _) in outcomes.items() if not staged]
+    assert inline and inline == list(range(90, max(inline) + 1)), outcomes
+    assert outcomes[max(inline)] == (False, 100), "the room is used to the last operation"
+    assert outcomes[max(inline) + 1][0] is True, "one more component: staged first"
+    assert outcomes[max(inline) + 1][1] < 100, "the staged registration's flip carries the pointer, not the items"
