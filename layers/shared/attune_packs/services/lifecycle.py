@@ -43,7 +43,7 @@ from attune_packs.services.stages.register import (
     flip_pointer,
     is_stale,
     new_registration_id,
-    stage_registration,
+    registration_items,
     utc_now,
 )
 from attune_packs.services.stored_packs import load_pack
@@ -237,9 +237,10 @@ def _register_again(
         raise SourceGoneError(f"{record['archive']} no longer holds {ref} {target}", error_code="ROLLBACK_UNAVAILABLE")
     components = with_declared_triggers(ref, pack.contents.components)
     registration_id = new_registration_id()
-    staged = stage_registration(
-        table, store, ref, target, registration_id, components, policy, now, installation_id=installation_id
+    registration = registration_items(
+        store, ref, target, registration_id, components, policy, now, installation_id=installation_id
     )
+    staged = registration.stage(table)
     return registration_id, component_counts(components), staged
 
 

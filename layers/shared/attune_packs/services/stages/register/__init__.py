@@ -19,9 +19,10 @@ from attune_packs.services.stages.register.plan import (
 from attune_packs.services.stages.register.policy import Clock, RegistryPolicy, new_registration_id, utc_now
 from attune_packs.services.stages.register.prune import collect_garbage, is_stale, next_retained
 from attune_packs.services.stages.register.run import register_packs
-from attune_packs.services.stages.register.write import stage_registration
+from attune_packs.services.stages.register.write import Registration, registration_items
 
 __all__ = [
+    "Registration",
     "Clock",
     "FlipOutcome",
     "RegistryPolicy",
@@ -38,7 +39,7 @@ __all__ = [
     "new_registration_id",
     "next_retained",
     "register_packs",
+    "registration_items",
     "same_version",
-    "stage_registration",
     "utc_now",
 ]

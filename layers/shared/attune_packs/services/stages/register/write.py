@@ -132,24 +132,3 @@ def registration_items(
         marker=stored.staged_marker(ref, version, registration_id, installation_id, now),
         items=[*staged, *stored.listing_items(ref, version, registration_id, staged)],
     )
-
-
-def stage_registration(
-    table: PackTable,
-    store: ObjectStore,
-    ref: str,
-    version: str,
-    registration_id: str,
-    components: list[Component],
-    policy: RegistryPolicy,
-    now: datetime,
-    uploaded: set[str] | None = None,
-    installation_id: str | None = None,
-) -> list[Key]:
-    """Write a registration's items (its STAGED marker first, then one item per component and the
-    listing of them all) in batches. Nothing points at them until the flip. Returns their keys,
-    the marker's first."""
-    registration = registration_items(
-        store, ref, version, registration_id, components, policy, now, uploaded, installation_id
-    )
-    return registration.stage(table)
