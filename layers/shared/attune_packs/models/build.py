@@ -99,6 +99,27 @@ class BuildEnvsResponse(Response):
     failed_environments: list[PackFailure]
     summary: BuildSummary
 
+    @classmethod
+    def of(
+        cls, built: list[BuiltEnvironment], failed: list[PackFailure], *, cache_hits: int, duration_ms: int
+    ) -> BuildEnvsResponse:
+        """The stage's answer, its summary counted from ``built`` (environments not found cached
+        were built) and ``failed``."""
+        built_kinds = [kind for b in built for kind, env in b.environments.items() if not env.cached]
+        return cls(
+            built_environments=built,
+            failed_environments=failed,
+            summary=BuildSummary(
+                total_packs=len(built) + len(failed),
+                success_count=len(built),
+                failure_count=len(failed),
+                python_envs_built=built_kinds.count("python"),
+                nodejs_envs_built=built_kinds.count("nodejs"),
+                cache_hits=cache_hits,
+                total_duration_ms=duration_ms,
+            ),
+        )
+
 
 class BuildTask(Request):
     """One Map item: build (or find) the environments of one pack, answering a task token."""

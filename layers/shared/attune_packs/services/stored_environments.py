@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from attune_packs.adapters.s3 import ObjectStore
 from attune_packs.errors import AttuneError, TransientError
-from attune_packs.models import BuildEnvsRequest, BuildEnvsResponse, BuildSummary, BuiltEnvironment, PackFailure
+from attune_packs.models import BuildEnvsRequest, BuildEnvsResponse, BuiltEnvironment, PackFailure
 from attune_packs.services.stages.build_envs import prepare
 from attune_packs.services.stored_packs import load_pack
 
@@ -21,19 +21,8 @@ class Lookup:
 
     def response(self) -> BuildEnvsResponse:
         """What is known now, as the stage reports it (nothing built by this lookup)."""
-        return BuildEnvsResponse(
-            built_environments=self.built,
-            failed_environments=self.failed,
-            summary=BuildSummary(
-                total_packs=len(self.built) + len(self.failed),
-                success_count=len(self.built),
-                failure_count=len(self.failed),
-                python_envs_built=0,
-                nodejs_envs_built=0,
-                cache_hits=sum(len(b.environments) for b in self.built),
-                total_duration_ms=0,
-            ),
-        )
+        cache_hits = sum(len(b.environments) for b in self.built)
+        return BuildEnvsResponse.of(self.built, self.failed, cache_hits=cache_hits, duration_ms=0)
 
 
 def look_up(request: BuildEnvsRequest, store: ObjectStore, architecture: str) -> Lookup:

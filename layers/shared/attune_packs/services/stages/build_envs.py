@@ -35,7 +35,6 @@ from attune_packs.models import (
     BuildEnvsResponse,
     BuildOptions,
     BuildPackEnvsEvent,
-    BuildSummary,
     BuildTask,
     BuiltEnvironment,
     PackFailure,
@@ -271,23 +270,8 @@ class _DirectRun:
     cache_hits: int = 0
 
     def response(self) -> BuildEnvsResponse:
-        counts = {
-            kind: sum(1 for b in self.built for k, env in b.environments.items() if k == kind and not env.cached)
-            for kind in ("python", "nodejs")
-        }
-        return BuildEnvsResponse(
-            built_environments=self.built,
-            failed_environments=self.failed,
-            summary=BuildSummary(
-                total_packs=len(self.built) + len(self.failed),
-                success_count=len(self.built),
-                failure_count=len(self.failed),
-                python_envs_built=counts["python"],
-                nodejs_envs_built=counts["nodejs"],
-                cache_hits=self.cache_hits,
-                total_duration_ms=int((time.monotonic() - self.started) * 1000),
-            ),
-        )
+        duration_ms = int((time.monotonic() - self.started) * 1000)
+        return BuildEnvsResponse.of(self.built, self.failed, cache_hits=self.cache_hits, duration_ms=duration_ms)
 
 
 def build_pack_envs(
