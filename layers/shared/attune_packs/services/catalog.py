@@ -68,8 +68,8 @@ def show_pack(table: PackTable, ref: str, *, store: ObjectStore | None = None) -
         shown = _resolve_schema(item, store) if store is not None else item
         components.setdefault(str(item["type"]), []).append(shown)
     current = public(head.current)
-    if store is not None and isinstance(current.get(stored.MANIFEST_DOCUMENT_FIELD), dict):
-        current = _resolve_manifest(current, store)
+    if store is not None:
+        current = with_manifest_read_back(current, lambda: store)
     return {
         **current,
         "components": components,
@@ -126,21 +126,16 @@ def pack_history(table: PackTable, ref: str) -> dict[str, Any]:
 
 
 def with_manifest_read_back(record: dict[str, Any], store: Callable[[], ObjectStore]) -> dict[str, Any]:
-    """``record`` (a pack's, as :func:`show_pack` answers it) with pack.yaml's large fields read
-    back from S3 when some were kept there (one read; ``store`` is only made then)."""
-    if not isinstance(record.get(stored.MANIFEST_DOCUMENT_FIELD), dict):
+    """``record`` (a pack's, as :func:`show_pack` answers it) with pack.yaml's large fields, kept in
+    S3 at registration, read back into ``manifest`` in place of their reference (one read; ``store``
+    is only made then)."""
+    document = record.get(stored.MANIFEST_DOCUMENT_FIELD)
+    if not isinstance(document, dict):
         return record
-    return _resolve_manifest(record, store())
-
-
-def _resolve_manifest(record: dict[str, Any], store: ObjectStore) -> dict[str, Any]:
-    """pack.yaml's large fields, kept in S3 at registration, read back into ``manifest`` in place
-    of their reference."""
-    resolved = {k: v for k, v in record.items() if k != stored.MANIFEST_DOCUMENT_FIELD}
-    document = record[stored.MANIFEST_DOCUMENT_FIELD]
-    body = store.get_json(parse_s3_uri(str(document["ref"])))
+    body = store().get_json(parse_s3_uri(str(document["ref"])))
     manifest = stored.manifest_fields(record)
     manifest.update({k: body.get(k) for k in document.get("fields") or []})
+    resolved = {k: v for k, v in record.items() if k != stored.MANIFEST_DOCUMENT_FIELD}
     resolved[stored.MANIFEST_FIELD] = manifest
     return resolved
 
